@@ -1,0 +1,62 @@
+# kube-proxy-ts. Every target installs what it needs: npm packages (with the pinned Node 24 from
+# the npm registry) and, when running as root, the Debian tools the dataplanes drive.
+SHELL := /bin/bash
+NODE := $(CURDIR)/node_modules/.bin/node
+NPM_BIN := $(CURDIR)/node_modules/.bin
+export PATH := $(NPM_BIN):$(PATH)
+SIZE ?= 1000
+TESTS ?= test/**/*.test.ts
+
+.PHONY: all deps sysdeps build test unit lint demo bench clean
+
+all: build
+
+# npm ci runs again only when the lock file changed since the last install.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+deps: node_modules/.installed
+
+# Debian packages for the dataplanes and the network-namespace tests. Installed only when missing,
+# and only as root (a non-root run skips the kernel tests with a message instead).
+SYS_TOOLS := iptables:iptables nft:nftables conntrack:conntrack ip:iproute2
+sysdeps:
+	@if [ "$$(id -u)" = 0 ]; then \
+	  missing=""; for pair in $(SYS_TOOLS); do \
+	    tool=$${pair%%:*}; pkg=$${pair##*:}; \
+	    command -v $$tool >/dev/null 2>&1 || PATH=$$PATH:/usr/sbin:/sbin command -v $$tool >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	  done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  fi; \
+	else echo "not root: skipping Debian packages (kernel tests will be skipped)"; fi
+
+build: deps
+	tsc -p tsconfig.build.json
+
+# The one test command: type check, lint, format check, then every test with node's runner.
+test: deps sysdeps build
+	tsc --noEmit -p tsconfig.json
+	eslint .
+	prettier --check .
+	node --test --test-reporter=spec --test-timeout=300000 '$(TESTS)'
+
+# Only the pure unit tests: fast, no root needed.
+unit: deps
+	node --test --test-reporter=spec 'test/unit/**/*.test.ts'
+
+lint: deps
+	tsc --noEmit -p tsconfig.json
+	eslint .
+	prettier --check .
+
+demo: deps sysdeps build
+	node examples/demo.ts
+
+bench: deps sysdeps build
+	node bench/run.ts --size $(SIZE)
+
+clean:
+	rm -rf dist coverage
