@@ -1,0 +1,210 @@
+// One IP family's sync loop (upstream-behavior.md 2): a bounded-frequency runner around
+// "take a snapshot, decide full or partial, let the proxier render and apply", plus what happens
+// after a successful sync (health stamps, metrics, hooks for conntrack and service health checks).
+import { log } from '../log/log.ts';
+import type { IPFamily, ProxySnapshot } from '../model/types.ts';
+import type { ProxyHealth } from '../server/health.ts';
+import type { ProxyMetrics } from '../server/metrics.ts';
+import type { Proxier, SyncResult } from './proxier.ts';
+import { BoundedFrequencyRunner, realClock, type Clock } from './runner.ts';
+
+export interface SnapshotSource {
+  snapshot(): ProxySnapshot;
+}
+
+export interface FamilySyncOptions {
+  readonly proxier: Proxier;
+  readonly source: SnapshotSource;
+  readonly health: ProxyHealth;
+  readonly metrics?: ProxyMetrics;
+  readonly minSyncPeriodMs: number;
+  readonly syncPeriodMs: number;
+  /** Forced full sync period; upstream uses one hour for iptables and nftables. */
+  readonly fullSyncPeriodMs?: number;
+  /** Epoch ms the proxy started: trigger times before it are not observed (no bogus samples). */
+  readonly startTimeMs?: number;
+  /** Runs after each successful sync (conntrack cleanup, service health checks). Errors logged. */
+  readonly afterSync?: (snapshot: ProxySnapshot, result: SyncResult) => Promise<void> | void;
+  readonly clock?: Clock;
+}
+
+const HOUR_MS = 3_600_000;
+
+export class FamilySync {
+  readonly family: IPFamily;
+  private readonly options: FamilySyncOptions;
+  private readonly clock: Clock;
+  private readonly runner: BoundedFrequencyRunner;
+  private needFullSync = true;
+  private lastFullSync = Number.NEGATIVE_INFINITY;
+  private canaryTimer: unknown;
+  private started = false;
+  private syncCount = 0;
+  private lastSnapshot: ProxySnapshot | undefined;
+
+  constructor(options: FamilySyncOptions) {
+    this.options = options;
+    this.family = options.proxier.family;
+    this.clock = options.clock ?? realClock;
+    this.runner = new BoundedFrequencyRunner({
+      name: `${options.proxier.mode}-${this.family}`,
+      minIntervalMs: options.minSyncPeriodMs,
+      retryIntervalMs: options.syncPeriodMs,
+      maxIntervalMs: options.fullSyncPeriodMs ?? HOUR_MS,
+      clock: this.clock,
+      fn: () => this.syncOnce(),
+      onError: (error) => {
+        log.error('Failed to sync proxy rules, will retry', error, {
+          ipFamily: this.family,
+          mode: options.proxier.mode,
+        });
+      },
+    });
+  }
+
+  /** Something changed: sync as soon as allowed. Marks the update as queued for healthz. */
+  requestSync(): void {
+    this.options.health.queued(this.family);
+    this.options.metrics?.syncProxyRulesLastQueuedTimestamp.set(
+      { ip_family: this.family },
+      this.clock.now() / 1000,
+    );
+    this.runner.run();
+  }
+
+  /** Node topology changed or the node went away: the next sync rewrites everything. */
+  requestFullSync(): void {
+    this.needFullSync = true;
+    this.requestSync();
+  }
+
+  /** Starts the loop (upstream SyncLoop): stamps health, syncs at once, polls the canary. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.options.health.updated(this.family);
+    this.options.metrics?.syncProxyRulesLastQueuedTimestamp.set(
+      { ip_family: this.family },
+      this.clock.now() / 1000,
+    );
+    this.runner.start();
+    this.scheduleCanaryCheck();
+  }
+
+  stop(): void {
+    this.runner.stop();
+    if (this.canaryTimer !== undefined) this.clock.clearTimeout(this.canaryTimer);
+    this.canaryTimer = undefined;
+  }
+
+  whenIdle(): Promise<void> {
+    return this.runner.whenIdle();
+  }
+
+  /** Number of successful syncs so far (for tests and the demo). */
+  get successfulSyncs(): number {
+    return this.syncCount;
+  }
+
+  get latestSnapshot(): ProxySnapshot | undefined {
+    return this.lastSnapshot;
+  }
+
+  private scheduleCanaryCheck(): void {
+    const check = this.options.proxier.needsFullSync?.bind(this.options.proxier);
+    if (!check) return;
+    this.canaryTimer = this.clock.setTimeout(() => {
+      void check()
+        .then((lost) => {
+          if (lost) {
+            log.info('Proxy rules were flushed by someone else, forcing a full resync', {
+              ipFamily: this.family,
+            });
+            this.requestFullSync();
+          }
+        })
+        .catch((error: unknown) => {
+          log.error('Canary check failed', error, { ipFamily: this.family });
+        })
+        .finally(() => {
+          if (this.started && this.canaryTimer !== undefined) this.scheduleCanaryCheck();
+        });
+    }, this.options.syncPeriodMs);
+  }
+
+  private async syncOnce(): Promise<void> {
+    const { proxier, metrics } = this.options;
+    const start = this.clock.now();
+    const snapshot = this.options.source.snapshot();
+    const full = this.needFullSync || start - this.lastFullSync >= (this.options.fullSyncPeriodMs ?? HOUR_MS);
+    const labels = { ip_family: this.family };
+    metrics?.serviceChangesTotal.inc(snapshot.serviceChanges);
+    metrics?.endpointChangesTotal.inc(snapshot.endpointChanges);
+    metrics?.serviceChangesPending.set(0);
+    metrics?.endpointChangesPending.set(labels, 0);
+    let result: SyncResult;
+    try {
+      // Whatever happens next, the changes are drained from the model: a failure must be
+      // followed by a full sync so nothing is lost.
+      this.needFullSync = true;
+      result = await proxier.sync({ snapshot, full });
+    } finally {
+      const seconds = (this.clock.now() - start) / 1000;
+      metrics?.syncProxyRulesDuration.observe(labels, seconds);
+      if (full) metrics?.syncFullProxyRulesDuration.observe(labels, seconds);
+      else metrics?.syncPartialProxyRulesDuration.observe(labels, seconds);
+    }
+    this.needFullSync = false;
+    const end = this.clock.now();
+    if (result.full) this.lastFullSync = start;
+    this.syncCount++;
+    this.lastSnapshot = snapshot;
+    this.options.health.updated(this.family);
+    metrics?.syncProxyRulesLastTimestamp.set(labels, end / 1000);
+    this.observeAfterSync(snapshot, end);
+    log.v(2).info('Synced proxy rules', {
+      ipFamily: this.family,
+      mode: proxier.mode,
+      full: result.full,
+      servicePorts: snapshot.servicePorts.size,
+      changedServices: snapshot.changedServices.size,
+      elapsed: `${String(end - start)}ms`,
+      render: `${(result.renderSeconds * 1000).toFixed(1)}ms`,
+      apply: `${(result.applySeconds * 1000).toFixed(1)}ms`,
+      ...result.details,
+    });
+    if (this.options.afterSync) {
+      try {
+        await this.options.afterSync(snapshot, result);
+      } catch (error) {
+        log.error('Post-sync step failed', error, { ipFamily: this.family });
+      }
+    }
+  }
+
+  private observeAfterSync(snapshot: ProxySnapshot, now: number): void {
+    const metrics = this.options.metrics;
+    if (!metrics) return;
+    const labels = { ip_family: this.family };
+    const startTime = this.options.startTimeMs ?? Number.NEGATIVE_INFINITY;
+    for (const times of snapshot.triggerTimes.values()) {
+      for (const time of times) {
+        if (time >= startTime && time <= now)
+          metrics.networkProgrammingDuration.observe(labels, (now - time) / 1000);
+      }
+    }
+    let internal = 0;
+    let external = 0;
+    for (const state of snapshot.servicePorts.values()) {
+      const sp = state.servicePort;
+      const { hasAnyEndpoints, localEndpoints } = state.selection;
+      if (!hasAnyEndpoints || localEndpoints.length > 0) continue;
+      if (sp.internalPolicyLocal) internal++;
+      const externallyAccessible =
+        sp.nodePort !== 0 || sp.externalIPs.length > 0 || sp.loadBalancerVIPs.length > 0;
+      if (sp.externalPolicyLocal && externallyAccessible) external++;
+    }
+    metrics.noLocalEndpointsTotal.set({ traffic_policy: 'internal', ip_family: this.family }, internal);
+    metrics.noLocalEndpointsTotal.set({ traffic_policy: 'external', ip_family: this.family }, external);
+  }
+}

@@ -1,0 +1,149 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FamilySync } from '../../../src/sync/family-sync.ts';
+import type { Proxier, SyncRequest } from '../../../src/sync/proxier.ts';
+import type { ProxySnapshot } from '../../../src/model/types.ts';
+import { ProxyHealth } from '../../../src/server/health.ts';
+import { createProxyMetrics } from '../../../src/server/metrics.ts';
+import { FakeClock } from '../../support/fake-clock.ts';
+
+function emptySnapshot(triggerTimes = new Map<string, number[]>()): ProxySnapshot {
+  return {
+    family: 'IPv4',
+    node: { name: 'n1', zone: '', labels: {}, podCIDRs: [], nodeIPs: [] },
+    servicePorts: new Map(),
+    changedServices: new Set(),
+    udpEndpointsChanged: false,
+    triggerTimes,
+    serviceChanges: 1,
+    endpointChanges: 2,
+  };
+}
+
+/** Records what the loop asked of the backend; can be told to fail or to report lost rules. */
+class RecordingProxier implements Proxier {
+  readonly family = 'IPv4' as const;
+  readonly mode = 'iptables';
+  requests: SyncRequest[] = [];
+  failures = 0;
+  rulesLost = false;
+  sync(request: SyncRequest) {
+    this.requests.push(request);
+    if (this.failures > 0) {
+      this.failures--;
+      return Promise.reject(new Error('iptables-restore: exit status 1'));
+    }
+    return Promise.resolve({ full: request.full, renderSeconds: 0, applySeconds: 0 });
+  }
+  needsFullSync() {
+    const lost = this.rulesLost;
+    this.rulesLost = false;
+    return Promise.resolve(lost);
+  }
+}
+
+function setup(triggerTimes?: Map<string, number[]>) {
+  const clock = new FakeClock(10_000_000);
+  const proxier = new RecordingProxier();
+  const health = new ProxyHealth({ syncPeriodMs: 30_000, now: () => clock.now() });
+  const metrics = createProxyMetrics('iptables', { defaultMetrics: false });
+  const sync = new FamilySync({
+    proxier,
+    source: { snapshot: () => emptySnapshot(triggerTimes) },
+    health,
+    metrics,
+    minSyncPeriodMs: 1000,
+    syncPeriodMs: 30_000,
+    startTimeMs: 9_000_000,
+    clock,
+  });
+  return { clock, proxier, health, metrics, sync };
+}
+
+test('first sync is full, later ones partial; a failure forces the next to be full', async () => {
+  const { clock, proxier, sync } = setup();
+  sync.start();
+  await clock.advance(0);
+  sync.requestSync();
+  await clock.advance(1000);
+  assert.deepEqual(
+    proxier.requests.map((r) => r.full),
+    [true, false],
+  );
+  proxier.failures = 1;
+  sync.requestSync();
+  await clock.advance(1000);
+  sync.requestSync();
+  await clock.advance(1000);
+  assert.deepEqual(
+    proxier.requests.map((r) => r.full),
+    [true, false, false, true],
+  );
+  sync.stop();
+});
+
+test('a failed sync is retried within syncPeriod without any new request', async () => {
+  const { clock, proxier, sync } = setup();
+  proxier.failures = 1;
+  sync.start();
+  await clock.advance(0);
+  assert.equal(sync.successfulSyncs, 0);
+  await clock.advance(30_000);
+  assert.equal(sync.successfulSyncs, 1);
+  assert.equal(proxier.requests[1]?.full, true);
+  sync.stop();
+});
+
+test('full sync at least every hour', async () => {
+  const { clock, proxier, sync } = setup();
+  sync.start();
+  await clock.advance(0);
+  await clock.advance(3_600_001);
+  assert.equal(proxier.requests.length, 2);
+  assert.equal(proxier.requests[1]?.full, true);
+  sync.stop();
+});
+
+test('lost rules (canary) force a full sync within syncPeriod', async () => {
+  const { clock, proxier, sync } = setup();
+  sync.start();
+  await clock.advance(0);
+  proxier.rulesLost = true;
+  await clock.advance(30_000);
+  assert.deepEqual(
+    proxier.requests.map((r) => r.full),
+    [true, true],
+  );
+  sync.stop();
+});
+
+test('healthz goes stale while syncs keep failing and recovers after success', async () => {
+  const { clock, proxier, health, sync } = setup();
+  sync.start();
+  await clock.advance(0);
+  proxier.failures = 100;
+  sync.requestSync();
+  await clock.advance(60_001);
+  assert.equal(health.status().healthy, false);
+  proxier.failures = 0;
+  await clock.advance(30_000);
+  assert.equal(health.status().healthy, true);
+  sync.stop();
+});
+
+test('metrics: durations, last timestamp, change counters, programming latency only after start', async () => {
+  const triggers = new Map([['default/web', [9_999_000, 8_000_000]]]);
+  const { clock, metrics, sync } = setup(triggers);
+  sync.start();
+  await clock.advance(0);
+  const text = await metrics.registry.metrics();
+  assert.match(text, /kubeproxy_sync_proxy_rules_duration_seconds_count\{ip_family="IPv4"\} 1/);
+  assert.match(text, /kubeproxy_sync_full_proxy_rules_duration_seconds_count\{ip_family="IPv4"\} 1/);
+  assert.match(text, /kubeproxy_sync_proxy_rules_last_timestamp_seconds\{ip_family="IPv4"\} 10000/);
+  assert.match(text, /kubeproxy_sync_proxy_rules_service_changes_total 1/);
+  assert.match(text, /kubeproxy_sync_proxy_rules_endpoint_changes_total 2/);
+  // One trigger time after proxy start (1 s old), one before: only the first is observed.
+  assert.match(text, /kubeproxy_network_programming_duration_seconds_count\{ip_family="IPv4"\} 1/);
+  assert.match(text, /kubeproxy_network_programming_duration_seconds_bucket\{le="1",ip_family="IPv4"\} 1/);
+  sync.stop();
+});

@@ -1,0 +1,131 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { BoundedFrequencyRunner } from '../../../src/sync/runner.ts';
+import { FakeClock, settle } from '../../support/fake-clock.ts';
+
+function harness(options: { minIntervalMs?: number; retryIntervalMs?: number; maxIntervalMs?: number } = {}) {
+  const clock = new FakeClock();
+  const runs: number[] = [];
+  let failNext = 0;
+  let durationMs = 0;
+  const errors: unknown[] = [];
+  const runner = new BoundedFrequencyRunner({
+    name: 'test',
+    minIntervalMs: options.minIntervalMs ?? 1000,
+    retryIntervalMs: options.retryIntervalMs ?? 30_000,
+    maxIntervalMs: options.maxIntervalMs ?? 3_600_000,
+    clock,
+    onError: (error) => errors.push(error),
+    fn: async () => {
+      runs.push(clock.now());
+      if (durationMs > 0) await clock.advance(0);
+      if (failNext > 0) {
+        failNext--;
+        throw new Error('sync failed');
+      }
+    },
+  });
+  return {
+    clock,
+    runs,
+    errors,
+    runner,
+    failTimes: (n: number) => (failNext = n),
+    setDuration: (ms: number) => (durationMs = ms),
+  };
+}
+
+test('requests before start are dropped; start runs at once', async () => {
+  const h = harness();
+  h.runner.run();
+  await h.clock.advance(5000);
+  assert.equal(h.runs.length, 0);
+  h.runner.start();
+  await h.clock.advance(0);
+  assert.deepEqual(h.runs, [1_005_000]);
+  h.runner.stop();
+});
+
+test('a burst of requests coalesces into one run after minInterval', async () => {
+  const h = harness({ minIntervalMs: 1000 });
+  h.runner.start();
+  await h.clock.advance(0);
+  for (let i = 0; i < 10; i++) {
+    h.runner.run();
+    await h.clock.advance(50);
+  }
+  // 500 ms into the minimum interval: nothing yet.
+  assert.equal(h.runs.length, 1);
+  await h.clock.advance(500);
+  assert.equal(h.runs.length, 2);
+  assert.equal(h.runs[1]! - h.runs[0]!, 1000);
+  await h.clock.advance(10_000);
+  assert.equal(h.runs.length, 2, 'no further runs without requests');
+  h.runner.stop();
+});
+
+test('a request after the minimum interval runs immediately', async () => {
+  const h = harness({ minIntervalMs: 1000 });
+  h.runner.start();
+  await h.clock.advance(5000);
+  h.runner.run();
+  await h.clock.advance(0);
+  assert.deepEqual(h.runs, [1_000_000, 1_005_000]);
+  h.runner.stop();
+});
+
+test('a failed run is retried within retryInterval; success cancels the retry', async () => {
+  const h = harness({ minIntervalMs: 1000, retryIntervalMs: 30_000 });
+  h.failTimes(1);
+  h.runner.start();
+  await h.clock.advance(0);
+  assert.equal(h.errors.length, 1);
+  await h.clock.advance(29_999);
+  assert.equal(h.runs.length, 1);
+  await h.clock.advance(1);
+  assert.equal(h.runs.length, 2, 'retried at retryInterval');
+  await h.clock.advance(60_000);
+  assert.equal(h.runs.length, 2, 'no retry after success');
+  h.runner.stop();
+});
+
+test('runs at least every maxInterval', async () => {
+  const h = harness({ minIntervalMs: 1000, maxIntervalMs: 3_600_000 });
+  h.runner.start();
+  await h.clock.advance(2 * 3_600_000);
+  assert.deepEqual(h.runs, [1_000_000, 1_000_000 + 3_600_000, 1_000_000 + 7_200_000]);
+  h.runner.stop();
+});
+
+test('a request during a run is served once after it, respecting minInterval', async () => {
+  const clock = new FakeClock();
+  const runs: number[] = [];
+  let release: (() => void) | undefined;
+  const runner = new BoundedFrequencyRunner({
+    name: 'slow',
+    minIntervalMs: 1000,
+    retryIntervalMs: 30_000,
+    maxIntervalMs: 3_600_000,
+    clock,
+    fn: async () => {
+      runs.push(clock.now());
+      await new Promise<void>((resolve) => (release = resolve));
+    },
+  });
+  runner.start();
+  await clock.advance(0);
+  runner.run();
+  runner.run();
+  await clock.advance(5000);
+  assert.equal(runs.length, 1, 'no overlapping runs');
+  release!();
+  await settle();
+  await clock.advance(999);
+  assert.equal(runs.length, 1);
+  await clock.advance(1);
+  assert.equal(runs.length, 2);
+  release!();
+  await settle();
+  runner.stop();
+  assert.equal(clock.pendingTimers(), 0, 'stop clears timers');
+});
