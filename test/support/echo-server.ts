@@ -1,0 +1,42 @@
+// A backend "pod": answers every TCP connection and UDP datagram with one JSON line naming
+// itself and the source address it saw, so tests can assert which endpoint answered and whether
+// the client was masqueraded. Started inside a pod namespace:
+//   node echo-server.ts --name pod-a --tcp 8080,8443 --udp 5353
+// Prints `ready` on stdout once every socket listens.
+import { createServer } from 'node:net';
+import { createSocket } from 'node:dgram';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({
+  options: {
+    name: { type: 'string' },
+    tcp: { type: 'string', default: '' },
+    udp: { type: 'string', default: '' },
+  },
+});
+const name = values.name ?? 'unnamed';
+const ports = (list: string) => list.split(',').filter(Boolean).map(Number);
+
+function reply(peer: string, port: number, proto: string): string {
+  // IPv4-mapped addresses come from the dual-stack socket; show the plain IPv4 form.
+  const address = peer.startsWith('::ffff:') ? peer.slice(7) : peer;
+  return `${JSON.stringify({ name, peer: address, port, proto })}\n`;
+}
+
+const listening: Promise<void>[] = [];
+for (const port of ports(values.tcp)) {
+  const server = createServer((socket) => {
+    socket.on('error', () => undefined);
+    socket.end(reply(socket.remoteAddress ?? '?', port, 'tcp'));
+  });
+  listening.push(new Promise((resolve) => server.listen({ port, host: '::', ipv6Only: false }, resolve)));
+}
+for (const port of ports(values.udp)) {
+  const socket = createSocket({ type: 'udp6', ipv6Only: false });
+  socket.on('message', (_message, remote) => {
+    socket.send(reply(remote.address, port, 'udp'), remote.port, remote.address);
+  });
+  listening.push(new Promise((resolve) => socket.bind(port, '::', resolve)));
+}
+await Promise.all(listening);
+process.stdout.write('ready\n');
