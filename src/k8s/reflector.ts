@@ -1,0 +1,554 @@
+// List + watch of one resource with client-go Reflector semantics (dependencies.md section 2):
+// paginated list from the watch cache (resourceVersion=0, then "" when that is gone), watches with
+// bookmarks and a jittered server-side timeout, resume from the last resourceVersion, relist on
+// 410 with synthetic deletes for objects that vanished meanwhile, and exponential backoff with
+// jitter on every error. It never gives up: only stop() ends it, and no handler exception or
+// malformed event can break the loop.
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ObjectMeta } from 'kubernetes-types/meta/v1.d.ts';
+import { log } from '../log/log.ts';
+import { KubeApiError, KubeStreamError, KubeTimeoutError, type KubeRequester } from './client.ts';
+
+/** Anything with object metadata: the reflector only needs namespace, name and resourceVersion. */
+export interface KubeObject {
+  metadata?: ObjectMeta;
+}
+
+export interface ReflectorHandlers<T> {
+  onAdd?(obj: T): void;
+  onUpdate?(oldObj: T, newObj: T): void;
+  /** Also called with the last known state for objects found gone by a relist. */
+  onDelete?(obj: T): void;
+  /** Once, after the first complete list has been delivered. */
+  onSynced?(): void;
+}
+
+/** Plain counters the CLI can expose as metrics; `lastSyncTime` is ms since the epoch (0 = never). */
+export interface ReflectorStats {
+  lists: number;
+  relists: number;
+  watches: number;
+  watchEvents: number;
+  errors: number;
+  lastSyncTime: number;
+  lastResourceVersion: string;
+}
+
+export interface ReflectorMetrics {
+  onList?(info: { readonly durationMs: number; readonly items: number; readonly pages: number }): void;
+  onWatchStart?(): void;
+  onWatchEvent?(type: string): void;
+  onError?(what: string, error: unknown): void;
+}
+
+export interface BackoffOptions {
+  /** First delay. client-go: 800 ms. */
+  readonly initialMs: number;
+  /** Cap of the base delay. client-go: 30 s. */
+  readonly maxMs: number;
+  readonly factor: number;
+  /** Each delay d becomes d + random() * jitter * d. client-go: 1.0. */
+  readonly jitter: number;
+  /** With no backoff for this long, the next one starts again at initialMs. client-go: 2 min. */
+  readonly resetAfterMs: number;
+}
+
+export const DEFAULT_BACKOFF: BackoffOptions = {
+  initialMs: 800,
+  maxMs: 30_000,
+  factor: 2,
+  jitter: 1,
+  resetAfterMs: 120_000,
+};
+
+export interface ReflectorOptions<T extends KubeObject> {
+  readonly client: KubeRequester;
+  /** Collection path, e.g. `/api/v1/services` or `/apis/discovery.k8s.io/v1/endpointslices`. */
+  readonly path: string;
+  readonly labelSelector?: string;
+  readonly fieldSelector?: string;
+  readonly handlers: ReflectorHandlers<T>;
+  /** For log lines; default the path. */
+  readonly name?: string;
+  /** List page size. Default 500 as client-go's pager. */
+  readonly pageSize?: number;
+  /** Overall deadline of each list page request. Default 60 s. */
+  readonly listTimeoutMs?: number;
+  /** Server-side watch timeout; default random in [300, 600) s as client-go. */
+  readonly watchTimeoutSeconds?: () => number;
+  /**
+   * No byte on a watch for this long means the stream is dead. The API server sends a bookmark
+   * about every minute, so the default of 5 minutes never fires on a healthy stream.
+   */
+  readonly idleTimeoutMs?: number;
+  /** A watch that ends sooner than this without any event counts as an error. Default 1 s. */
+  readonly minWatchDurationMs?: number;
+  readonly backoff?: Partial<BackoffOptions>;
+  readonly random?: () => number;
+  readonly now?: () => number;
+  readonly metrics?: ReflectorMetrics;
+}
+
+/** client-go's cache key: `namespace/name`, or `name` for cluster-scoped objects. */
+export function objectKey(obj: KubeObject): string {
+  const ns = obj.metadata?.namespace ?? '';
+  const name = obj.metadata?.name ?? '';
+  return ns === '' ? name : `${ns}/${name}`;
+}
+
+/** Exponential backoff with jitter that resets after a quiet period (client-go's manager). */
+export class Backoff {
+  readonly options: BackoffOptions;
+  #random: () => number;
+  #now: () => number;
+  #next: number;
+  #lastAt = -Infinity;
+
+  constructor(options: BackoffOptions, random: () => number = Math.random, now: () => number = Date.now) {
+    this.options = options;
+    this.#random = random;
+    this.#now = now;
+    this.#next = options.initialMs;
+  }
+
+  /** The next delay in ms. */
+  next(): number {
+    const now = this.#now();
+    if (now - this.#lastAt > this.options.resetAfterMs) this.#next = this.options.initialMs;
+    this.#lastAt = now;
+    const base = this.#next;
+    this.#next = Math.min(base * this.options.factor, this.options.maxMs);
+    return base + this.#random() * this.options.jitter * base;
+  }
+}
+
+/** Thrown from the line handler: an ERROR event arrived. */
+class WatchErrorEvent extends Error {
+  readonly code: number;
+  readonly reason: string;
+  constructor(code: number, reason: string, message: string) {
+    super(`watch ERROR event: ${code} ${reason}: ${message}`);
+    this.name = 'WatchErrorEvent';
+    this.code = code;
+    this.reason = reason;
+  }
+}
+
+/** Thrown from the line handler: a line that is not a watch event. */
+class MalformedWatchLine extends Error {
+  constructor(line: string, why: string) {
+    super(`malformed watch event (${why}): ${line.length > 200 ? `${line.slice(0, 200)}…` : line}`);
+    this.name = 'MalformedWatchLine';
+  }
+}
+
+function isExpired(error: unknown): boolean {
+  if (error instanceof KubeApiError)
+    return error.statusCode === 410 || error.reason === 'Expired' || error.reason === 'Gone';
+  if (error instanceof WatchErrorEvent)
+    return error.code === 410 || error.reason === 'Expired' || error.reason === 'Gone';
+  return false;
+}
+
+/** The requested resourceVersion is newer than the server has (e.g. a restarted fake server, or etcd restored). */
+function isTooLarge(error: unknown): boolean {
+  return (
+    error instanceof KubeApiError &&
+    (error.causes.includes('ResourceVersionTooLarge') || /too large resource version/i.test(error.message))
+  );
+}
+
+function isConnectionRefused(error: unknown): boolean {
+  return error instanceof Error && 'code' in error && error.code === 'ECONNREFUSED';
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+interface ListPage {
+  metadata?: { resourceVersion?: string; continue?: string };
+  items?: unknown[];
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isListPage(value: unknown): value is ListPage {
+  return isRecord(value) && Array.isArray(value['items']);
+}
+
+function asListPage(value: unknown, path: string): ListPage {
+  if (!isListPage(value)) throw new Error(`list ${path}: response is not a List`);
+  return value;
+}
+
+function hasName(value: unknown): value is KubeObject {
+  return isRecord(value) && isRecord(value['metadata']) && typeof value['metadata']['name'] === 'string';
+}
+
+export class Reflector<T extends KubeObject> {
+  readonly name: string;
+  readonly stats: ReflectorStats = {
+    lists: 0,
+    relists: 0,
+    watches: 0,
+    watchEvents: 0,
+    errors: 0,
+    lastSyncTime: 0,
+    lastResourceVersion: '',
+  };
+  #opts: ReflectorOptions<T>;
+  #store = new Map<string, T>();
+  #synced = false;
+  #lastRV = '';
+  /** The last RV could not be served (410 / too large): relist with "" (quorum). */
+  #rvUnavailable = false;
+  #paginatedResult = false;
+  #abort = new AbortController();
+  #running: Promise<void> | undefined;
+  #backoff: Backoff;
+  #now: () => number;
+  #random: () => number;
+
+  constructor(options: ReflectorOptions<T>) {
+    this.#opts = options;
+    this.name = options.name ?? options.path;
+    this.#now = options.now ?? Date.now;
+    this.#random = options.random ?? Math.random;
+    this.#backoff = new Backoff({ ...DEFAULT_BACKOFF, ...options.backoff }, this.#random, this.#now);
+  }
+
+  /** Starts the list/watch loop in the background; calling it twice does nothing. */
+  start(): void {
+    if (this.#running !== undefined || this.#abort.signal.aborted) return;
+    this.#running = this.#run();
+  }
+
+  /** Aborts the current request and any backoff wait; resolves when the loop has ended. */
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    await this.#running;
+  }
+
+  hasSynced(): boolean {
+    return this.#synced;
+  }
+
+  get lastResourceVersion(): string {
+    return this.#lastRV;
+  }
+
+  /** The objects as last delivered to the handlers. */
+  items(): T[] {
+    return [...this.#store.values()];
+  }
+
+  get(key: string): T | undefined {
+    return this.#store.get(key);
+  }
+
+  // A method, not a getter: the flag changes across awaits, which the type checker cannot see.
+  #isStopped(): boolean {
+    return this.#abort.signal.aborted;
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#isStopped()) {
+      try {
+        await this.#listAndWatch();
+      } catch (error) {
+        if (this.#isStopped()) break;
+        this.#noteError('list', error);
+        log.warn('Failed to list; will retry', { reflector: this.name, reason: describe(error) });
+      }
+      if (this.#isStopped()) break;
+      await this.#wait();
+    }
+  }
+
+  async #wait(): Promise<void> {
+    try {
+      await sleep(this.#backoff.next(), undefined, { signal: this.#abort.signal });
+    } catch {
+      // aborted by stop()
+    }
+  }
+
+  #noteError(what: string, error: unknown): void {
+    this.stats.errors++;
+    this.#opts.metrics?.onError?.(what, error);
+  }
+
+  /** "0" first (any cached state), then the last seen RV, or "" after the RV became unavailable. */
+  #relistResourceVersion(): string {
+    if (this.#rvUnavailable) return '';
+    return this.#lastRV === '' ? '0' : this.#lastRV;
+  }
+
+  #query(params: Record<string, string | undefined>): string {
+    const search = new URLSearchParams();
+    for (const [key, value] of Object.entries(params)) if (value !== undefined) search.set(key, value);
+    if (this.#opts.labelSelector) search.set('labelSelector', this.#opts.labelSelector);
+    if (this.#opts.fieldSelector) search.set('fieldSelector', this.#opts.fieldSelector);
+    const text = search.toString();
+    return text === '' ? this.#opts.path : `${this.#opts.path}?${text}`;
+  }
+
+  async #listAndWatch(): Promise<void> {
+    const rv = this.#relistResourceVersion();
+    let result: { items: T[]; resourceVersion: string; pages: number };
+    try {
+      result = await this.#list(rv);
+    } catch (error) {
+      if (this.#isStopped() || !(isExpired(error) || isTooLarge(error))) throw error;
+      // The version we asked for is gone (or from the future): ask for the latest instead, at once.
+      log
+        .v(2)
+        .info('List at resourceVersion unavailable, listing the latest', {
+          reflector: this.name,
+          resourceVersion: rv,
+        });
+      this.#rvUnavailable = true;
+      result = await this.#list('');
+    }
+    this.#rvUnavailable = false;
+    this.#replace(result.items, result.resourceVersion);
+    await this.#watchLoop();
+  }
+
+  async #list(rv: string): Promise<{ items: T[]; resourceVersion: string; pages: number }> {
+    const started = this.#now();
+    const pageSize = this.#opts.pageSize ?? 500;
+    // As client-go: an exact relist ("not older than" a given RV) is paginated only if the server
+    // paginated before; "0" and "" always are.
+    let limit: number | undefined = rv === '' || rv === '0' || this.#paginatedResult ? pageSize : undefined;
+    const items: T[] = [];
+    let pages = 0;
+    let cont: string | undefined;
+    let listRV = '';
+    for (;;) {
+      const path = this.#query({
+        limit: limit !== undefined ? String(limit) : undefined,
+        ...(cont !== undefined ? { continue: cont } : { resourceVersion: rv === '' ? undefined : rv }),
+      });
+      let page: ListPage;
+      try {
+        page = asListPage(
+          await this.#opts.client.getJSON(path, {
+            signal: this.#abort.signal,
+            timeoutMs: this.#opts.listTimeoutMs ?? 60_000,
+          }),
+          this.#opts.path,
+        );
+      } catch (error) {
+        if (cont !== undefined && isExpired(error) && !this.#isStopped()) {
+          // The continue token expired mid-list: list everything at once at the requested RV.
+          log.v(2).info('List continuation expired, listing without pagination', { reflector: this.name });
+          items.length = 0;
+          cont = undefined;
+          limit = undefined;
+          continue;
+        }
+        throw error;
+      }
+      pages++;
+      for (const item of page.items ?? []) {
+        if (!hasName(item)) throw new Error(`list ${this.#opts.path}: item without metadata.name`);
+        items.push(item as T);
+      }
+      listRV = page.metadata?.resourceVersion ?? listRV;
+      const next = page.metadata?.continue;
+      if (next === undefined || next === '') break;
+      if (pages === 1) this.#paginatedResult = true;
+      cont = next;
+    }
+    this.stats.lists++;
+    this.#opts.metrics?.onList?.({ durationMs: this.#now() - started, items: items.length, pages });
+    return { items, resourceVersion: listRV, pages };
+  }
+
+  /** Makes the store equal the list, telling the handlers what changed (a relist diff). */
+  #replace(items: readonly T[], resourceVersion: string): void {
+    const isRelist = this.#synced;
+    if (isRelist) this.stats.relists++;
+    const fresh = new Map<string, T>();
+    for (const item of items) fresh.set(objectKey(item), item);
+    for (const [key, old] of this.#store) {
+      if (!fresh.has(key)) {
+        this.#store.delete(key);
+        this.#call('onDelete', key, () => this.#opts.handlers.onDelete?.(old));
+      }
+    }
+    for (const [key, item] of fresh) {
+      const old = this.#store.get(key);
+      this.#store.set(key, item);
+      if (old === undefined) this.#call('onAdd', key, () => this.#opts.handlers.onAdd?.(item));
+      else if (old.metadata?.resourceVersion !== item.metadata?.resourceVersion) {
+        this.#call('onUpdate', key, () => this.#opts.handlers.onUpdate?.(old, item));
+      }
+    }
+    this.#setRV(resourceVersion);
+    this.stats.lastSyncTime = this.#now();
+    log.v(4).info('Listed', { reflector: this.name, items: items.length, resourceVersion });
+    if (!this.#synced) {
+      this.#synced = true;
+      this.#call('onSynced', '', () => this.#opts.handlers.onSynced?.());
+    }
+  }
+
+  #setRV(rv: string): void {
+    if (rv === '') return;
+    this.#lastRV = rv;
+    this.stats.lastResourceVersion = rv;
+  }
+
+  /** Runs a handler; an exception is logged and swallowed so one bad object cannot stop the watch. */
+  #call(handler: string, key: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      this.#noteError('handler', error);
+      log.error('Event handler failed', error, { reflector: this.name, handler, object: key });
+    }
+  }
+
+  /** Watches until the RV expires or a non-retriable error needs a relist; returns to relist. */
+  async #watchLoop(): Promise<void> {
+    for (;;) {
+      if (this.#isStopped()) return;
+      const started = this.#now();
+      let events = 0;
+      const timeoutSeconds = Math.floor(this.#opts.watchTimeoutSeconds?.() ?? 300 + this.#random() * 300);
+      const path = this.#query({
+        watch: '1',
+        allowWatchBookmarks: 'true',
+        resourceVersion: this.#lastRV,
+        timeoutSeconds: String(timeoutSeconds),
+      });
+      this.stats.watches++;
+      this.#opts.metrics?.onWatchStart?.();
+      let failure: unknown;
+      try {
+        await this.#opts.client.watchStream(path, {
+          signal: this.#abort.signal,
+          idleTimeoutMs: this.#opts.idleTimeoutMs ?? 300_000,
+          onLine: (line) => {
+            this.#handleLine(line);
+            events++;
+          },
+        });
+      } catch (error) {
+        failure = error;
+      }
+      if (this.#isStopped()) return;
+
+      if (failure instanceof KubeStreamError) {
+        // A broken connection is an ordinary end of the watch: resume from the last RV.
+        log.v(2).info('Watch connection broke, resuming', { reflector: this.name, reason: failure.message });
+        failure = undefined;
+      }
+      if (failure === undefined) {
+        const lasted = this.#now() - started;
+        if (events === 0 && lasted < (this.#opts.minWatchDurationMs ?? 1000)) {
+          // client-go: a watch that closes at once without an event is an error, not a timeout.
+          this.#noteError('watch', new Error('very short watch'));
+          log.warn('Very short watch: closed within a second without any event; relisting', {
+            reflector: this.name,
+            lastedMs: lasted,
+          });
+          return;
+        }
+        continue;
+      }
+
+      this.#noteError('watch', failure);
+      if (isExpired(failure)) {
+        log
+          .v(2)
+          .info('Watch expired (410), relisting', { reflector: this.name, resourceVersion: this.#lastRV });
+        return;
+      }
+      if (failure instanceof KubeApiError && failure.statusCode === 429) {
+        log.v(2).info('Watch throttled (429), backing off', { reflector: this.name });
+        await this.#wait();
+        continue;
+      }
+      if (isConnectionRefused(failure)) {
+        log.warn('API server refused the connection, backing off', {
+          reflector: this.name,
+          reason: describe(failure),
+        });
+        await this.#wait();
+        continue;
+      }
+      if (failure instanceof MalformedWatchLine) {
+        log.error('Bad watch event, re-watching from the last resourceVersion', failure, {
+          reflector: this.name,
+          resourceVersion: this.#lastRV,
+        });
+        await this.#wait();
+        continue;
+      }
+      if (failure instanceof KubeTimeoutError) {
+        log.warn('Watch stream idle too long, re-watching', {
+          reflector: this.name,
+          reason: failure.message,
+        });
+        await this.#wait();
+        continue;
+      }
+      log.warn('Watch failed; relisting', { reflector: this.name, reason: describe(failure) });
+      return;
+    }
+  }
+
+  #handleLine(line: string): void {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(line);
+    } catch {
+      throw new MalformedWatchLine(line, 'not JSON');
+    }
+    if (!isRecord(parsed) || typeof parsed['type'] !== 'string' || !isRecord(parsed['object'])) {
+      throw new MalformedWatchLine(line, 'no type or object');
+    }
+    const type = parsed['type'];
+    const object = parsed['object'];
+    this.stats.watchEvents++;
+    this.#opts.metrics?.onWatchEvent?.(type);
+    if (type === 'ERROR') {
+      const code = typeof object['code'] === 'number' ? object['code'] : 0;
+      const reason = typeof object['reason'] === 'string' ? object['reason'] : '';
+      const message = typeof object['message'] === 'string' ? object['message'] : '';
+      throw new WatchErrorEvent(code, reason, message);
+    }
+    const meta = isRecord(object['metadata']) ? object['metadata'] : {};
+    const rv = typeof meta['resourceVersion'] === 'string' ? meta['resourceVersion'] : '';
+    if (type === 'BOOKMARK') {
+      this.#setRV(rv);
+      return;
+    }
+    if (!hasName(object)) throw new MalformedWatchLine(line, 'object without metadata.name');
+    const obj = object as T;
+    const key = objectKey(obj);
+    switch (type) {
+      case 'ADDED':
+      case 'MODIFIED': {
+        const old = this.#store.get(key);
+        this.#store.set(key, obj);
+        if (old === undefined) this.#call('onAdd', key, () => this.#opts.handlers.onAdd?.(obj));
+        else this.#call('onUpdate', key, () => this.#opts.handlers.onUpdate?.(old, obj));
+        break;
+      }
+      case 'DELETED':
+        this.#store.delete(key);
+        this.#call('onDelete', key, () => this.#opts.handlers.onDelete?.(obj));
+        break;
+      default:
+        throw new MalformedWatchLine(line, `unknown event type ${type}`);
+    }
+    this.#setRV(rv);
+  }
+}

@@ -1,0 +1,78 @@
+// The three watches kube-proxy runs (spec 1.1): Services and EndpointSlices without the
+// service-proxy-name label (they belong to another proxy) and without the headless label (the
+// EndpointSlice controller copies Service labels onto slices, so one selector serves both), and
+// this Node only, by field selector.
+import type { Node, Service } from 'kubernetes-types/core/v1.d.ts';
+import type { EndpointSlice } from 'kubernetes-types/discovery/v1.d.ts';
+import type { KubeRequester } from './client.ts';
+import { Reflector, type ReflectorHandlers, type ReflectorOptions } from './reflector.ts';
+
+export const SERVICE_PROXY_NAME_LABEL = 'service.kubernetes.io/service-proxy-name';
+export const HEADLESS_LABEL = 'service.kubernetes.io/headless';
+export const PROXY_LABEL_SELECTOR = `!${SERVICE_PROXY_NAME_LABEL},!${HEADLESS_LABEL}`;
+
+export const SERVICES_PATH = '/api/v1/services';
+export const ENDPOINT_SLICES_PATH = '/apis/discovery.k8s.io/v1/endpointslices';
+export const NODES_PATH = '/api/v1/nodes';
+
+/** Tuning shared by all watches (backoff, timeouts, metrics); tests shrink the timings. */
+export type WatchTuning<T extends KubeObjectLike> = Omit<
+  ReflectorOptions<T>,
+  'client' | 'path' | 'labelSelector' | 'fieldSelector' | 'handlers' | 'name'
+>;
+type KubeObjectLike = Service | EndpointSlice | Node;
+
+/** What to watch for each kind, as plain data (pure). */
+export interface WatchSpec {
+  readonly name: string;
+  readonly path: string;
+  readonly labelSelector?: string;
+  readonly fieldSelector?: string;
+}
+
+export function serviceWatchSpec(): WatchSpec {
+  return { name: 'services', path: SERVICES_PATH, labelSelector: PROXY_LABEL_SELECTOR };
+}
+
+export function endpointSliceWatchSpec(): WatchSpec {
+  return { name: 'endpointslices', path: ENDPOINT_SLICES_PATH, labelSelector: PROXY_LABEL_SELECTOR };
+}
+
+export function nodeWatchSpec(nodeName: string): WatchSpec {
+  if (nodeName === '') throw new Error('node watch: the node name is empty');
+  return { name: `node ${nodeName}`, path: NODES_PATH, fieldSelector: `metadata.name=${nodeName}` };
+}
+
+function make<T extends KubeObjectLike>(
+  spec: WatchSpec,
+  client: KubeRequester,
+  handlers: ReflectorHandlers<T>,
+  tuning: WatchTuning<T>,
+): Reflector<T> {
+  return new Reflector<T>({ ...tuning, ...spec, client, handlers });
+}
+
+export function watchServices(
+  client: KubeRequester,
+  handlers: ReflectorHandlers<Service>,
+  tuning: WatchTuning<Service> = {},
+): Reflector<Service> {
+  return make(serviceWatchSpec(), client, handlers, tuning);
+}
+
+export function watchEndpointSlices(
+  client: KubeRequester,
+  handlers: ReflectorHandlers<EndpointSlice>,
+  tuning: WatchTuning<EndpointSlice> = {},
+): Reflector<EndpointSlice> {
+  return make(endpointSliceWatchSpec(), client, handlers, tuning);
+}
+
+export function watchNode(
+  client: KubeRequester,
+  nodeName: string,
+  handlers: ReflectorHandlers<Node>,
+  tuning: WatchTuning<Node> = {},
+): Reflector<Node> {
+  return make(nodeWatchSpec(nodeName), client, handlers, tuning);
+}
