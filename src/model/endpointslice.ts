@@ -1,0 +1,283 @@
+// EndpointSlice -> validated slice data of one IP family, and the merge of a Service's slices
+// into endpoint lists per service port (spec 1.3, 1.4). Pure.
+import type { EndpointSlice } from 'kubernetes-types/discovery/v1.d.ts';
+import type { Endpoint, IPFamily, Protocol, ServiceName } from './types.ts';
+import { describeValue, type Problem } from './problem.ts';
+import {
+  arrayField,
+  compareStrings,
+  field,
+  isDNSLabel,
+  isDNSSubdomain,
+  isIntInRange,
+  isPortName,
+  isProtocol,
+  parseExactIP,
+  sortedUnique,
+  stringField,
+} from './validate.ts';
+import { joinHostPort } from '../util/ip.ts';
+
+export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+export const TRIGGER_TIME_ANNOTATION = 'endpoints.kubernetes.io/last-change-trigger-time';
+
+export interface SlicePort {
+  readonly name: string;
+  readonly protocol: Protocol;
+  readonly port: number;
+}
+
+/** One endpoint of a slice, before it is paired with a port. */
+export interface SliceEndpoint {
+  /** Canonical addresses[0]. */
+  readonly ip: string;
+  readonly ready: boolean;
+  readonly serving: boolean;
+  readonly terminating: boolean;
+  readonly nodeName: string;
+  /** Sorted, unique; undefined when absent or empty (upstream treats both as "no hints"). */
+  readonly zoneHints: readonly string[] | undefined;
+  readonly nodeHints: readonly string[] | undefined;
+}
+
+export interface ParsedEndpointSlice {
+  /** `namespace/sliceName`. */
+  readonly key: string;
+  /** `namespace/<kubernetes.io/service-name label>`. */
+  readonly service: ServiceName;
+  readonly ports: readonly SlicePort[];
+  readonly endpoints: readonly SliceEndpoint[];
+  /** last-change-trigger-time annotation in epoch ms; not part of the slice's effect. */
+  readonly triggerTimeMs: number | undefined;
+}
+
+export interface EndpointSliceResult {
+  /** Undefined when the slice does not concern this family's model (or is unusable). */
+  readonly slice: ParsedEndpointSlice | undefined;
+  readonly problems: Problem[];
+}
+
+/** `namespace/name` of a slice (or Service) as given, for delete handling; undefined if unusable. */
+export function objectKey(obj: unknown): string | undefined {
+  const metadata = field(obj, 'metadata');
+  const namespace = stringField(metadata, 'namespace');
+  const name = stringField(metadata, 'name');
+  return namespace !== undefined && name !== undefined ? `${namespace}/${name}` : undefined;
+}
+
+// Go's time.RFC3339 layout as the API server writes it; fractional seconds are accepted on parse.
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
+
+/** RFC 3339 text to epoch milliseconds, or undefined when it is not a valid timestamp. */
+export function parseRFC3339(text: string): number | undefined {
+  const m = RFC3339.exec(text);
+  if (!m) return undefined;
+  const [, y, mo, d, h, mi, s, frac, zone] = m;
+  const year = Number(y);
+  const month = Number(mo);
+  const day = Number(d);
+  const hour = Number(h);
+  const minute = Number(mi);
+  const second = Number(s);
+  const utc = Date.UTC(year, month - 1, day, hour, minute, second);
+  // Date.UTC rolls over out-of-range fields (Feb 30 -> Mar 2); such text is not a valid time.
+  const check = new Date(utc);
+  if (
+    check.getUTCFullYear() !== year ||
+    check.getUTCMonth() !== month - 1 ||
+    check.getUTCDate() !== day ||
+    hour > 23 ||
+    minute > 59 ||
+    second > 59
+  ) {
+    return undefined;
+  }
+  let offsetMinutes = 0;
+  if (zone !== undefined && zone !== 'Z' && zone !== 'z') {
+    const sign = zone.startsWith('-') ? -1 : 1;
+    const oh = Number(zone.slice(1, 3));
+    const om = Number(zone.slice(4, 6));
+    if (oh > 23 || om > 59) return undefined;
+    offsetMinutes = sign * (oh * 60 + om);
+  }
+  const millis = frac ? Math.floor(Number(`0${frac}`) * 1000) : 0;
+  return utc - offsetMinutes * 60_000 + millis;
+}
+
+function hintNames(hints: unknown, list: string): string[] | undefined {
+  const names = (arrayField(hints, list) ?? [])
+    .map((entry) => field(entry, 'name'))
+    .filter((name): name is string => typeof name === 'string');
+  return names.length > 0 ? sortedUnique(names) : undefined;
+}
+
+export function parseEndpointSlice(input: EndpointSlice, family: IPFamily): EndpointSliceResult {
+  const raw: unknown = input;
+  const metadata = field(raw, 'metadata');
+  const namespaceValue = field(metadata, 'namespace');
+  const nameValue = field(metadata, 'name');
+  const namespace = typeof namespaceValue === 'string' ? namespaceValue : '';
+  const name = typeof nameValue === 'string' ? nameValue : '';
+  const problems: Problem[] = [];
+  const problem = (fieldPath: string, message: string): void => {
+    problems.push({ kind: 'EndpointSlice', namespace, name, field: fieldPath, message });
+  };
+  const none = (): EndpointSliceResult => ({ slice: undefined, problems });
+
+  // Slices for other families or FQDN slices belong to nobody here; unlabelled slices are not
+  // managed for a Service. Both are ignored silently, as upstream does.
+  if (field(raw, 'addressType') !== family) return none();
+  const serviceLabel = field(field(metadata, 'labels'), SERVICE_NAME_LABEL);
+  if (serviceLabel === undefined || serviceLabel === null || serviceLabel === '') return none();
+
+  if (!isDNSLabel(namespace)) {
+    problem('metadata.namespace', `invalid namespace ${describeValue(namespaceValue)}`);
+    return none();
+  }
+  if (!isDNSSubdomain(name)) {
+    problem('metadata.name', `invalid name ${describeValue(nameValue)}`);
+    return none();
+  }
+  if (typeof serviceLabel !== 'string' || !isDNSLabel(serviceLabel)) {
+    problem(`metadata.labels[${SERVICE_NAME_LABEL}]`, `invalid Service name ${describeValue(serviceLabel)}`);
+    return none();
+  }
+
+  const ports: SlicePort[] = [];
+  const seenPorts = new Set<string>();
+  (arrayField(raw, 'ports') ?? []).forEach((entry, i) => {
+    const at = `ports[${i}]`;
+    const portName = field(entry, 'name');
+    const portValue = field(entry, 'port');
+    // A nil name or a nil/zero port ("all ports") is legal API data that kube-proxy ignores.
+    if (portName === undefined || portName === null) return;
+    if (portValue === undefined || portValue === null || portValue === 0) return;
+    if (typeof portName !== 'string' || !isPortName(portName)) {
+      problem(`${at}.name`, `invalid port name ${describeValue(portName)}, port ignored`);
+      return;
+    }
+    const protocol = field(entry, 'protocol') ?? 'TCP';
+    if (!isProtocol(protocol)) {
+      problem(`${at}.protocol`, `unsupported value ${describeValue(protocol)}, port ignored`);
+      return;
+    }
+    if (!isIntInRange(portValue, 1, 65535)) {
+      problem(`${at}.port`, `invalid port ${describeValue(portValue)}, port ignored`);
+      return;
+    }
+    const portKey = `${portName}/${protocol}`;
+    if (seenPorts.has(portKey)) {
+      problem(`${at}.name`, `duplicate port ${describeValue(portName)}/${protocol}, ignored`);
+      return;
+    }
+    seenPorts.add(portKey);
+    ports.push({ name: portName, protocol, port: portValue });
+  });
+
+  const endpoints: SliceEndpoint[] = [];
+  (arrayField(raw, 'endpoints') ?? []).forEach((entry, i) => {
+    const addresses = arrayField(entry, 'addresses') ?? [];
+    if (addresses.length === 0) return; // nothing to route to; upstream skips these too
+    const address = addresses[0];
+    const parsed = parseExactIP(address);
+    if (!parsed) {
+      problem(`endpoints[${i}].addresses[0]`, `invalid IP ${describeValue(address)}, endpoint ignored`);
+      return;
+    }
+    if (parsed.family !== family) {
+      problem(
+        `endpoints[${i}].addresses[0]`,
+        `${describeValue(address)} is not an ${family} address, endpoint ignored`,
+      );
+      return;
+    }
+    const conditions = field(entry, 'conditions');
+    const hints = field(entry, 'hints');
+    endpoints.push({
+      ip: parsed.text,
+      // nil ready/serving mean true, nil terminating means false (spec 1.4).
+      ready: field(conditions, 'ready') !== false,
+      serving: field(conditions, 'serving') !== false,
+      terminating: field(conditions, 'terminating') === true,
+      nodeName: stringField(entry, 'nodeName') ?? '',
+      zoneHints: hintNames(hints, 'forZones'),
+      nodeHints: hintNames(hints, 'forNodes'),
+    });
+  });
+
+  let triggerTimeMs: number | undefined;
+  const trigger = field(field(metadata, 'annotations'), TRIGGER_TIME_ANNOTATION);
+  if (trigger !== undefined && trigger !== null) {
+    triggerTimeMs = typeof trigger === 'string' ? parseRFC3339(trigger) : undefined;
+    if (triggerTimeMs === undefined) {
+      problem(
+        `metadata.annotations[${TRIGGER_TIME_ANNOTATION}]`,
+        `invalid time ${describeValue(trigger)}, ignored`,
+      );
+    }
+  }
+
+  return {
+    slice: {
+      key: `${namespace}/${name}`,
+      service: `${namespace}/${serviceLabel}`,
+      ports,
+      endpoints,
+      triggerTimeMs,
+    },
+    problems,
+  };
+}
+
+/** Key of a service port within its Service, as slices and Service ports are matched. */
+export function portMatchKey(portName: string, protocol: Protocol): string {
+  return `${portName}/${protocol}`;
+}
+
+export function compareEndpoints(a: Endpoint, b: Endpoint): number {
+  return compareStrings(a.endpoint, b.endpoint);
+}
+
+/**
+ * Merges the slices of one Service into endpoint lists keyed by portMatchKey (spec 1.3).
+ * Duplicate `ip:port` across slices: a non-terminating copy beats a terminating one; otherwise
+ * the first in slice-key order wins, so the result does not depend on event order.
+ * Lists are sorted by endpoint string in plain string order.
+ */
+export function mergeEndpointSlices(
+  slices: Iterable<ParsedEndpointSlice>,
+  nodeName: string,
+): Map<string, Endpoint[]> {
+  const ordered = [...slices].sort((a, b) => compareStrings(a.key, b.key));
+  const byPort = new Map<string, Map<string, Endpoint>>();
+  for (const slice of ordered) {
+    for (const port of slice.ports) {
+      const matchKey = portMatchKey(port.name, port.protocol);
+      let set = byPort.get(matchKey);
+      if (!set) {
+        set = new Map();
+        byPort.set(matchKey, set);
+      }
+      for (const ep of slice.endpoints) {
+        const endpoint = joinHostPort(ep.ip, port.port);
+        const existing = set.get(endpoint);
+        if (existing && !(existing.terminating && !ep.terminating)) continue;
+        set.set(endpoint, {
+          ip: ep.ip,
+          port: port.port,
+          endpoint,
+          ready: ep.ready,
+          serving: ep.serving,
+          terminating: ep.terminating,
+          nodeName: ep.nodeName,
+          isLocal: ep.nodeName !== '' && ep.nodeName === nodeName,
+          zoneHints: ep.zoneHints,
+          nodeHints: ep.nodeHints,
+        });
+      }
+    }
+  }
+  const result = new Map<string, Endpoint[]>();
+  for (const [matchKey, set] of byPort) result.set(matchKey, [...set.values()].sort(compareEndpoints));
+  return result;
+}

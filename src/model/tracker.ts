@@ -1,0 +1,427 @@
+// ProxyModel: the per-family change tracker and snapshot builder (spec 1.3, 1.8, 2.2).
+//
+// Events (Service / EndpointSlice upserts and deletes) are parsed once on arrival and kept as
+// *pending* next to the *applied* state of the last snapshot. A pending entry that turns out
+// identical to the applied one is dropped, so reverts and no-op resyncs cost nothing.
+// snapshot() applies the pending entries, recomputes only the Services they touch (merge +
+// selection), reuses every unchanged ServicePortState object, and reports which Services
+// changed. A node zone change is the one event that touches everything: it re-runs only the
+// selection step, over endpoint lists that are already merged.
+//
+// Pure in the architecture's sense: no I/O and no clock (the proxy start time is passed in).
+import type { Node, Service } from 'kubernetes-types/core/v1.d.ts';
+import type { EndpointSlice } from 'kubernetes-types/discovery/v1.d.ts';
+import type {
+  Endpoint,
+  EndpointSelection,
+  IPFamily,
+  NodeContext,
+  ProxySnapshot,
+  ServiceName,
+  ServicePort,
+  ServicePortState,
+} from './types.ts';
+import { describeValue, type Problem, type ProblemKind } from './problem.ts';
+import { servicePortsFromService } from './service.ts';
+import {
+  mergeEndpointSlices,
+  objectKey,
+  parseEndpointSlice,
+  portMatchKey,
+  type ParsedEndpointSlice,
+} from './endpointslice.ts';
+import { selectEndpoints, type NodeTopology } from './selection.ts';
+import { emptyNodeContext, nodeContextFromNode } from './node.ts';
+import { compareStrings, field, stringField } from './validate.ts';
+
+export interface ProxyModelOptions {
+  readonly family: IPFamily;
+  /** This node's name: decides which endpoints are local. */
+  readonly nodeName: string;
+  /** Trigger times at or before this instant are not reported (spec 1.3). */
+  readonly proxyStartTimeMs: number;
+  readonly onProblem?: (problem: Problem) => void;
+}
+
+export interface SetNodeResult {
+  /** The zone label changed (never on the first setNode): the caller should force a full sync. */
+  readonly topologyChanged: boolean;
+  /** Anything in the NodeContext changed (never on the first setNode): labels, podCIDRs, IPs. */
+  readonly contextChanged: boolean;
+}
+
+interface ServiceRecord {
+  readonly ports: readonly ServicePort[];
+  readonly fingerprint: string;
+}
+
+interface SliceRecord {
+  readonly slice: ParsedEndpointSlice;
+  /** Everything that affects endpoints; the trigger time is deliberately not part of it. */
+  readonly fingerprint: string;
+}
+
+interface StateFingerprint {
+  readonly servicePort: string;
+  readonly endpoints: string;
+  readonly selection: string;
+}
+
+const NO_ENDPOINTS: readonly Endpoint[] = Object.freeze([]);
+
+function fingerprintOf(record: ServiceRecord | SliceRecord | null | undefined): string {
+  return record?.fingerprint ?? '';
+}
+
+function selectionFingerprint(selection: EndpointSelection): string {
+  const names = (list: readonly Endpoint[]): string[] => list.map((ep) => ep.endpoint);
+  return JSON.stringify([
+    names(selection.clusterEndpoints),
+    names(selection.localEndpoints),
+    names(selection.allReachable),
+    selection.hasAnyEndpoints,
+  ]);
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export class ProxyModel {
+  readonly family: IPFamily;
+  readonly nodeName: string;
+  readonly #proxyStartTimeMs: number;
+  readonly #onProblem: (problem: Problem) => void;
+
+  // State consumed by the last snapshot.
+  readonly #appliedServices = new Map<ServiceName, ServiceRecord>();
+  readonly #appliedSlices = new Map<string, SliceRecord>();
+  readonly #slicesByService = new Map<ServiceName, Map<string, ParsedEndpointSlice>>();
+
+  // Received since the last snapshot; only entries that differ from the applied state. null
+  // stands for "absent" (deleted, or skipped as invalid / not for this family).
+  readonly #pendingServices = new Map<ServiceName, ServiceRecord | null>();
+  readonly #pendingSlices = new Map<string, SliceRecord | null>();
+  readonly #pendingTriggerTimes = new Map<ServiceName, number[]>();
+  #serviceChanges = 0;
+  #endpointChanges = 0;
+
+  #node: NodeContext;
+  #nodeSeen = false;
+  /** The zone the current states were selected with. */
+  #selectionZone = '';
+
+  // The last snapshot's states, with what is needed to update them incrementally.
+  #states: ReadonlyMap<string, ServicePortState> = new Map();
+  readonly #fingerprints = new Map<string, StateFingerprint>();
+  readonly #keysByService = new Map<ServiceName, readonly string[]>();
+
+  constructor(options: ProxyModelOptions) {
+    this.family = options.family;
+    this.nodeName = options.nodeName;
+    this.#proxyStartTimeMs = options.proxyStartTimeMs;
+    const sink = options.onProblem;
+    // A failing problem sink must not turn bad input into an exception in the informer.
+    this.#onProblem = (problem: Problem): void => {
+      try {
+        sink?.(problem);
+      } catch {
+        // ignored on purpose
+      }
+    };
+    this.#node = emptyNodeContext(options.nodeName);
+  }
+
+  /** The node context the next snapshot will carry. */
+  get node(): NodeContext {
+    return this.#node;
+  }
+
+  /** Returns true when the event changed the pending state (a sync is worth requesting). */
+  upsertService(svc: Service): boolean {
+    const name = objectKey(svc);
+    let record: ServiceRecord | null = null;
+    try {
+      const { ports, problems } = servicePortsFromService(svc, this.family);
+      for (const problem of problems) this.#onProblem(problem);
+      if (ports.length > 0) record = { ports, fingerprint: JSON.stringify(ports) };
+    } catch (error) {
+      this.#internalProblem('Service', svc, error);
+    }
+    // Without a namespace/name string the parser already reported it and produced nothing.
+    return name === undefined ? false : this.#recordService(name, record);
+  }
+
+  deleteService(svc: Service): boolean {
+    const name = objectKey(svc);
+    return name === undefined ? false : this.#recordService(name, null);
+  }
+
+  upsertSlice(slice: EndpointSlice): boolean {
+    const key = objectKey(slice);
+    let record: SliceRecord | null = null;
+    try {
+      const parsed = parseEndpointSlice(slice, this.family);
+      for (const problem of parsed.problems) this.#onProblem(problem);
+      if (parsed.slice) {
+        const { service, ports, endpoints } = parsed.slice;
+        record = { slice: parsed.slice, fingerprint: JSON.stringify([service, ports, endpoints]) };
+      }
+    } catch (error) {
+      this.#internalProblem('EndpointSlice', slice, error);
+    }
+    if (key === undefined) return false;
+    return this.#recordSlice(key, record);
+  }
+
+  deleteSlice(slice: EndpointSlice): boolean {
+    const key = objectKey(slice);
+    return key === undefined ? false : this.#recordSlice(key, null);
+  }
+
+  /** Updates the node context. Events for another node are reported and ignored. */
+  setNode(node: Node): SetNodeResult {
+    const unchanged: SetNodeResult = { topologyChanged: false, contextChanged: false };
+    try {
+      const name = stringField(field(node, 'metadata'), 'name');
+      if (name !== this.nodeName) {
+        this.#report('Node', node, 'metadata.name', `${describeValue(name)} is not this node, ignored`);
+        return unchanged;
+      }
+      const { context, problems } = nodeContextFromNode(node, this.family, this.nodeName);
+      for (const problem of problems) this.#onProblem(problem);
+      const first = !this.#nodeSeen;
+      this.#nodeSeen = true;
+      const topologyChanged = context.zone !== this.#node.zone;
+      const contextChanged = JSON.stringify(context) !== JSON.stringify(this.#node);
+      if (contextChanged) this.#node = context;
+      // The first Node is what the proxy starts with, not a change of it (selection is still
+      // redone at the next snapshot if its zone differs from what was used so far).
+      return first ? unchanged : { topologyChanged, contextChanged };
+    } catch (error) {
+      this.#internalProblem('Node', node, error);
+      return unchanged;
+    }
+  }
+
+  /** True when the next snapshot would differ from the last one in some Service or selection. */
+  hasPendingChanges(): boolean {
+    return (
+      this.#pendingServices.size > 0 ||
+      this.#pendingSlices.size > 0 ||
+      this.#node.zone !== this.#selectionZone
+    );
+  }
+
+  snapshot(): ProxySnapshot {
+    const dirty = this.#applyPending();
+    const node = this.#node;
+    const topology: NodeTopology = { name: this.nodeName, zone: node.zone };
+    const reselect = node.zone !== this.#selectionZone;
+    this.#selectionZone = node.zone;
+
+    const changed = new Set<ServiceName>();
+    let udpEndpointsChanged = false;
+    let servicePorts = this.#states;
+
+    if (dirty.size > 0 || reselect) {
+      const next = new Map(this.#states);
+      let keysAdded = false;
+
+      for (const service of dirty) {
+        const ports = this.#appliedServices.get(service)?.ports ?? [];
+        const slices = this.#slicesByService.get(service);
+        const merged =
+          ports.length > 0 && slices ? mergeEndpointSlices(slices.values(), this.nodeName) : undefined;
+        const oldKeys = this.#keysByService.get(service) ?? [];
+        const newKeys: string[] = [];
+        for (const sp of ports) {
+          const key = sp.id.key;
+          newKeys.push(key);
+          const endpoints = merged?.get(portMatchKey(sp.id.portName, sp.id.protocol)) ?? NO_ENDPOINTS;
+          const selection = selectEndpoints(sp, endpoints, topology);
+          const fingerprint: StateFingerprint = {
+            servicePort: JSON.stringify(sp),
+            endpoints: JSON.stringify(endpoints),
+            selection: selectionFingerprint(selection),
+          };
+          const previous = this.#states.get(key);
+          const previousFingerprint = this.#fingerprints.get(key);
+          if (
+            previous &&
+            previousFingerprint?.servicePort === fingerprint.servicePort &&
+            previousFingerprint.endpoints === fingerprint.endpoints &&
+            previousFingerprint.selection === fingerprint.selection
+          ) {
+            continue; // unchanged: `next` already holds the previous object
+          }
+          if (!previous) keysAdded = true;
+          // Unchanged parts keep their identity too, for renderers that cache finer.
+          const samePort = previous && previousFingerprint?.servicePort === fingerprint.servicePort;
+          const sameEndpoints = previous && previousFingerprint?.endpoints === fingerprint.endpoints;
+          next.set(key, {
+            servicePort: samePort ? previous.servicePort : sp,
+            endpoints: sameEndpoints ? previous.endpoints : endpoints,
+            selection,
+          });
+          this.#fingerprints.set(key, fingerprint);
+          changed.add(service);
+          if (
+            sp.id.protocol === 'UDP' &&
+            (previousFingerprint?.endpoints ?? '[]') !== fingerprint.endpoints
+          ) {
+            udpEndpointsChanged = true;
+          }
+        }
+        const kept = new Set(newKeys);
+        for (const key of oldKeys) {
+          if (kept.has(key)) continue;
+          const previous = this.#states.get(key);
+          next.delete(key);
+          this.#fingerprints.delete(key);
+          changed.add(service);
+          if (previous?.servicePort.id.protocol === 'UDP' && previous.endpoints.length > 0) {
+            udpEndpointsChanged = true;
+          }
+        }
+        if (newKeys.length > 0) this.#keysByService.set(service, newKeys);
+        else this.#keysByService.delete(service);
+      }
+
+      if (reselect) {
+        for (const [key, state] of next) {
+          if (dirty.has(state.servicePort.id.service)) continue; // selected above with this zone
+          const selection = selectEndpoints(state.servicePort, state.endpoints, topology);
+          const fingerprint = this.#fingerprints.get(key);
+          const selectionText = selectionFingerprint(selection);
+          if (!fingerprint || fingerprint.selection === selectionText) continue;
+          next.set(key, { servicePort: state.servicePort, endpoints: state.endpoints, selection });
+          this.#fingerprints.set(key, { ...fingerprint, selection: selectionText });
+          changed.add(state.servicePort.id.service);
+        }
+      }
+
+      // Updates and deletes keep a Map's order; only additions land out of place.
+      servicePorts = keysAdded ? new Map([...next].sort(([a], [b]) => compareStrings(a, b))) : next;
+      if (changed.size === 0) servicePorts = this.#states; // nothing differs: keep the old map
+      this.#states = servicePorts;
+    }
+
+    const triggerTimes = new Map<ServiceName, readonly number[]>();
+    for (const [service, times] of this.#pendingTriggerTimes) {
+      if (changed.has(service)) triggerTimes.set(service, times);
+    }
+    this.#pendingTriggerTimes.clear();
+
+    const snapshot: ProxySnapshot = {
+      family: this.family,
+      node,
+      servicePorts,
+      changedServices: changed,
+      udpEndpointsChanged,
+      triggerTimes,
+      serviceChanges: this.#serviceChanges,
+      endpointChanges: this.#endpointChanges,
+    };
+    this.#serviceChanges = 0;
+    this.#endpointChanges = 0;
+    return snapshot;
+  }
+
+  /** Moves pending entries into the applied state; returns the Services they touch. */
+  #applyPending(): Set<ServiceName> {
+    const dirty = new Set<ServiceName>();
+    for (const [name, record] of this.#pendingServices) {
+      if (record) this.#appliedServices.set(name, record);
+      else this.#appliedServices.delete(name);
+      dirty.add(name);
+    }
+    this.#pendingServices.clear();
+
+    for (const [key, record] of this.#pendingSlices) {
+      const old = this.#appliedSlices.get(key);
+      if (old) {
+        // The slice may have moved to another Service (label change): both are touched.
+        const service = old.slice.service;
+        dirty.add(service);
+        const slices = this.#slicesByService.get(service);
+        slices?.delete(key);
+        if (slices?.size === 0) this.#slicesByService.delete(service);
+      }
+      if (record) {
+        const service = record.slice.service;
+        this.#appliedSlices.set(key, record);
+        dirty.add(service);
+        let slices = this.#slicesByService.get(service);
+        if (!slices) {
+          slices = new Map();
+          this.#slicesByService.set(service, slices);
+        }
+        slices.set(key, record.slice);
+      } else {
+        this.#appliedSlices.delete(key);
+      }
+    }
+    this.#pendingSlices.clear();
+    return dirty;
+  }
+
+  #recordService(name: ServiceName, record: ServiceRecord | null): boolean {
+    const current = this.#pendingServices.has(name)
+      ? this.#pendingServices.get(name)
+      : this.#appliedServices.get(name);
+    if (fingerprintOf(current) === fingerprintOf(record)) return false;
+    if (fingerprintOf(this.#appliedServices.get(name)) === fingerprintOf(record)) {
+      this.#pendingServices.delete(name); // back to what the last snapshot has: a revert
+    } else {
+      this.#pendingServices.set(name, record);
+    }
+    this.#serviceChanges++;
+    return true;
+  }
+
+  #recordSlice(key: string, record: SliceRecord | null): boolean {
+    const current = this.#pendingSlices.has(key)
+      ? this.#pendingSlices.get(key)
+      : this.#appliedSlices.get(key);
+    if (fingerprintOf(current) === fingerprintOf(record)) return false;
+    if (fingerprintOf(this.#appliedSlices.get(key)) === fingerprintOf(record)) {
+      this.#pendingSlices.delete(key);
+    } else {
+      this.#pendingSlices.set(key, record);
+    }
+    this.#endpointChanges++;
+    if (record) {
+      const time = record.slice.triggerTimeMs;
+      if (time !== undefined && time > this.#proxyStartTimeMs) {
+        const times = this.#pendingTriggerTimes.get(record.slice.service) ?? [];
+        times.push(time);
+        this.#pendingTriggerTimes.set(record.slice.service, times);
+      }
+    } else if (current) {
+      // A deleted slice's annotation is from its last update, not from this change: measuring
+      // it would overstate latency, so the Service's pending times are dropped (as upstream).
+      this.#pendingTriggerTimes.delete(current.slice.service);
+    }
+    return true;
+  }
+
+  #report(kind: ProblemKind, obj: unknown, fieldPath: string, message: string): void {
+    const metadata = field(obj, 'metadata');
+    this.#onProblem({
+      kind,
+      namespace: stringField(metadata, 'namespace') ?? '',
+      name: stringField(metadata, 'name') ?? '',
+      field: fieldPath,
+      message,
+    });
+  }
+
+  #internalProblem(kind: ProblemKind, obj: unknown, error: unknown): void {
+    try {
+      this.#report(kind, obj, '(object)', `could not be read, ignored: ${describeValue(errorText(error))}`);
+    } catch {
+      // Even the object's metadata cannot be read (a throwing getter): nothing left to report.
+    }
+  }
+}
