@@ -16,6 +16,8 @@ export interface Problem {
 }
 
 const MAX_VALUE_TEXT = 80;
+// JSON.stringify answers undefined for functions and symbols, which its declared type omits.
+const stringify: (value: unknown) => string | undefined = JSON.stringify;
 const PLAIN_NAME = /^[A-Za-z0-9._-]{0,253}$/;
 
 /**
@@ -26,8 +28,7 @@ export function describeValue(value: unknown): string {
   if (value === undefined) return 'missing';
   let text: string;
   try {
-    // JSON.stringify answers undefined for functions and symbols despite its declared type.
-    text = (JSON.stringify(value) as string | undefined) ?? typeof value;
+    text = stringify(value) ?? typeof value;
   } catch {
     text = typeof value;
   }
