@@ -185,7 +185,7 @@ describe('mergeEndpointSlices (spec 1.3)', () => {
       const eps = mergeEndpointSlices(order, 'node-a').get('http/TCP') ?? [];
       assert.equal(eps.length, 1);
       assert.equal(eps[0]?.terminating, false);
-      assert.equal(eps[0]?.ready, true);
+      assert.equal(eps[0].ready, true);
     }
   });
 

@@ -81,7 +81,7 @@ export function ep(address: string, options: EndpointOptions = {}): ApiEndpoint 
     conditions,
     ...(options.nodeName !== undefined ? { nodeName: options.nodeName } : {}),
     ...(options.zones || options.nodes ? { hints } : {}),
-  } as ApiEndpoint;
+  };
 }
 
 export interface SliceOptions {

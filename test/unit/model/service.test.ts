@@ -26,18 +26,18 @@ describe('servicePortsFromService: filtering (spec 1.2)', () => {
       printable: 'default/web:http',
       service: 'default/web',
     });
-    assert.equal(http?.clusterIP, '10.96.0.10');
-    assert.equal(http?.port, 80);
-    assert.equal(http?.nodePort, 0);
+    assert.equal(http.clusterIP, '10.96.0.10');
+    assert.equal(http.port, 80);
+    assert.equal(http.nodePort, 0);
     assert.equal(dns?.id.key, 'default/web:dns/UDP');
-    assert.equal(dns?.nodePort, 30053);
-    assert.deepEqual(http?.sessionAffinity, { type: 'None' });
+    assert.equal(dns.nodePort, 30053);
+    assert.deepEqual(http.sessionAffinity, { type: 'None' });
   });
 
   it('prints an unnamed port as namespace/name and defaults a missing protocol to TCP', () => {
     const { ports } = servicePortsFromService(service({ ports: [{ port: 443 }] }), 'IPv4');
     assert.equal(ports[0]?.id.printable, 'default/web');
-    assert.equal(ports[0]?.id.key, 'default/web:/TCP');
+    assert.equal(ports[0].id.key, 'default/web:/TCP');
   });
 
   for (const clusterIP of ['None', '']) {
@@ -306,7 +306,7 @@ describe('servicePortsFromService: validation at the border', () => {
       'IPv4',
     );
     assert.deepEqual(ports[0]?.externalIPs, ['192.0.2.1']);
-    assert.deepEqual(ports[0]?.loadBalancerVIPs, ['203.0.113.9']);
+    assert.deepEqual(ports[0].loadBalancerVIPs, ['203.0.113.9']);
     assert.deepEqual(
       problems.map((p) => p.field),
       ['spec.externalIPs[1]', 'status.loadBalancer.ingress[0].ip'],
