@@ -304,12 +304,10 @@ export class Reflector<T extends KubeObject> {
     } catch (error) {
       if (this.#isStopped() || !(isExpired(error) || isTooLarge(error))) throw error;
       // The version we asked for is gone (or from the future): ask for the latest instead, at once.
-      log
-        .v(2)
-        .info('List at resourceVersion unavailable, listing the latest', {
-          reflector: this.name,
-          resourceVersion: rv,
-        });
+      log.v(2).info('List at resourceVersion unavailable, listing the latest', {
+        reflector: this.name,
+        resourceVersion: rv,
+      });
       this.#rvUnavailable = true;
       result = await this.#list('');
     }

@@ -1,0 +1,82 @@
+// Standalone in-repo API server for the demo and for tests that run kube-proxy in a network
+// namespace:
+//   node test/support/apiserver-main.ts --listen 127.0.0.1:6443 [--socket /tmp/x.sock]
+//        [--objects file-or-dir]... [--bookmark-interval-ms 60000]
+// Prints exactly one line `listening <url>` on stdout when ready; SIGTERM/SIGINT stop it.
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { parseAllDocuments } from 'yaml';
+import { startFakeApiServer, type KubeObj } from './apiserver.ts';
+
+function isObject(value: unknown): value is KubeObj {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Reads manifests from a file or every .yaml/.yml/.json file of a directory (sorted). */
+export function readManifests(path: string): KubeObj[] {
+  const files = statSync(path).isDirectory()
+    ? readdirSync(path)
+        .filter((f) => /\.(ya?ml|json)$/.test(f))
+        .sort()
+        .map((f) => join(path, f))
+    : [path];
+  const out: KubeObj[] = [];
+  for (const file of files) {
+    for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
+      if (doc.errors.length > 0) throw new Error(`${file}: ${doc.errors.map((e) => e.message).join('; ')}`);
+      const value: unknown = doc.toJS();
+      if (value === null || value === undefined) continue;
+      if (!isObject(value)) throw new Error(`${file}: a manifest must be a mapping`);
+      if (typeof value.kind === 'string' && value.kind.endsWith('List') && Array.isArray(value['items'])) {
+        for (const item of value['items'] as unknown[]) {
+          if (!isObject(item)) throw new Error(`${file}: items of ${value.kind} must be mappings`);
+          out.push(item);
+        }
+      } else out.push(value);
+    }
+  }
+  return out;
+}
+
+function parseListen(text: string): { host: string; port: number } {
+  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(text);
+  if (!m) throw new Error(`--listen: expected host:port, got "${text}"`);
+  return { host: m[1] ?? '127.0.0.1', port: Number(m[2]) };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      listen: { type: 'string', default: '127.0.0.1:0' },
+      socket: { type: 'string' },
+      objects: { type: 'string', multiple: true },
+      'bookmark-interval-ms': { type: 'string' },
+    },
+    strict: true,
+  });
+  const { host, port } = parseListen(values.listen);
+  const interval = values['bookmark-interval-ms'];
+  const server = await startFakeApiServer({
+    host,
+    port,
+    ...(values.socket !== undefined ? { socketPath: values.socket } : {}),
+    ...(interval !== undefined ? { bookmarkIntervalMs: Number(interval) } : {}),
+  });
+  for (const path of values.objects ?? []) {
+    for (const obj of readManifests(path)) server.create(obj);
+  }
+  process.stdout.write(`listening ${server.url}\n`);
+  const stop = (): void => {
+    void server.close().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+if (import.meta.main) {
+  main().catch((error: unknown) => {
+    process.stderr.write(`apiserver-main: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  });
+}
