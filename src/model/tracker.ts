@@ -50,6 +50,14 @@ export interface SetNodeResult {
   readonly contextChanged: boolean;
 }
 
+/** What the last snapshot() had to compute: for logs, benchmarks and tests of incrementality. */
+export interface SnapshotWork {
+  /** Services whose ports and endpoints were rebuilt (merge + selection). */
+  readonly recomputedServices: number;
+  /** Service ports of other Services whose selection was re-run after a zone change. */
+  readonly reselectedServicePorts: number;
+}
+
 interface ServiceRecord {
   readonly ports: readonly ServicePort[];
   readonly fingerprint: string;
@@ -115,6 +123,7 @@ export class ProxyModel {
   #states: ReadonlyMap<string, ServicePortState> = new Map();
   readonly #fingerprints = new Map<string, StateFingerprint>();
   readonly #keysByService = new Map<ServiceName, readonly string[]>();
+  #lastWork: SnapshotWork = { recomputedServices: 0, reselectedServicePorts: 0 };
 
   constructor(options: ProxyModelOptions) {
     this.family = options.family;
@@ -137,9 +146,13 @@ export class ProxyModel {
     return this.#node;
   }
 
+  get lastSnapshotWork(): SnapshotWork {
+    return this.#lastWork;
+  }
+
   /** Returns true when the event changed the pending state (a sync is worth requesting). */
   upsertService(svc: Service): boolean {
-    const name = objectKey(svc);
+    const name = this.#keyOf('Service', svc);
     let record: ServiceRecord | null = null;
     try {
       const { ports, problems } = servicePortsFromService(svc, this.family);
@@ -153,12 +166,12 @@ export class ProxyModel {
   }
 
   deleteService(svc: Service): boolean {
-    const name = objectKey(svc);
+    const name = this.#keyOf('Service', svc);
     return name === undefined ? false : this.#recordService(name, null);
   }
 
   upsertSlice(slice: EndpointSlice): boolean {
-    const key = objectKey(slice);
+    const key = this.#keyOf('EndpointSlice', slice);
     let record: SliceRecord | null = null;
     try {
       const parsed = parseEndpointSlice(slice, this.family);
@@ -175,7 +188,7 @@ export class ProxyModel {
   }
 
   deleteSlice(slice: EndpointSlice): boolean {
-    const key = objectKey(slice);
+    const key = this.#keyOf('EndpointSlice', slice);
     return key === undefined ? false : this.#recordSlice(key, null);
   }
 
@@ -223,6 +236,7 @@ export class ProxyModel {
     const changed = new Set<ServiceName>();
     let udpEndpointsChanged = false;
     let servicePorts = this.#states;
+    let reselected = 0;
 
     if (dirty.size > 0 || reselect) {
       const next = new Map(this.#states);
@@ -291,6 +305,7 @@ export class ProxyModel {
       if (reselect) {
         for (const [key, state] of next) {
           if (dirty.has(state.servicePort.id.service)) continue; // selected above with this zone
+          reselected++;
           const selection = selectEndpoints(state.servicePort, state.endpoints, topology);
           const fingerprint = this.#fingerprints.get(key);
           const selectionText = selectionFingerprint(selection);
@@ -306,6 +321,8 @@ export class ProxyModel {
       if (changed.size === 0) servicePorts = this.#states; // nothing differs: keep the old map
       this.#states = servicePorts;
     }
+
+    this.#lastWork = { recomputedServices: dirty.size, reselectedServicePorts: reselected };
 
     const triggerTimes = new Map<ServiceName, readonly number[]>();
     for (const [service, times] of this.#pendingTriggerTimes) {
@@ -404,6 +421,16 @@ export class ProxyModel {
       this.#pendingTriggerTimes.delete(current.slice.service);
     }
     return true;
+  }
+
+  /** `namespace/name`, or undefined when the object has none or cannot even be read. */
+  #keyOf(kind: ProblemKind, obj: unknown): string | undefined {
+    try {
+      return objectKey(obj);
+    } catch (error) {
+      this.#internalProblem(kind, obj, error);
+      return undefined;
+    }
   }
 
   #report(kind: ProblemKind, obj: unknown, fieldPath: string, message: string): void {
