@@ -1,0 +1,288 @@
+// The iptables Proxier: decides what a sync writes (full or partial), renders, and applies with
+// one iptables-restore per sync. It owns the "next sync must be full" flag for everything it can
+// see itself: first sync, a failed restore, a vanished canary.
+import { performance } from 'node:perf_hooks';
+import { log } from '../../log/log.ts';
+import { execTool } from '../../util/exec.ts';
+import type { Proxier, SyncRequest, SyncResult } from '../../sync/proxier.ts';
+import {
+  detectIptablesBackend,
+  iptablesTools,
+  supportsRandomFully,
+  type IptablesBackend,
+  type IptablesTools,
+  type Runner,
+} from './backend.ts';
+import {
+  chainExists,
+  chainsInSave,
+  ensureChain,
+  ensureRule,
+  JUMP_RULES,
+  localAddressesIn,
+  restore,
+  saveTable,
+} from './apply.ts';
+import { KUBE_PROXY_CANARY } from './chains.ts';
+import {
+  LARGE_CLUSTER_ENDPOINTS_THRESHOLD,
+  NO_NFACCT,
+  effectiveLocalhostNodePorts,
+  nodePortAddressesFor,
+  validateIptablesOptions,
+  type IptablesOptions,
+  type NfacctCounters,
+} from './options.ts';
+import { renderIptables, type IptablesRenderCache } from './render.ts';
+
+/** IptablesOptions with the host-dependent parts optional: detected at init when omitted. */
+export interface IptablesProxierOptions extends Omit<
+  IptablesOptions,
+  'randomFully' | 'nfacct' | 'conntrackInvalidDrop' | 'nodeIPsForNodePorts'
+> {
+  /** Default: detected from `iptables --version` (>= 1.6.2). */
+  readonly randomFully?: boolean;
+  /** Default: detected, true unless net.netfilter.nf_conntrack_tcp_be_liberal is non-zero. */
+  readonly conntrackInvalidDrop?: boolean;
+  /** Default: no counters (we have no nfacct tool to create them). */
+  readonly nfacct?: NfacctCounters;
+  /** Default: detectIptablesBackend (environment override, then what the host uses). */
+  readonly backend?: IptablesBackend;
+  /** syncPeriod: stale-chain scan spacing in large-cluster mode. Default 30 s. */
+  readonly syncPeriodMs?: number;
+  /** Set net.ipv4.conf.all.route_localnet=1 at init when localhost NodePorts apply. Default true. */
+  readonly setRouteLocalnet?: boolean;
+}
+
+export interface IptablesProxierDeps {
+  /** Runs system tools; tests pass one that runs inside a network namespace. */
+  readonly run?: Runner;
+  /** Milliseconds clock for the stale-chain scan spacing. */
+  readonly now?: () => number;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+}
+
+/** What init found out, for logs and debug output. */
+export interface IptablesProxierInfo {
+  readonly backend: IptablesBackend;
+  readonly randomFully: boolean;
+  readonly conntrackInvalidDrop: boolean;
+  readonly localhostNodePorts: boolean;
+}
+
+export interface IptablesProxier extends Proxier {
+  /**
+   * Detects the backend and host features and sets route_localnet (upstream does this when
+   * creating the proxier; failures are fatal there). sync() calls it when it has not run.
+   */
+  init(): Promise<IptablesProxierInfo>;
+  /** Undefined until init succeeded. */
+  info(): IptablesProxierInfo | undefined;
+  needsFullSync(): Promise<boolean>;
+}
+
+const CANARY_TABLES = ['mangle', 'nat', 'filter'] as const;
+
+async function readSysctl(run: Runner, key: string): Promise<string | undefined> {
+  try {
+    return (await run('sysctl', ['-n', key])).stdout.trim();
+  } catch {
+    return undefined;
+  }
+}
+
+export function createIptablesProxier(
+  proxierOptions: IptablesProxierOptions,
+  deps: IptablesProxierDeps = {},
+): IptablesProxier {
+  const run: Runner = deps.run ?? execTool;
+  const now = deps.now ?? Date.now;
+  const family = proxierOptions.family;
+  const syncPeriodMs = proxierOptions.syncPeriodMs ?? 30_000;
+  const problems = validateIptablesOptions({
+    ...proxierOptions,
+    randomFully: false,
+    nfacct: NO_NFACCT,
+    conntrackInvalidDrop: true,
+  });
+  if (problems.length > 0) throw new Error(`iptables proxier (${family}): ${problems.join('; ')}`);
+  const nodePortAddresses = nodePortAddressesFor(family, proxierOptions.nodePortAddresses);
+
+  let info: IptablesProxierInfo | undefined;
+  let options: IptablesOptions | undefined;
+  let tools: IptablesTools | undefined;
+  let needFull = true;
+  let cache: IptablesRenderCache | undefined;
+  let largeClusterMode = false;
+  let lastStaleScan = -Infinity;
+
+  async function init(): Promise<IptablesProxierInfo> {
+    if (info) return info;
+    const backend = proxierOptions.backend ?? (await detectIptablesBackend(run, deps.env));
+    const t = iptablesTools(backend, family);
+    let randomFully = proxierOptions.randomFully;
+    if (randomFully === undefined) {
+      const version = await run(t.iptables, ['--version']);
+      randomFully = supportsRandomFully(version.stdout);
+    }
+    let conntrackInvalidDrop = proxierOptions.conntrackInvalidDrop;
+    if (conntrackInvalidDrop === undefined) {
+      const liberal = await readSysctl(run, 'net.netfilter.nf_conntrack_tcp_be_liberal');
+      conntrackInvalidDrop = liberal === undefined || liberal === '0' || liberal === '';
+      if (!conntrackInvalidDrop)
+        log.info('nf_conntrack_tcp_be_liberal set, not installing DROP rules for INVALID packets');
+    }
+    const fixed: IptablesOptions = {
+      ...proxierOptions,
+      randomFully,
+      conntrackInvalidDrop,
+      nfacct: proxierOptions.nfacct ?? NO_NFACCT,
+    };
+    const localhostNodePorts = effectiveLocalhostNodePorts(fixed);
+    if (localhostNodePorts && (proxierOptions.setRouteLocalnet ?? true)) {
+      // Localhost NodePorts need the kernel to route 127/8 destinations; without it they
+      // silently do not work, so failing here is the honest outcome.
+      const key = 'net.ipv4.conf.all.route_localnet';
+      if ((await readSysctl(run, key)) !== '1') await run('sysctl', ['-q', '-w', `${key}=1`]);
+    }
+    tools = t;
+    options = fixed;
+    info = { backend, randomFully, conntrackInvalidDrop, localhostNodePorts };
+    log.info('Using iptables Proxier', { ipFamily: family, ...info });
+    return info;
+  }
+
+  /** Full syncs: canaries, our chains and the jumps into them (spec 3.2, 3.4). */
+  async function ensureBase(t: IptablesTools): Promise<void> {
+    for (const table of CANARY_TABLES) await ensureChain(run, t, table, KUBE_PROXY_CANARY);
+    for (const jump of JUMP_RULES) {
+      await ensureChain(run, t, jump.table, jump.target);
+      await ensureRule(run, t, jump.table, jump.chain, jump.args);
+    }
+  }
+
+  async function sync(request: SyncRequest): Promise<SyncResult> {
+    const started = performance.now();
+    await init();
+    const t = tools;
+    const opts = options;
+    if (!t || !opts) throw new Error('iptables proxier: init did not complete');
+    const { snapshot } = request;
+    if (snapshot.family !== family) {
+      throw new Error(`iptables proxier (${family}): got a ${snapshot.family} snapshot`);
+    }
+    const full = request.full || needFull;
+    // Whatever happens from here, a failure leaves the kernel in an unknown mix: resync fully.
+    needFull = true;
+    if (full) await ensureBase(t);
+
+    let endpoints = 0;
+    for (const state of snapshot.servicePorts.values()) endpoints += state.endpoints.length;
+    largeClusterMode = endpoints > (opts.largeClusterThreshold ?? LARGE_CLUSTER_ENDPOINTS_THRESHOLD);
+    // iptables-save can take seconds on big hosts; stale chains are harmless (unreferenced),
+    // so large clusters scan at most once per syncPeriod.
+    let existingNatChains: Set<string> | undefined;
+    if (!largeClusterMode || now() - lastStaleScan > syncPeriodMs) {
+      try {
+        existingNatChains = chainsInSave(await saveTable(run, t, 'nat'));
+        lastStaleScan = now();
+      } catch (error) {
+        log.error('Failed to execute iptables-save: stale chains will not be deleted', error, {
+          ipFamily: family,
+        });
+      }
+    }
+    let nodeIPsForNodePorts: readonly string[] | undefined;
+    if (!nodePortAddresses.matchAll) {
+      try {
+        nodeIPsForNodePorts = await localAddressesIn(run, family, nodePortAddresses.cidrs);
+      } catch (error) {
+        log.error(
+          'Failed to get node IP addresses matching nodeport CIDRs, services with nodeport may not work as intended',
+          error,
+          { CIDRs: nodePortAddresses.cidrs },
+        );
+      }
+    }
+
+    const renderStart = performance.now();
+    const out = renderIptables({
+      snapshot,
+      full,
+      options: nodeIPsForNodePorts ? { ...opts, nodeIPsForNodePorts } : opts,
+      previous: cache,
+      existingNatChains,
+    });
+    const renderSeconds = (performance.now() - renderStart) / 1000;
+    cache = out.cache;
+    for (const warning of out.warnings) log.error(warning, undefined, { ipFamily: family });
+    const verbose = log.v(2);
+    if (verbose.enabled) {
+      verbose.info('Reloading service iptables data', {
+        ipFamily: family,
+        full,
+        numServices: out.counts.servicePorts,
+        numEndpoints: out.counts.endpoints,
+        numFilterRules: out.counts.filterRules,
+        numNATChains: out.counts.natChainsWritten,
+        numNATRules: out.counts.natRulesWritten,
+      });
+    }
+    try {
+      await restore(run, t, out.text);
+    } catch (error) {
+      log.error('Failed to execute iptables-restore', error, { ipFamily: family, full });
+      throw error;
+    }
+    needFull = false;
+    const total = (performance.now() - started) / 1000;
+    return {
+      full,
+      renderSeconds,
+      applySeconds: total - renderSeconds,
+      details: {
+        backend: t.backend,
+        largeClusterMode: String(out.largeClusterMode),
+        servicePorts: out.counts.servicePorts,
+        endpoints: out.counts.endpoints,
+        filterRules: out.counts.filterRules,
+        natRulesWritten: out.counts.natRulesWritten,
+        natRulesTotal: out.counts.natRulesTotal,
+        natChainsWritten: out.counts.natChainsWritten,
+        natChainsDeleted: out.counts.natChainsDeleted,
+        noLocalEndpointsInternal: out.counts.noLocalEndpointsInternal,
+        noLocalEndpointsExternal: out.counts.noLocalEndpointsExternal,
+        restoreBytes: out.text.length,
+      },
+    };
+  }
+
+  async function needsFullSync(): Promise<boolean> {
+    const t = tools;
+    if (needFull || !t) return true;
+    if (await chainExists(run, t, 'mangle', KUBE_PROXY_CANARY)) return false;
+    // Someone is flushing the tables: wait (briefly) for the flush to finish everywhere before
+    // the full resync, or we might write rules that are flushed right after.
+    log.info('iptables canary removed, waiting for the flush to complete', { ipFamily: family });
+    const deadline = now() + 5000;
+    for (;;) {
+      const [nat, filter] = await Promise.all([
+        chainExists(run, t, 'nat', KUBE_PROXY_CANARY),
+        chainExists(run, t, 'filter', KUBE_PROXY_CANARY),
+      ]);
+      if ((!nat && !filter) || now() > deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    needFull = true;
+    return true;
+  }
+
+  return {
+    family,
+    mode: 'iptables',
+    init,
+    info: () => info,
+    sync,
+    needsFullSync,
+  };
+}
