@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { startFakeApiServer, type KubeObj } from './apiserver.ts';
 
-function isObject(value: unknown): value is KubeObj {
+function isObject(value: unknown): value is KubeObj & Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 

@@ -12,11 +12,11 @@ import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import type { ObjectMeta } from 'kubernetes-types/meta/v1.d.ts';
 
+/** Any API object (kubernetes-types objects fit); fields beyond these are kept as they are. */
 export interface KubeObj {
   apiVersion?: string;
   kind?: string;
   metadata?: ObjectMeta;
-  [field: string]: unknown;
 }
 
 export interface ResourceInfo {
@@ -106,7 +106,7 @@ export class FakeApiError extends Error {
     this.causes = causes;
   }
 
-  status(): KubeObj {
+  status(): Record<string, unknown> {
     return statusObject(this.code, this.reason, this.message, this.causes);
   }
 }
@@ -116,7 +116,7 @@ function statusObject(
   reason: string,
   message: string,
   causes: readonly { reason: string; message: string }[] = [],
-): KubeObj {
+): Record<string, unknown> {
   return {
     kind: 'Status',
     apiVersion: 'v1',
@@ -429,7 +429,7 @@ function readBody(req: http.IncomingMessage): Promise<string> {
   });
 }
 
-function parseJSONObject(text: string): KubeObj {
+function parseJSONObject(text: string): Record<string, unknown> {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -443,7 +443,7 @@ function parseJSONObject(text: string): KubeObj {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new FakeApiError(400, 'BadRequest', 'the body must be a JSON object');
   }
-  return value as KubeObj;
+  return value as Record<string, unknown>;
 }
 
 function parseRV(text: string, what: string): number {
@@ -503,7 +503,7 @@ export async function startFakeApiServer(options: FakeApiServerOptions = {}): Pr
 
   // ---- watch streaming
 
-  const writeEvent = (w: Watcher, type: string, object: KubeObj): void => {
+  const writeEvent = (w: Watcher, type: string, object: object): void => {
     if (w.res.writableEnded || w.res.destroyed) return;
     const line = `${JSON.stringify({ type, object })}\n`;
     if (holding && type !== 'ERROR') w.held.push(line);
@@ -718,7 +718,7 @@ export async function startFakeApiServer(options: FakeApiServerOptions = {}): Pr
     fields: parseFieldSelector(query.get('fieldSelector') ?? ''),
   });
 
-  const listResponse = (route: Route, query: URLSearchParams): KubeObj => {
+  const listResponse = (route: Route, query: URLSearchParams): Record<string, unknown> => {
     const filter = filterFrom(route, query);
     const limitText = query.get('limit') ?? '';
     const limit = limitText === '' ? 0 : parseRV(limitText, 'limit');
