@@ -1,0 +1,386 @@
+// Snapshot -> one `nft -f -` transaction. Pure: no kernel, no clock, no files.
+//
+// A full render declares the whole table; a partial render emits only the difference against
+// `previous`, our own record of what the last successful transaction wrote (the hot path never
+// lists the kernel's table). The record is handed over: after render returns, `previous` is
+// spent and only `next` may be used (the proxier keeps `next` on success and forgets both on
+// failure, which forces a full render). This keeps a one-endpoint change O(change) instead of
+// copying bookkeeping for 100k elements on every sync.
+import type { IPFamily, ProxySnapshot, ServicePortState } from '../../model/types.ts';
+import { claim, lookup, newLedger, release, sameElement, type Claim, type Ledger } from './ledger.ts';
+import { nftFamily, parseClassChain, TABLE, TABLE_COMMENT } from './names.ts';
+import { optionsFingerprint, type NftablesOptions } from './options.ts';
+import { buildRecord, nodeFacts, type AffinitySet, type ChainDef, type NodeFacts, type ServiceRecord } from './service.ts';
+import { BASE_CHAINS, buildSkeleton, classChainDef, type Skeleton } from './skeleton.ts';
+
+export interface NftState {
+  readonly family: IPFamily;
+  readonly fingerprint: string;
+  readonly nodeKey: string;
+  /** Per service port key: what it contributed. */
+  readonly records: Map<string, ServiceRecord>;
+  readonly ledger: Ledger;
+  /** Endpoint class chain -> number of service ports referencing it. */
+  readonly classRefs: Map<string, number>;
+  /** Set when a later render took this state over; a spent state must not be rendered from. */
+  readonly handle: { spent: boolean };
+}
+
+export interface RenderResult {
+  /** Transaction text for `nft -f -`; '' when a partial render found nothing to change. */
+  readonly script: string;
+  readonly next: NftState;
+  /** Figures for logs and benchmarks. */
+  readonly stats: { readonly servicePorts: number; readonly changed: number; readonly elementOps: number };
+}
+
+/** Elements per `add element` command: big enough to be fast, small enough for readable errors. */
+const CHUNK = 1000;
+
+interface Context {
+  readonly prefix: string;
+  readonly skeleton: Skeleton;
+  readonly setOrder: ReadonlyMap<string, number>;
+  readonly options: NftablesOptions;
+}
+
+const contexts = new WeakMap<NftablesOptions, Context>();
+function contextFor(options: NftablesOptions): Context {
+  let context = contexts.get(options);
+  if (!context) {
+    const skeleton = buildSkeleton(options);
+    const setOrder = new Map<string, number>();
+    skeleton.sets.forEach((set, i) => setOrder.set(set.name, i));
+    context = { prefix: `${nftFamily(options.family)} ${TABLE}`, skeleton, setOrder, options };
+    contexts.set(options, context);
+  }
+  return context;
+}
+
+function elementText(key: string, entry: Claim): string {
+  let text = key;
+  if (entry.comment) text += ` comment "${entry.comment}"`;
+  if (entry.value) text += ` : ${entry.value}`;
+  return text;
+}
+
+function pushChunked(out: string[], verb: string, prefix: string, set: string, items: readonly string[]): void {
+  for (let i = 0; i < items.length; i += CHUNK) {
+    out.push(`${verb} element ${prefix} ${set} { ${items.slice(i, i + CHUNK).join(', ')} }`);
+  }
+}
+
+function affinitySetCommand(prefix: string, family: IPFamily, set: AffinitySet): string {
+  const type = family === 'IPv4' ? 'ipv4_addr' : 'ipv6_addr';
+  return `add set ${prefix} ${set.name} { type ${type} ; flags dynamic,timeout ; timeout ${set.timeoutSeconds}s ; comment "${set.comment}" ; }`;
+}
+
+function chainCommand(prefix: string, name: string, comment: string): string {
+  return comment ? `add chain ${prefix} ${name} { comment "${comment}" ; }` : `add chain ${prefix} ${name}`;
+}
+
+function recordFor(state: ServicePortState, node: NodeFacts, old: ServiceRecord | undefined): ServiceRecord {
+  return old && old.state === state && old.nodeKey === node.key ? old : buildRecord(state, node);
+}
+
+function addRefs(refs: Map<string, number>, record: ServiceRecord, delta: 1 | -1): void {
+  for (const chain of record.classChains) {
+    const count = (refs.get(chain) ?? 0) + delta;
+    if (count > 0) refs.set(chain, count);
+    else refs.delete(chain);
+  }
+}
+
+function classDefs(family: IPFamily, names: Iterable<string>): ChainDef[] {
+  const out: ChainDef[] = [];
+  for (const name of names) {
+    const parsed = parseClassChain(name);
+    if (parsed) out.push(classChainDef(family, parsed.selector, parsed.count));
+  }
+  return out.sort((a, b) => compare(a.name, b.name));
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * Renders one sync. `full` (or no usable `previous`) gives a complete transaction; otherwise
+ * only the difference. Throws if `previous` was already spent by an earlier render.
+ */
+export function render(
+  previous: NftState | undefined,
+  snapshot: ProxySnapshot,
+  options: NftablesOptions,
+  full: boolean,
+): RenderResult {
+  if (previous?.handle.spent) throw new Error('nftables render: previous state was already used by a later render');
+  if (snapshot.family !== options.family) {
+    throw new Error(`nftables render: snapshot family ${snapshot.family} differs from proxier family ${options.family}`);
+  }
+  const context = contextFor(options);
+  const node = nodeFacts(options.family, snapshot.node.nodeIPs);
+  const fingerprint = optionsFingerprint(options);
+  const usable = previous && previous.fingerprint === fingerprint && previous.family === options.family ? previous : undefined;
+  if (previous) previous.handle.spent = true;
+  if (full || !usable) return renderFull(usable, snapshot, context, node, fingerprint);
+  return renderPartial(usable, snapshot, context, node);
+}
+
+function renderFull(
+  previous: NftState | undefined,
+  snapshot: ProxySnapshot,
+  context: Context,
+  node: NodeFacts,
+  fingerprint: string,
+): RenderResult {
+  const { prefix, skeleton, options } = context;
+  const records = new Map<string, ServiceRecord>();
+  const ledger = newLedger();
+  const classRefs = new Map<string, number>();
+  const affinitySets: AffinitySet[] = [];
+  const affinityChains: ChainDef[] = [];
+  for (const [key, state] of snapshot.servicePorts) {
+    const record = recordFor(state, node, previous?.records.get(key));
+    records.set(key, record);
+    for (const element of record.elements) {
+      claim(ledger, element.set, element.key, { owner: key, value: element.value, comment: element.comment });
+    }
+    addRefs(classRefs, record, 1);
+    affinitySets.push(...record.affinitySets);
+    affinityChains.push(...record.affinityChains);
+  }
+  const classChains = classDefs(options.family, classRefs.keys());
+  // Without a trustworthy record of the kernel (start, after a failure, new options) the table
+  // is deleted and rebuilt inside the same transaction: atomic for packets, and it also removes
+  // leftovers such as upstream's chain-per-service layout or changed base chain properties.
+  const recreate = previous === undefined;
+  const out: string[] = [];
+  const tableDecl = `add table ${prefix} { comment "${TABLE_COMMENT}" ; }`;
+  out.push(tableDecl);
+  if (recreate) out.push(`delete table ${prefix}`, tableDecl);
+
+  const allChains: { name: string; comment: string }[] = [];
+  for (const chain of BASE_CHAINS) {
+    out.push(`add chain ${prefix} ${chain.name} { type ${chain.type} hook ${chain.hook} priority ${chain.priority} ; }`);
+    allChains.push({ name: chain.name, comment: '' });
+  }
+  const regular = [
+    ...skeleton.chains,
+    ...classChains.map((c) => ({ ...c, comment: '' })),
+    ...affinityChains.map((c) => ({ ...c, comment: '' })),
+  ];
+  for (const chain of regular) {
+    out.push(chainCommand(prefix, chain.name, chain.comment));
+    allChains.push({ name: chain.name, comment: chain.comment });
+  }
+  if (!recreate) for (const chain of allChains) out.push(`flush chain ${prefix} ${chain.name}`);
+  for (const set of skeleton.sets) out.push(`add ${set.isMap ? 'map' : 'set'} ${prefix} ${set.name} { ${set.body} }`);
+  // Affinity sets keep their dynamic contents across full syncs: they are added, never flushed.
+  for (const set of affinitySets) out.push(affinitySetCommand(prefix, options.family, set));
+  if (!recreate) for (const set of skeleton.sets) out.push(`flush ${set.isMap ? 'map' : 'set'} ${prefix} ${set.name}`);
+  for (const chain of [...skeleton.baseChains, ...skeleton.chains, ...classChains, ...affinityChains]) {
+    for (const rule of chain.rules) out.push(`add rule ${prefix} ${chain.name} ${rule}`);
+  }
+  for (const [set, items] of skeleton.fixedElements) pushChunked(out, 'add', prefix, set, items);
+  let elementOps = 0;
+  for (const set of skeleton.sets) {
+    const elements = ledger.get(set.name);
+    if (!elements) continue;
+    const items: string[] = [];
+    for (const [key, claims] of elements) {
+      const entry = Array.isArray(claims) ? claims[0] : claims;
+      if (entry) items.push(elementText(key, entry));
+    }
+    elementOps += items.length;
+    pushChunked(out, 'add', prefix, set.name, items);
+  }
+  if (previous) {
+    // Objects of the previous sync that no Service needs any more (their references are gone:
+    // every map was flushed above and refilled without them).
+    const keepChains = new Set(allChains.map((c) => c.name));
+    const keepSets = new Set(affinitySets.map((s) => s.name));
+    const staleChains = new Set<string>([...previous.classRefs.keys()].filter((n) => !keepChains.has(n)));
+    const staleSets = new Set<string>();
+    for (const record of previous.records.values()) {
+      for (const chain of record.affinityChains) if (!keepChains.has(chain.name)) staleChains.add(chain.name);
+      for (const set of record.affinitySets) if (!keepSets.has(set.name)) staleSets.add(set.name);
+    }
+    for (const name of [...staleChains].sort()) out.push(`delete chain ${prefix} ${name}`);
+    for (const name of [...staleSets].sort()) out.push(`delete set ${prefix} ${name}`);
+  }
+  out.push('');
+  const next: NftState = {
+    family: options.family,
+    fingerprint,
+    nodeKey: node.key,
+    records,
+    ledger,
+    classRefs,
+    handle: { spent: false },
+  };
+  return {
+    script: out.join('\n'),
+    next,
+    stats: { servicePorts: records.size, changed: records.size, elementOps },
+  };
+}
+
+function renderPartial(previous: NftState, snapshot: ProxySnapshot, context: Context, node: NodeFacts): RenderResult {
+  const { prefix, setOrder, options } = context;
+  const { records, ledger, classRefs } = previous;
+  const nodeChanged = previous.nodeKey !== node.key;
+  // Element keys touched by this sync, with the element as it was before.
+  const touched = new Map<string, Map<string, Claim | undefined>>();
+  const touch = (set: string, key: string): void => {
+    let keys = touched.get(set);
+    if (!keys) {
+      keys = new Map();
+      touched.set(set, keys);
+    }
+    if (!keys.has(key)) keys.set(key, lookup(ledger, set, key));
+  };
+  const refsBefore = new Map<string, number>();
+  const noteRefs = (record: ServiceRecord): void => {
+    for (const chain of record.classChains) if (!refsBefore.has(chain)) refsBefore.set(chain, classRefs.get(chain) ?? 0);
+  };
+  const addSets: AffinitySet[] = [];
+  const deleteSets: string[] = [];
+  const newChains: ChainDef[] = [];
+  const changedChains: ChainDef[] = [];
+  const deleteChains: string[] = [];
+  let changed = 0;
+
+  const swap = (key: string, old: ServiceRecord | undefined, next: ServiceRecord | undefined): void => {
+    changed++;
+    if (old) {
+      for (const element of old.elements) {
+        touch(element.set, element.key);
+        release(ledger, element.set, element.key, key);
+      }
+      noteRefs(old);
+      addRefs(classRefs, old, -1);
+    }
+    if (next) {
+      for (const element of next.elements) {
+        touch(element.set, element.key);
+        claim(ledger, element.set, element.key, { owner: key, value: element.value, comment: element.comment });
+      }
+      noteRefs(next);
+      addRefs(classRefs, next, 1);
+      records.set(key, next);
+    } else {
+      records.delete(key);
+    }
+    // Affinity structures belong to one service port: diff them by name.
+    const oldSets = new Map((old?.affinitySets ?? []).map((s) => [s.name, s]));
+    const nextSets = new Map((next?.affinitySets ?? []).map((s) => [s.name, s]));
+    for (const [name, set] of nextSets) if (!oldSets.has(name)) addSets.push(set);
+    for (const name of oldSets.keys()) if (!nextSets.has(name)) deleteSets.push(name);
+    const oldChains = new Map((old?.affinityChains ?? []).map((c) => [c.name, c]));
+    for (const chain of next?.affinityChains ?? []) {
+      const before = oldChains.get(chain.name);
+      if (!before) newChains.push(chain);
+      else if (before.rules.join('\n') !== chain.rules.join('\n')) changedChains.push(chain);
+      oldChains.delete(chain.name);
+    }
+    deleteChains.push(...oldChains.keys());
+  };
+
+  // Identity tells what changed: the model reuses unchanged ServicePortState objects.
+  for (const [key, state] of snapshot.servicePorts) {
+    const old = records.get(key);
+    if (old && old.state === state && !nodeChanged) continue;
+    const next = recordFor(state, node, old);
+    if (next === old) continue;
+    swap(key, old, next);
+  }
+  // Every snapshot key is now in `records`, so anything beyond that count was deleted.
+  if (records.size > snapshot.servicePorts.size) {
+    for (const [key, old] of records) if (!snapshot.servicePorts.has(key)) swap(key, old, undefined);
+  }
+
+  const createdClasses: string[] = [];
+  const deletedClasses: string[] = [];
+  for (const [chain, before] of refsBefore) {
+    const after = classRefs.get(chain) ?? 0;
+    if (before === 0 && after > 0) createdClasses.push(chain);
+    if (before > 0 && after === 0) deletedClasses.push(chain);
+  }
+
+  const out: string[] = [];
+  for (const set of addSets.sort((a, b) => compare(a.name, b.name))) {
+    out.push(affinitySetCommand(prefix, options.family, set));
+  }
+  for (const chain of [...classDefs(options.family, createdClasses), ...newChains.sort((a, b) => compare(a.name, b.name))]) {
+    out.push(chainCommand(prefix, chain.name, ''));
+    for (const rule of chain.rules) out.push(`add rule ${prefix} ${chain.name} ${rule}`);
+  }
+  for (const chain of changedChains.sort((a, b) => compare(a.name, b.name))) {
+    out.push(`flush chain ${prefix} ${chain.name}`);
+    for (const rule of chain.rules) out.push(`add rule ${prefix} ${chain.name} ${rule}`);
+  }
+  const sets = [...touched.keys()].sort((a, b) => (setOrder.get(a) ?? 1e9) - (setOrder.get(b) ?? 1e9) || compare(a, b));
+  const deletes: string[] = [];
+  const adds: string[] = [];
+  let elementOps = 0;
+  for (const set of sets) {
+    const keys = touched.get(set) as Map<string, Claim | undefined>;
+    const del: string[] = [];
+    const add: string[] = [];
+    for (const key of [...keys.keys()].sort(compare)) {
+      const before = keys.get(key);
+      const after = lookup(ledger, set, key);
+      if (sameElement(before, after)) continue;
+      if (before) del.push(key);
+      if (after) add.push(elementText(key, after));
+    }
+    elementOps += del.length + add.length;
+    pushChunked(deletes, 'delete', prefix, set, del);
+    pushChunked(adds, 'add', prefix, set, add);
+  }
+  out.push(...deletes, ...adds);
+  for (const name of [...deletedClasses.sort(compare), ...deleteChains.sort(compare)]) {
+    out.push(`delete chain ${prefix} ${name}`);
+  }
+  for (const name of deleteSets.sort(compare)) out.push(`delete set ${prefix} ${name}`);
+  if (out.length > 0) out.push('');
+  const next: NftState = { ...previous, nodeKey: node.key, handle: { spent: false } };
+  return {
+    script: out.join('\n'),
+    next,
+    stats: { servicePorts: records.size, changed, elementOps },
+  };
+}
+
+/** Plain, sorted view of a state: what the table holds. For tests and debugging. */
+export function describeState(state: NftState): {
+  servicePorts: string[];
+  elements: Record<string, string[]>;
+  classChains: string[];
+  affinityChains: string[];
+  affinitySets: string[];
+} {
+  const elements: Record<string, string[]> = {};
+  for (const [set, keys] of [...state.ledger].sort((a, b) => compare(a[0], b[0]))) {
+    const items: string[] = [];
+    for (const key of keys.keys()) {
+      const entry = lookup(state.ledger, set, key);
+      if (entry) items.push(elementText(key, entry));
+    }
+    if (items.length > 0) elements[set] = items.sort(compare);
+  }
+  const affinityChains: string[] = [];
+  const affinitySets: string[] = [];
+  for (const record of state.records.values()) {
+    for (const chain of record.affinityChains) affinityChains.push(`${chain.name}: ${chain.rules.join('; ')}`);
+    for (const set of record.affinitySets) affinitySets.push(`${set.name} ${set.timeoutSeconds}`);
+  }
+  return {
+    servicePorts: [...state.records.keys()].sort(compare),
+    elements,
+    classChains: [...state.classRefs.keys()].sort(compare),
+    affinityChains: affinityChains.sort(compare),
+    affinitySets: affinitySets.sort(compare),
+  };
+}

@@ -1,0 +1,231 @@
+// What one service port contributes to the table: set/map elements, the endpoint class chains
+// it needs, and (ClientIP affinity only) its own chains and sets. Pure, and computed once per
+// ServicePortState object: unchanged states are reused by identity across snapshots, so a sync
+// only recomputes the service ports that changed (docs/nftables-layout.md explains each piece).
+import type { Endpoint, IPFamily, ServicePortState } from '../../model/types.ts';
+import { cidrContains, parseCIDR, parseIP, type ParsedCIDR, type ParsedIP } from '../../util/ip.ts';
+import {
+  classChain,
+  dispatchMap,
+  dnatTarget,
+  endpointMap,
+  escapeComment,
+  hashName,
+  nftFamily,
+  proto,
+  type Proto,
+  type Selector,
+} from './names.ts';
+
+/** One element of one set or map. `value` is '' for set elements, `comment` '' for none. */
+export interface Element {
+  readonly set: string;
+  readonly key: string;
+  readonly value: string;
+  readonly comment: string;
+}
+
+export interface AffinitySet {
+  readonly name: string;
+  readonly timeoutSeconds: number;
+  readonly comment: string;
+}
+
+export interface ChainDef {
+  readonly name: string;
+  readonly rules: readonly string[];
+}
+
+export interface ServiceRecord {
+  readonly state: ServicePortState;
+  /** The node facts the record was computed with (node IPs matter to source ranges). */
+  readonly nodeKey: string;
+  readonly elements: readonly Element[];
+  /** Endpoint class chains referenced by this record's dispatch elements. */
+  readonly classChains: readonly string[];
+  readonly affinitySets: readonly AffinitySet[];
+  readonly affinityChains: readonly ChainDef[];
+}
+
+export interface NodeFacts {
+  readonly family: IPFamily;
+  readonly nodeIPs: readonly ParsedIP[];
+  readonly key: string;
+}
+
+export function nodeFacts(family: IPFamily, nodeIPs: readonly string[]): NodeFacts {
+  const parsed = nodeIPs.map((ip) => parseIP(ip)).filter((ip): ip is ParsedIP => ip?.family === family);
+  return { family, nodeIPs: parsed, key: parsed.map((ip) => ip.text).join(',') };
+}
+
+/** The chain service-ips sends a cluster IP / external IP to, and service-nodeports a node port. */
+export const ENTRY_CLUSTER_IP = 'to-cluster-ip';
+export const ENTRY_EXTERNAL_IP = 'to-external-ip';
+export const ENTRY_EXTERNAL_IP_LOCAL = 'to-external-ip-local';
+export const ENTRY_NODEPORT = 'to-nodeport';
+export const ENTRY_NODEPORT_LOCAL = 'to-nodeport-local';
+
+/**
+ * Allowed sources of one LB VIP: the source ranges, plus every VIP of the port when a range
+ * covers a node IP (upstream lets the node's own masqueraded traffic through that way). Ranges
+ * inside another range are dropped: the interval set rejects overlapping elements.
+ */
+function allowedSources(ranges: readonly string[], vips: readonly string[], node: NodeFacts): string[] {
+  const parsed: ParsedCIDR[] = [];
+  for (const text of ranges) {
+    const cidr = parseCIDR(text);
+    if (cidr && cidr.family === node.family) parsed.push(cidr);
+  }
+  if (parsed.some((cidr) => node.nodeIPs.some((ip) => cidrContains(cidr, ip)))) {
+    for (const vip of vips) {
+      const cidr = parseCIDR(`${vip}/${node.family === 'IPv4' ? 32 : 128}`);
+      if (cidr) parsed.push(cidr);
+    }
+  }
+  const full = node.family === 'IPv4' ? 32 : 128;
+  const kept: ParsedCIDR[] = [];
+  for (const cidr of parsed.sort((a, b) => a.prefix - b.prefix)) {
+    const network: ParsedIP = { family: cidr.family, text: '', value: cidr.network };
+    if (!kept.some((other) => cidrContains(other, network))) kept.push(cidr);
+  }
+  return kept
+    .map((cidr) => (cidr.prefix === full ? cidr.text.slice(0, cidr.text.indexOf('/')) : cidr.text))
+    .sort();
+}
+
+export function buildRecord(state: ServicePortState, node: NodeFacts): ServiceRecord {
+  const sp = state.servicePort;
+  const sel = state.selection;
+  const fam = nftFamily(node.family);
+  const p = proto(sp.id.protocol);
+  const comment = escapeComment(sp.id.printable);
+  const elements: Element[] = [];
+  const classChains = new Set<string>();
+  const affinityChains = new Map<string, ChainDef>();
+  const affinitySets = new Map<string, AffinitySet>();
+  const add = (set: string, key: string, value = '', note = ''): void => {
+    elements.push({ set, key, value, comment: note });
+  };
+
+  const hasAny = sel.hasAnyEndpoints;
+  const noLocal = sel.localEndpoints.length === 0;
+  const hasInternal = hasAny && !(sp.internalPolicyLocal && noLocal);
+  const hasExternal = hasAny && !(sp.externalPolicyLocal && noLocal);
+  const verdict = hasAny ? 'drop' : 'goto reject-chain';
+  const internalSel = sp.internalPolicyLocal ? sel.localEndpoints : sel.clusterEndpoints;
+  const externalSel = sp.externalPolicyLocal ? sel.localEndpoints : sel.clusterEndpoints;
+  const affinity = sp.sessionAffinity.type === 'ClientIP' ? sp.sessionAffinity.timeoutSeconds : 0;
+
+  /** Chain doing ClientIP affinity + random choice over `endpoints` (affinity services only). */
+  const affinityChain = (endpoints: readonly Endpoint[]): string => {
+    const which = endpoints === sel.localEndpoints && endpoints !== sel.clusterEndpoints ? 'local' : 'cluster';
+    const name = `affinity-${hashName(sp.id.key, 10)}-${which}`;
+    if (affinityChains.has(name)) return name;
+    const sets = endpoints.map((ep) => {
+      const setName = `affinity-${hashName(`${sp.id.key}|${ep.endpoint}|${affinity}`)}`;
+      affinitySets.set(setName, {
+        name: setName,
+        timeoutSeconds: affinity,
+        comment: escapeComment(`${sp.id.printable} -> ${ep.endpoint}`),
+      });
+      return setName;
+    });
+    const dnat = (i: number): string => {
+      const ep = endpoints[i] as Endpoint;
+      return `update @${sets[i]} { ${fam} saddr } meta l4proto ${p} dnat to ${dnatTarget(ep.ip, ep.port)}`;
+    };
+    const rules: string[] = [];
+    // A client seen recently goes back to its endpoint (and refreshes the timeout)...
+    for (let i = 0; i < endpoints.length; i++) rules.push(`${fam} saddr @${sets[i]} ${dnat(i)}`);
+    // ...others pick uniformly: endpoint i with probability 1/(n-i) among those left.
+    for (let i = 0; i < endpoints.length - 1; i++) {
+      rules.push(`numgen random mod ${endpoints.length - i} == 0 ${dnat(i)}`);
+    }
+    rules.push(dnat(endpoints.length - 1));
+    affinityChains.set(name, { name, rules });
+    return name;
+  };
+
+  /** Adds the dispatch element (and endpoint elements) that DNAT `key` to `endpoints`. */
+  const dispatch = (selector: Selector, key: string, endpointKey: string, endpoints: readonly Endpoint[]): void => {
+    if (endpoints.length === 0) return;
+    if (affinity > 0) {
+      add(dispatchMap(selector), key, `goto ${affinityChain(endpoints)}`);
+      return;
+    }
+    const chain = classChain(selector, endpoints.length);
+    classChains.add(chain);
+    add(dispatchMap(selector), key, `goto ${chain}`);
+    const map = endpointMap(selector, p as Proto);
+    endpoints.forEach((ep, i) => add(map, `${endpointKey} . ${i}`, `${ep.ip} . ${ep.port}`));
+  };
+
+  // Cluster IP.
+  const cipKey = `${sp.clusterIP} . ${p} . ${sp.port}`;
+  add('cluster-ips', sp.clusterIP);
+  if (hasInternal) {
+    add('service-ips', cipKey, `goto ${ENTRY_CLUSTER_IP}`, comment);
+    dispatch('ip', cipKey, `${sp.clusterIP} . ${sp.port}`, internalSel);
+  } else {
+    add('no-endpoint-services', cipKey, verdict, comment);
+  }
+
+  // External IPs and load balancer IPs share one path (upstream's external chain).
+  const externalEntry = sp.externalPolicyLocal ? ENTRY_EXTERNAL_IP_LOCAL : ENTRY_EXTERNAL_IP;
+  for (const ip of [...new Set([...sp.externalIPs, ...sp.loadBalancerVIPs])].sort()) {
+    const key = `${ip} . ${p} . ${sp.port}`;
+    if (hasAny) {
+      add('service-ips', key, `goto ${externalEntry}`, comment);
+      if (hasExternal) dispatch('ip', key, `${ip} . ${sp.port}`, externalSel);
+      if (sp.externalPolicyLocal) dispatch('ip-shortcut', key, `${ip} . ${sp.port}`, sel.clusterEndpoints);
+    }
+    if (!hasExternal) add('no-endpoint-services', key, verdict, comment);
+  }
+
+  // loadBalancerSourceRanges: checked in filter before DNAT; other sources are dropped.
+  const vips = [...new Set(sp.loadBalancerVIPs)].sort();
+  if (hasAny && vips.length > 0 && sp.loadBalancerSourceRanges.length > 0) {
+    const sources = allowedSources(sp.loadBalancerSourceRanges, vips, node);
+    for (const vip of vips) {
+      const key = `${vip} . ${p} . ${sp.port}`;
+      add('firewall-ips', key, '', comment);
+      for (const source of sources) add('firewall-allow', `${key} . ${source}`);
+    }
+  }
+
+  // Node port.
+  if (sp.nodePort > 0) {
+    const key = `${p} . ${sp.nodePort}`;
+    if (hasAny) {
+      add('service-nodeports', key, `goto ${sp.externalPolicyLocal ? ENTRY_NODEPORT_LOCAL : ENTRY_NODEPORT}`, comment);
+      if (hasExternal) dispatch('nodeport', key, `${sp.nodePort}`, externalSel);
+      if (sp.externalPolicyLocal) dispatch('nodeport-shortcut', key, `${sp.nodePort}`, sel.clusterEndpoints);
+    }
+    if (!hasExternal) add('no-endpoint-nodeports', key, verdict, comment);
+  }
+
+  // Hairpin: an endpoint that reaches itself through the service must be masqueraded.
+  for (const ep of sel.allReachable) add('hairpin', `${ep.ip} . ${ep.ip}`);
+
+  return {
+    state,
+    nodeKey: node.key,
+    elements: dedupe(elements),
+    classChains: [...classChains].sort(),
+    affinitySets: [...affinitySets.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+    affinityChains: [...affinityChains.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+  };
+}
+
+/** One service port may name the same element twice (an IP listed twice); keep the first. */
+function dedupe(elements: Element[]): Element[] {
+  const seen = new Set<string>();
+  const out: Element[] = [];
+  for (const element of elements) {
+    const id = `${element.set}\u0000${element.key}`;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    out.push(element);
+  }
+  return out;
+}
