@@ -34,7 +34,7 @@ export interface ServiceSpec {
   readonly loadBalancerSourceRanges?: readonly string[];
   readonly healthCheckNodePort?: number;
   /** ClientIP affinity timeout; undefined = no affinity. */
-  readonly affinitySeconds?: number;
+  readonly affinitySeconds?: number | undefined;
   readonly externalPolicyLocal?: boolean;
   readonly internalPolicyLocal?: boolean;
   readonly endpoints?: readonly EndpointSpec[];

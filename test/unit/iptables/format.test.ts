@@ -6,7 +6,12 @@ import {
   isServiceChainName,
   serviceChainNames,
 } from '../../../src/dataplane/iptables/chains.ts';
-import { commentArg, masqueradeMark, probability, MAX_COMMENT_LENGTH } from '../../../src/dataplane/iptables/format.ts';
+import {
+  commentArg,
+  masqueradeMark,
+  probability,
+  MAX_COMMENT_LENGTH,
+} from '../../../src/dataplane/iptables/format.ts';
 
 test('chain names: the verified examples of spec 3.3', () => {
   assert.equal(serviceChainNames('ns1/svc1:p80', 'TCP').cluster, 'KUBE-SVC-XPGD46QRK7WJZT7O');
@@ -33,7 +38,14 @@ test('ours: the five per-service prefixes only', () => {
   for (const chain of ['KUBE-SVC-A', 'KUBE-SVL-A', 'KUBE-EXT-A', 'KUBE-FW-A', 'KUBE-SEP-A']) {
     assert.equal(isServiceChainName(chain), true, chain);
   }
-  for (const chain of ['KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-MARK-MASQ', 'KUBE-FIREWALL', 'KUBE-PROXY-FIREWALL', 'OTHER']) {
+  for (const chain of [
+    'KUBE-SERVICES',
+    'KUBE-NODEPORTS',
+    'KUBE-MARK-MASQ',
+    'KUBE-FIREWALL',
+    'KUBE-PROXY-FIREWALL',
+    'OTHER',
+  ]) {
     assert.equal(isServiceChainName(chain), false, chain);
   }
 });

@@ -79,7 +79,10 @@ for (const scenario of SCENARIOS) {
 test('eTP Local without local endpoints drops external traffic and counts it', () => {
   const scenario = SCENARIOS.find((s) => s.name === 'loadbalancer-etp-local-without-local-endpoint')!;
   const out = renderIptables({ snapshot: scenario.snapshot, full: true, options: scenario.options });
-  assert.match(out.text, /-A KUBE-EXTERNAL-SERVICES -m comment --comment "default\/lb:http has no local endpoints" .* -j DROP/);
+  assert.match(
+    out.text,
+    /-A KUBE-EXTERNAL-SERVICES -m comment --comment "default\/lb:http has no local endpoints" .* -j DROP/,
+  );
   assert.doesNotMatch(out.text, /KUBE-SVL-/);
   assert.equal(out.counts.noLocalEndpointsExternal, 1);
   assert.equal(out.counts.noLocalEndpointsInternal, 0);
@@ -100,5 +103,8 @@ test('render is deterministic and the cache does not change the bytes', () => {
 
 test('snapshot and options of different families are refused', () => {
   const s = SCENARIOS.find((x) => x.name === 'ipv6')!;
-  assert.throws(() => renderIptables({ snapshot: s.snapshot, full: true, options: BASE_OPTIONS }), /family IPv6/);
+  assert.throws(
+    () => renderIptables({ snapshot: s.snapshot, full: true, options: BASE_OPTIONS }),
+    /family IPv6/,
+  );
 });

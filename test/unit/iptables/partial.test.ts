@@ -10,7 +10,10 @@ const svc = (name: string, ip: string, endpoints: number, extra: Partial<Service
   name,
   clusterIP: ip,
   port: 80,
-  endpoints: Array.from({ length: endpoints }, (_, i) => ({ ip: `10.244.${ip.split('.')[3]}.${i + 1}`, port: 8080 })),
+  endpoints: Array.from({ length: endpoints }, (_, i) => ({
+    ip: `10.244.${ip.split('.')[3]}.${i + 1}`,
+    port: 8080,
+  })),
   ...extra,
 });
 
@@ -87,7 +90,12 @@ test('a deleted service: all its chains are stale', () => {
 test('unchanged service port states are rendered once (cached by identity)', () => {
   const a = servicePortState(svc('a', '10.96.0.1', 2));
   const first = renderIptables({ snapshot: snapshot([a]), full: true, options: BASE_OPTIONS });
-  const second = renderIptables({ snapshot: snapshot([a]), full: true, options: BASE_OPTIONS, previous: first.cache });
+  const second = renderIptables({
+    snapshot: snapshot([a]),
+    full: true,
+    options: BASE_OPTIONS,
+    previous: first.cache,
+  });
   assert.equal(second.cache, first.cache);
   // Different settings invalidate the cache.
   const third = renderIptables({
@@ -116,7 +124,11 @@ test('large-cluster mode: more than 1000 endpoints drops SVC->SEP and SEP commen
   // Entry and masquerade rules keep theirs.
   assert.match(out.text, /-A KUBE-SERVICES -m comment --comment "default\/s0 cluster IP"/);
 
-  const small = renderIptables({ snapshot: snapshot(states.slice(0, 100)), full: true, options: BASE_OPTIONS });
+  const small = renderIptables({
+    snapshot: snapshot(states.slice(0, 100)),
+    full: true,
+    options: BASE_OPTIONS,
+  });
   assert.equal(small.counts.endpoints, 1000);
   assert.equal(small.largeClusterMode, false);
   assert.match(small.text, /-A KUBE-SEP-\S+ -m comment --comment default\/s0 -s /);

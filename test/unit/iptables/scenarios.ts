@@ -42,7 +42,14 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'nodeport-etp-cluster',
     options: BASE_OPTIONS,
     snapshot: snapshot([
-      sp({ name: 'np', portName: 'http', clusterIP: '10.96.0.20', port: 80, nodePort: 30080, endpoints: twoEndpoints }),
+      sp({
+        name: 'np',
+        portName: 'http',
+        clusterIP: '10.96.0.20',
+        port: 80,
+        nodePort: 30080,
+        endpoints: twoEndpoints,
+      }),
     ]),
   },
   {
@@ -101,7 +108,14 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'external-ip',
     options: BASE_OPTIONS,
     snapshot: snapshot([
-      sp({ name: 'ext', portName: 'dns', clusterIP: '10.96.0.50', port: 53, externalIPs: ['198.51.100.7'], endpoints: twoEndpoints }),
+      sp({
+        name: 'ext',
+        portName: 'dns',
+        clusterIP: '10.96.0.50',
+        port: 53,
+        externalIPs: ['198.51.100.7'],
+        endpoints: twoEndpoints,
+      }),
     ]),
   },
   {
@@ -141,8 +155,22 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'internal-traffic-policy-local',
     options: BASE_OPTIONS,
     snapshot: snapshot([
-      sp({ name: 'itp', portName: 'a', clusterIP: '10.96.0.80', port: 80, internalPolicyLocal: true, endpoints: twoEndpoints }),
-      sp({ name: 'itp', portName: 'b', clusterIP: '10.96.0.80', port: 81, internalPolicyLocal: true, endpoints: remoteOnly }),
+      sp({
+        name: 'itp',
+        portName: 'a',
+        clusterIP: '10.96.0.80',
+        port: 80,
+        internalPolicyLocal: true,
+        endpoints: twoEndpoints,
+      }),
+      sp({
+        name: 'itp',
+        portName: 'b',
+        clusterIP: '10.96.0.80',
+        port: 81,
+        internalPolicyLocal: true,
+        endpoints: remoteOnly,
+      }),
     ]),
   },
   {
@@ -191,12 +219,26 @@ export const SCENARIOS: readonly Scenario[] = [
       nfacct: { ctStateInvalidDropped: true, localhostNodePortsAccepted: true },
     },
     snapshot: snapshot([
-      sp({ name: 'np', portName: 'http', clusterIP: '10.96.0.20', port: 80, nodePort: 30080, endpoints: twoEndpoints }),
+      sp({
+        name: 'np',
+        portName: 'http',
+        clusterIP: '10.96.0.20',
+        port: 80,
+        nodePort: 30080,
+        endpoints: twoEndpoints,
+      }),
     ]),
   },
   {
     name: 'masquerade-all-no-random-fully-liberal',
-    options: { ...BASE_OPTIONS, masqueradeAll: true, randomFully: false, conntrackInvalidDrop: false, localhostNodePorts: false, masqueradeBit: 5 },
+    options: {
+      ...BASE_OPTIONS,
+      masqueradeAll: true,
+      randomFully: false,
+      conntrackInvalidDrop: false,
+      localhostNodePorts: false,
+      masqueradeBit: 5,
+    },
     snapshot: snapshot([
       sp({ name: 'web', portName: 'http', clusterIP: '10.96.0.10', port: 80, endpoints: twoEndpoints }),
     ]),
