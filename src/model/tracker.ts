@@ -252,32 +252,34 @@ export class ProxyModel {
         for (const sp of ports) {
           const key = sp.id.key;
           newKeys.push(key);
-          const endpoints = merged?.get(portMatchKey(sp.id.portName, sp.id.protocol)) ?? NO_ENDPOINTS;
-          const selection = selectEndpoints(sp, endpoints, topology);
+          const portEndpoints = merged?.get(portMatchKey(sp.id.portName, sp.id.protocol)) ?? NO_ENDPOINTS;
+          const previous = this.#states.get(key);
+          const previousFingerprint = previous ? this.#fingerprints.get(key) : undefined;
+          const servicePortText = JSON.stringify(sp);
+          const endpointsText = JSON.stringify(portEndpoints);
+          // Unchanged parts keep their identity, for renderers that cache finer than per state.
+          // The selection is computed over the endpoint objects the state will hold, so its
+          // lists always refer to members of state.endpoints.
+          const servicePort =
+            previous && previousFingerprint?.servicePort === servicePortText ? previous.servicePort : sp;
+          const endpoints =
+            previous && previousFingerprint?.endpoints === endpointsText ? previous.endpoints : portEndpoints;
+          const selection = selectEndpoints(servicePort, endpoints, topology);
           const fingerprint: StateFingerprint = {
-            servicePort: JSON.stringify(sp),
-            endpoints: JSON.stringify(endpoints),
+            servicePort: servicePortText,
+            endpoints: endpointsText,
             selection: selectionFingerprint(selection),
           };
-          const previous = this.#states.get(key);
-          const previousFingerprint = this.#fingerprints.get(key);
           if (
             previous &&
-            previousFingerprint?.servicePort === fingerprint.servicePort &&
-            previousFingerprint.endpoints === fingerprint.endpoints &&
-            previousFingerprint.selection === fingerprint.selection
+            servicePort === previous.servicePort &&
+            endpoints === previous.endpoints &&
+            previousFingerprint?.selection === fingerprint.selection
           ) {
             continue; // unchanged: `next` already holds the previous object
           }
           if (!previous) keysAdded = true;
-          // Unchanged parts keep their identity too, for renderers that cache finer.
-          const samePort = previous && previousFingerprint?.servicePort === fingerprint.servicePort;
-          const sameEndpoints = previous && previousFingerprint?.endpoints === fingerprint.endpoints;
-          next.set(key, {
-            servicePort: samePort ? previous.servicePort : sp,
-            endpoints: sameEndpoints ? previous.endpoints : endpoints,
-            selection,
-          });
+          next.set(key, { servicePort, endpoints, selection });
           this.#fingerprints.set(key, fingerprint);
           changed.add(service);
           if (
