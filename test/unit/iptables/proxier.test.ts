@@ -1,0 +1,376 @@
+// The proxier's decisions (full vs partial, what it runs, in which order), against a fake runner
+// that imitates the iptables tools. The real tools are exercised by test/e2e/iptables-apply.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ExecError, type ExecOptions, type ExecResult } from '../../../src/util/exec.ts';
+import {
+  createIptablesProxier,
+  type IptablesProxierOptions,
+} from '../../../src/dataplane/iptables/proxier.ts';
+import { RestoreError } from '../../../src/dataplane/iptables/apply.ts';
+import { renderIptables } from '../../../src/dataplane/iptables/render.ts';
+import { chooseIptablesBackend, supportsRandomFully } from '../../../src/dataplane/iptables/backend.ts';
+import { cleanupTableText, parseSave } from '../../../src/dataplane/iptables/cleanup.ts';
+import { configureLogging } from '../../../src/log/log.ts';
+import { servicePortState, snapshot } from './fixture.ts';
+import { BASE_OPTIONS } from './scenarios.ts';
+
+configureLogging({ write: () => undefined });
+
+interface Call {
+  readonly file: string;
+  readonly args: readonly string[];
+  readonly input?: string | undefined;
+}
+
+/** A tiny model of the tools: chains per table, inserted rules, restore inputs. */
+class FakeTools {
+  readonly calls: Call[] = [];
+  readonly chains = new Map<string, Set<string>>([
+    ['mangle', new Set()],
+    ['nat', new Set()],
+    ['filter', new Set()],
+  ]);
+  readonly rules = new Set<string>();
+  failRestore = false;
+  liberal = '0';
+  addrs: unknown[] = [];
+
+  run = (file: string, args: readonly string[], options?: ExecOptions): Promise<ExecResult> => {
+    this.calls.push({ file, args, input: options?.input });
+    const fail = (code: number, stderr: string): Promise<ExecResult> =>
+      Promise.reject(new ExecError([file, ...args].join(' '), code, '', stderr, `exit status ${code}`));
+    const ok = (stdout = ''): Promise<ExecResult> => Promise.resolve({ stdout, stderr: '', code: 0 });
+    if (file === 'sysctl') return args[0] === '-n' ? ok(`${this.liberal}\n`) : ok();
+    if (file === 'ip') return ok(JSON.stringify(this.addrs));
+    if (file.endsWith('-restore')) {
+      if (this.failRestore) return fail(1, `${file}: line 3 failed\n`);
+      // Apply chain declarations and deletions of the nat table, enough for stale detection.
+      let table = '';
+      for (const line of (options?.input ?? '').split('\n')) {
+        if (line.startsWith('*')) table = line.slice(1);
+        else if (line.startsWith(':')) this.chains.get(table)?.add(line.slice(1, line.indexOf(' ')));
+        else if (line.startsWith('-X ')) this.chains.get(table)?.delete(line.slice(3));
+      }
+      return ok();
+    }
+    if (file.endsWith('-save')) {
+      const table = args[args.indexOf('-t') + 1] ?? '';
+      return ok(
+        [`*${table}`, ...[...(this.chains.get(table) ?? [])].map((c) => `:${c} - [0:0]`), 'COMMIT', ''].join(
+          '\n',
+        ),
+      );
+    }
+    if (args.includes('--version')) return ok('iptables v1.8.9 (legacy)\n');
+    const table = args[args.indexOf('-t') + 1] ?? '';
+    const chains = this.chains.get(table)!;
+    const op = args.find((a) => ['-N', '-C', '-I', '-S'].includes(a));
+    const chain = args[args.indexOf(op ?? '') + 1] ?? '';
+    const rule = `${table} ${args.slice(args.indexOf(op ?? '') + 1).join(' ')}`;
+    switch (op) {
+      case '-N':
+        if (chains.has(chain)) return fail(1, 'Chain already exists.');
+        chains.add(chain);
+        return ok();
+      case '-S':
+        return chains.has(chain) ? ok() : fail(1, 'No chain/target/match by that name.');
+      case '-C':
+        return this.rules.has(rule) ? ok() : fail(1, 'Bad rule');
+      case '-I':
+        this.rules.add(rule);
+        return ok();
+      default:
+        return fail(2, `unexpected ${args.join(' ')}`);
+    }
+  };
+
+  restores(): Call[] {
+    return this.calls.filter((c) => c.file.endsWith('-restore'));
+  }
+}
+
+function options(extra: Partial<IptablesProxierOptions> = {}): IptablesProxierOptions {
+  const { randomFully: _r, nfacct: _n, conntrackInvalidDrop: _c, ...base } = BASE_OPTIONS;
+  return { ...base, backend: 'legacy', ...extra };
+}
+
+const web = servicePortState({
+  name: 'web',
+  portName: 'http',
+  clusterIP: '10.96.0.10',
+  port: 80,
+  endpoints: [
+    { ip: '10.244.1.5', port: 8080 },
+    { ip: '10.244.2.7', port: 8080 },
+  ],
+});
+const other = servicePortState({
+  name: 'other',
+  clusterIP: '10.96.0.11',
+  port: 80,
+  endpoints: [{ ip: '10.244.1.6', port: 80 }],
+});
+
+test('first sync is full: canaries, jumps, one restore with the rendered text', async () => {
+  const tools = new FakeTools();
+  const proxier = createIptablesProxier(options(), { run: tools.run });
+  assert.equal(await proxier.needsFullSync(), true);
+  const result = await proxier.sync({ snapshot: snapshot([web]), full: false });
+  assert.equal(result.full, true);
+  assert.equal(proxier.mode, 'iptables');
+  assert.deepEqual(proxier.info(), {
+    backend: 'legacy',
+    randomFully: true,
+    conntrackInvalidDrop: true,
+    localhostNodePorts: true,
+  });
+  // route_localnet is set (it read 0) before anything else is written.
+  assert.ok(
+    tools.calls.some((c) => c.file === 'sysctl' && c.args.includes('net.ipv4.conf.all.route_localnet=1')),
+  );
+  for (const table of ['mangle', 'nat', 'filter'])
+    assert.ok(tools.chains.get(table)!.has('KUBE-PROXY-CANARY'));
+  const inserted = tools.calls.filter((c) => c.args.includes('-I')).map((c) => c.args.join(' '));
+  assert.equal(inserted.length, 14);
+  assert.equal(
+    inserted[0],
+    '-w 5 -W 100000 -t filter -I INPUT -m conntrack --ctstate NEW -m comment --comment kubernetes externally-visible service portals -j KUBE-EXTERNAL-SERVICES',
+  );
+  assert.equal(inserted.at(-1), '-w 5 -W 100000 -t filter -I OUTPUT -j KUBE-FIREWALL');
+  assert.ok(tools.calls.every((c) => !c.file.startsWith('iptables') || c.file.startsWith('iptables-legacy')));
+  const [restore] = tools.restores();
+  assert.equal(restore?.file, 'iptables-legacy-restore');
+  assert.deepEqual(restore?.args, ['-w', '5', '-W', '100000', '--noflush', '--counters']);
+  const expected = renderIptables({ snapshot: snapshot([web]), full: true, options: BASE_OPTIONS });
+  assert.equal(restore?.input, expected.text);
+  assert.equal(await proxier.needsFullSync(), false);
+});
+
+test('later syncs are partial, skip the jump checks and delete stale chains', async () => {
+  const tools = new FakeTools();
+  const proxier = createIptablesProxier(options(), { run: tools.run });
+  await proxier.sync({ snapshot: snapshot([web, other]), full: true });
+  const before = tools.calls.length;
+  const result = await proxier.sync({
+    snapshot: snapshot([web], { changed: ['default/other'] }),
+    full: false,
+  });
+  assert.equal(result.full, false);
+  const calls = tools.calls.slice(before);
+  assert.deepEqual(
+    calls.map((c) => c.file),
+    ['iptables-legacy-save', 'iptables-legacy-restore'],
+  );
+  const text = calls[1]!.input!;
+  assert.doesNotMatch(text, /^:KUBE-SVC-CDGGSHYLG3RE2FKL/m, 'web is unchanged: not rewritten');
+  assert.equal(text.match(/^-X KUBE-S(VC|EP)-/gm)?.length, 2);
+  assert.equal(result.details?.['natChainsDeleted'], 2);
+  // A full request is honoured even when nothing failed.
+  assert.equal((await proxier.sync({ snapshot: snapshot([web], { changed: [] }), full: true })).full, true);
+});
+
+test('a failed restore throws with the tool output and input context; the next sync is full', async () => {
+  const tools = new FakeTools();
+  const proxier = createIptablesProxier(options(), { run: tools.run });
+  await proxier.sync({ snapshot: snapshot([web]), full: true });
+  tools.failRestore = true;
+  await assert.rejects(proxier.sync({ snapshot: snapshot([web, other]), full: false }), (error: unknown) => {
+    assert.ok(error instanceof RestoreError);
+    assert.equal(error.line, 3);
+    assert.match(
+      error.message,
+      /^iptables-legacy-restore failed: iptables-legacy-restore: line 3 failed\ninput around line 3:\n/,
+    );
+    assert.match(
+      error.message,
+      /\n {6}2: :KUBE-SERVICES - \[0:0\]\n> {5}3: :KUBE-EXTERNAL-SERVICES - \[0:0\]\n {6}4: /,
+    );
+    return true;
+  });
+  assert.equal(await proxier.needsFullSync(), true);
+  tools.failRestore = false;
+  const calls = tools.calls.length;
+  const retry = await proxier.sync({ snapshot: snapshot([web, other], { changed: [] }), full: false });
+  assert.equal(retry.full, true);
+  assert.ok(
+    tools.calls.slice(calls).some((c) => c.args.includes('-C')),
+    'jumps re-checked',
+  );
+});
+
+test('a vanished canary forces a full sync', async () => {
+  const tools = new FakeTools();
+  const proxier = createIptablesProxier(options(), { run: tools.run });
+  await proxier.sync({ snapshot: snapshot([web]), full: true });
+  assert.equal(await proxier.needsFullSync(), false);
+  for (const chains of tools.chains.values()) chains.clear();
+  assert.equal(await proxier.needsFullSync(), true);
+  const result = await proxier.sync({ snapshot: snapshot([web], { changed: [] }), full: false });
+  assert.equal(result.full, true);
+  assert.ok(tools.chains.get('mangle')!.has('KUBE-PROXY-CANARY'));
+});
+
+test('nodePortAddresses CIDRs: local addresses from `ip -j addr`; IPv6 uses ip6tables', async () => {
+  const tools = new FakeTools();
+  tools.addrs = [
+    {
+      ifname: 'lo',
+      addr_info: [
+        { family: 'inet', local: '127.0.0.1' },
+        { family: 'inet6', local: '::1' },
+      ],
+    },
+    {
+      ifname: 'eth0',
+      addr_info: [
+        { family: 'inet', local: '192.168.0.10' },
+        { family: 'inet6', local: 'fd00:1::10' },
+      ],
+    },
+    { ifname: 'eth1', addr_info: [{ family: 'inet', local: '10.0.0.1' }] },
+  ];
+  const v4 = createIptablesProxier(
+    options({ nodePortAddresses: { kind: 'cidrs', cidrs: ['192.168.0.0/16', 'fd00::/8'] } }),
+    {
+      run: tools.run,
+    },
+  );
+  await v4.sync({ snapshot: snapshot([web]), full: true });
+  const text = tools.restores().at(-1)!.input!;
+  assert.deepEqual(
+    text.split('\n').filter((l) => l.includes('NOTE: this must be the last rule')),
+    [
+      '-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -d 192.168.0.10 -j KUBE-NODEPORTS',
+    ],
+  );
+  assert.equal(v4.info()?.localhostNodePorts, false, '127.0.0.0/8 not covered');
+  assert.ok(!tools.calls.some((c) => c.file === 'sysctl' && c.args.includes('-w')));
+
+  const v6tools = new FakeTools();
+  v6tools.addrs = tools.addrs;
+  const v6 = createIptablesProxier(
+    options({
+      family: 'IPv6',
+      localDetector: { kind: 'none' },
+      nodePortAddresses: { kind: 'cidrs', cidrs: ['fd00::/8', '::1/128'] },
+    }),
+    { run: v6tools.run },
+  );
+  const v6web = servicePortState({
+    name: 'w',
+    clusterIP: 'fd00:96::1',
+    port: 80,
+    endpoints: [{ ip: 'fd00:10::1', port: 80 }],
+  });
+  await v6.sync({ snapshot: snapshot([v6web], { family: 'IPv6' }), full: true });
+  assert.ok(
+    v6tools.calls
+      .filter((c) => c.file.includes('tables'))
+      .every((c) => c.file.startsWith('ip6tables-legacy')),
+  );
+  assert.match(v6tools.restores()[0]!.input!, /-d fd00:1::10 -j KUBE-NODEPORTS\nCOMMIT/);
+  await assert.rejects(v6.sync({ snapshot: snapshot([web]), full: true }), /got a IPv4 snapshot/);
+});
+
+test('tcp_be_liberal set: no INVALID drop', async () => {
+  const tools = new FakeTools();
+  tools.liberal = '1';
+  const proxier = createIptablesProxier(options(), { run: tools.run });
+  await proxier.sync({ snapshot: snapshot([web]), full: true });
+  assert.equal(proxier.info()?.conntrackInvalidDrop, false);
+  assert.doesNotMatch(tools.restores()[0]!.input!, /INVALID/);
+});
+
+test('large clusters scan for stale chains at most once per syncPeriod', async () => {
+  const tools = new FakeTools();
+  let now = 0;
+  const proxier = createIptablesProxier(options({ largeClusterThreshold: 1, syncPeriodMs: 30_000 }), {
+    run: tools.run,
+    now: () => now,
+  });
+  const saves = (): number => tools.calls.filter((c) => c.file.endsWith('-save')).length;
+  await proxier.sync({ snapshot: snapshot([web]), full: true });
+  assert.equal(saves(), 1);
+  now = 10_000;
+  await proxier.sync({ snapshot: snapshot([web], { changed: [] }), full: false });
+  assert.equal(saves(), 1);
+  now = 40_001;
+  await proxier.sync({ snapshot: snapshot([web], { changed: [] }), full: false });
+  assert.equal(saves(), 2);
+});
+
+test('invalid options are refused up front, naming the field', () => {
+  assert.throws(
+    () => createIptablesProxier(options({ localDetector: { kind: 'bridge', iface: 'br0 -j ACCEPT' } })),
+    /localDetector.iface: "br0 -j ACCEPT" is not an interface name/,
+  );
+  assert.throws(() => createIptablesProxier(options({ masqueradeBit: 40 })), /masqueradeBit: 40/);
+  assert.throws(
+    () => createIptablesProxier(options({ nodePortAddresses: { kind: 'cidrs', cidrs: ['10.0.0.0/33'] } })),
+    /nodePortAddresses.cidrs/,
+  );
+});
+
+test('backend choice: override, hints, rule counts (fake saves)', async () => {
+  const saves: Record<string, string> = {};
+  const run = (file: string, args: readonly string[]): Promise<ExecResult> => {
+    const key = `${file} ${args.join(' ')}`.trim();
+    const out = saves[key];
+    return out === undefined
+      ? Promise.reject(new Error('no such tool'))
+      : Promise.resolve({ stdout: out, stderr: '', code: 0 });
+  };
+  assert.deepEqual(await chooseIptablesBackend(run, {}), {
+    backend: 'nft',
+    reason: 'no rules in either backend',
+  });
+  saves['iptables-legacy-save'] = '*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j ACCEPT\nCOMMIT\n';
+  assert.equal((await chooseIptablesBackend(run, {})).backend, 'legacy');
+  saves['ip6tables-nft-save -t mangle'] = '*mangle\n:KUBE-IPTABLES-HINT - [0:0]\nCOMMIT\n';
+  assert.equal((await chooseIptablesBackend(run, {})).backend, 'nft');
+  assert.equal(
+    (await chooseIptablesBackend(run, { KUBE_PROXY_IPTABLES_BACKEND: 'legacy' })).backend,
+    'legacy',
+  );
+  assert.equal(supportsRandomFully('iptables v1.8.9 (nf_tables)'), true);
+  assert.equal(supportsRandomFully('iptables v1.6.2'), true);
+  assert.equal(supportsRandomFully('iptables v1.6.1'), false);
+  assert.equal(supportsRandomFully('iptables v1.4.21'), false);
+});
+
+test('cleanup text: flush and delete ours, unhook every jump into them, keep the rest', () => {
+  const saved = parseSave(
+    [
+      '*nat',
+      ':PREROUTING ACCEPT [0:0]',
+      ':KUBE-SERVICES - [0:0]',
+      ':KUBE-MARK-MASQ - [0:0]',
+      ':KUBE-SVC-AAAA - [0:0]',
+      ':CNI-X - [0:0]',
+      '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+      '-A PREROUTING -m comment --comment "says -j KUBE-SVC-AAAA" -j ACCEPT',
+      '-A CNI-X -j KUBE-MARK-MASQ',
+      '-A KUBE-SERVICES -j KUBE-SVC-AAAA',
+      'COMMIT',
+      '',
+    ].join('\n'),
+  ).get('nat')!;
+  assert.equal(
+    cleanupTableText('nat', saved),
+    [
+      '*nat',
+      ':KUBE-SERVICES - [0:0]',
+      ':KUBE-SVC-AAAA - [0:0]',
+      '-D PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+      '-X KUBE-SERVICES',
+      '-X KUBE-SVC-AAAA',
+      'COMMIT',
+      '',
+    ].join('\n'),
+  );
+  assert.equal(
+    cleanupTableText('mangle', parseSave('*mangle\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n').get('mangle')!),
+    undefined,
+  );
+});
