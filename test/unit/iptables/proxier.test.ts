@@ -139,11 +139,11 @@ test('first sync is full: canaries, jumps, one restore with the rendered text', 
   );
   assert.equal(inserted.at(-1), '-w 5 -W 100000 -t filter -I OUTPUT -j KUBE-FIREWALL');
   assert.ok(tools.calls.every((c) => !c.file.startsWith('iptables') || c.file.startsWith('iptables-legacy')));
-  const [restore] = tools.restores();
-  assert.equal(restore?.file, 'iptables-legacy-restore');
-  assert.deepEqual(restore?.args, ['-w', '5', '-W', '100000', '--noflush', '--counters']);
+  const restore = tools.restores()[0]!;
+  assert.equal(restore.file, 'iptables-legacy-restore');
+  assert.deepEqual(restore.args, ['-w', '5', '-W', '100000', '--noflush', '--counters']);
   const expected = renderIptables({ snapshot: snapshot([web]), full: true, options: BASE_OPTIONS });
-  assert.equal(restore?.input, expected.text);
+  assert.equal(restore.input, expected.text);
   assert.equal(await proxier.needsFullSync(), false);
 });
 
