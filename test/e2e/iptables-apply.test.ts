@@ -389,3 +389,90 @@ describe('iptables apply (IPv6)', { skip }, () => {
     assert.doesNotMatch(await save(run, 'nft', 'filter', 'IPv6'), /KUBE-FIREWALL -m comment/);
   });
 });
+
+describe('iptables traffic smoke test', { skip }, () => {
+  const support = new URL('../support/', import.meta.url).pathname;
+
+  async function probe(
+    ns: Netns,
+    host: string,
+    port: number,
+    count: number,
+  ): Promise<{ ok: boolean; name?: string; error?: string }[]> {
+    const out = await ns.exec(process.execPath, [
+      `${support}probe.ts`,
+      '--proto',
+      'tcp',
+      '--host',
+      host,
+      '--port',
+      String(port),
+      '--count',
+      String(count),
+      '--timeout',
+      '2000',
+    ]);
+    return out.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { ok: boolean; name?: string; error?: string });
+  }
+
+  for (const backend of ['legacy', 'nft'] as const) {
+    test(`a ClusterIP reaches every endpoint; no endpoints is refused at once (${backend})`, async () => {
+      const { ns: node, run } = await newNs();
+      const pods: Netns[] = [];
+      for (const [i, ip] of [
+        ['a', '10.244.1.5'],
+        ['b', '10.244.2.7'],
+      ] as const) {
+        const { ns: pod } = await newNs();
+        await node.ip('link', 'add', `n${i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod.name);
+        const gw = ip.replace(/\.\d+$/, '.1');
+        await node.ip('addr', 'add', `${gw}/24`, 'dev', `n${i}`);
+        await node.ip('link', 'set', `n${i}`, 'up');
+        await pod.ip('addr', 'add', `${ip}/24`, 'dev', 'eth0');
+        await pod.ip('link', 'set', 'eth0', 'up');
+        await pod.ip('route', 'add', 'default', 'via', gw);
+        const server = pod.spawn(process.execPath, [
+          `${support}echo-server.ts`,
+          '--name',
+          `pod-${i}`,
+          '--tcp',
+          '8080',
+        ]);
+        await new Promise<void>((resolve, reject) => {
+          server.stdout?.on('data', (chunk: Buffer) => {
+            if (chunk.toString().includes('ready')) resolve();
+          });
+          server.once('exit', () => reject(new Error('echo server exited')));
+        });
+        pods.push(pod);
+      }
+      // Locally generated traffic needs a route for the service range before NAT runs.
+      await node.ip('route', 'add', '10.96.0.0/16', 'dev', 'na');
+      const web = servicePortState({
+        name: 'web',
+        portName: 'http',
+        clusterIP: '10.96.0.10',
+        port: 80,
+        endpoints: [
+          { ip: '10.244.1.5', port: 8080 },
+          { ip: '10.244.2.7', port: 8080 },
+        ],
+      });
+      const empty = servicePortState({ name: 'empty', clusterIP: '10.96.0.11', port: 80 });
+      const proxier = createIptablesProxier(proxierOptions(backend), { run });
+      await proxier.sync({ snapshot: snapshot([web, empty]), full: true });
+
+      const answers = await probe(node, '10.96.0.10', 80, 20);
+      assert.ok(
+        answers.every((a) => a.ok),
+        JSON.stringify(answers),
+      );
+      assert.deepEqual(new Set(answers.map((a) => a.name)), new Set(['pod-a', 'pod-b']));
+      const refused = await probe(node, '10.96.0.11', 80, 1);
+      assert.equal(refused[0]?.error, 'ECONNREFUSED');
+    });
+  }
+});
