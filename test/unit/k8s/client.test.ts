@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TLSSocket } from 'node:tls';
+import { TLSSocket } from 'node:tls';
 import { KubeApiError, KubeClient, KubeTimeoutError, packageVersion } from '../../../src/k8s/client.ts';
 import { FileTokenSource } from '../../../src/k8s/kubeconfig.ts';
 import { startFakeApiServer, type FakeApiServer } from '../../support/apiserver.ts';
@@ -236,7 +236,10 @@ describe('KubeClient over TLS', { skip: hasOpenssl ? false : 'openssl is not ins
       },
       (req, res) => {
         // Without a client certificate this is an empty object.
-        const peer = (req.socket as TLSSocket).getPeerCertificate() as { subject?: { CN?: unknown } };
+        const socket = req.socket;
+        const peer = (socket instanceof TLSSocket ? socket.getPeerCertificate() : {}) as {
+          subject?: { CN?: unknown };
+        };
         seen.push({ cn: typeof peer.subject?.CN === 'string' ? peer.subject.CN : '' });
         res.writeHead(200, { 'Content-Type': 'application/json' });
         res.end('{"kind":"NodeList","items":[]}');
