@@ -80,7 +80,8 @@ function checkSyncPeriods(
       invalidDuration(`${prefix}.minSyncPeriod`, periods.minSyncPeriod, 'must be greater than or equal to 0'),
     );
   }
-  if (min > sync) {
+  // Compared only when both are valid on their own, so one bad value gives one message.
+  if (sync > 0n && min >= 0n && min > sync) {
     errors.push(
       invalidDuration(
         `${prefix}.syncPeriod`,
