@@ -180,13 +180,10 @@ describe('precedence with --config', () => {
     assert.deepEqual(withFile('mode: iptables\n').config.nodePortAddresses, []);
   });
 
-  it('passes on the lenient-decoding warning for unknown fields', () => {
-    const { options, warnings } = runWith(
-      ['--config', FILE],
-      filesIO({ [FILE]: `${HEADER}mode: nftables\nbogus: 1\n` }),
-    );
-    assert.equal(options.config.mode, 'nftables');
-    assert.ok(warnings.some((w) => w.includes(FILE) && w.includes('unknown field "bogus"')));
+  it('rejects a config file with an unknown field, naming the file and the field', () => {
+    const error = errorOf(['--config', FILE], filesIO({ [FILE]: `${HEADER}mode: nftables\nbogus: 1\n` }));
+    assert.match(error, new RegExp(FILE.replaceAll('/', '\\/')));
+    assert.match(error, /bogus: unknown field/);
   });
 
   it('fails with the file name and the problem', () => {
