@@ -2,15 +2,11 @@
 // (a cluster IP in @cluster-ips for every port of a Service, a pod IP in @hairpin for every
 // Service it backs) and a few can be contested (two Services listing the same external IP and
 // port). Each element key keeps its claims; the claim of the smallest service port key wins, so
-// the table does not depend on the order in which Services arrived.
+// the table does not depend on the order in which Services arrived. Claims are the records'
+// own Element objects: the bookkeeping allocates nothing per element in the common case.
+import type { Children, Element } from './service.ts';
 
-export interface Claim {
-  readonly owner: string;
-  readonly value: string;
-  readonly comment: string;
-}
-
-type Claims = Claim | Claim[];
+type Claims = Element | Element[];
 
 /** set name -> element key -> claims. Owned and mutated by the renderer only. */
 export type Ledger = Map<string, Map<string, Claims>>;
@@ -19,51 +15,62 @@ export function newLedger(): Ledger {
   return new Map();
 }
 
-export function effective(claims: Claims | undefined): Claim | undefined {
+export function effective(claims: Claims | undefined): Element | undefined {
   if (claims === undefined || !Array.isArray(claims)) return claims;
   return claims[0];
 }
 
-function byOwner(a: Claim, b: Claim): number {
+function byOwner(a: Element, b: Element): number {
   return a.owner < b.owner ? -1 : a.owner > b.owner ? 1 : 0;
 }
 
-export function claim(ledger: Ledger, set: string, key: string, entry: Claim): void {
+export function setOf(ledger: Ledger, set: string): Map<string, Claims> {
   let elements = ledger.get(set);
   if (!elements) {
     elements = new Map();
     ledger.set(set, elements);
   }
-  const existing = elements.get(key);
+  return elements;
+}
+
+export function claim(elements: Map<string, Claims>, entry: Element): void {
+  const existing = elements.get(entry.key);
   if (existing === undefined) {
-    elements.set(key, entry);
+    elements.set(entry.key, entry);
   } else if (Array.isArray(existing)) {
     existing.push(entry);
     existing.sort(byOwner);
   } else {
-    elements.set(key, [existing, entry].sort(byOwner));
+    elements.set(entry.key, [existing, entry].sort(byOwner));
   }
 }
 
-export function release(ledger: Ledger, set: string, key: string, owner: string): void {
-  const elements = ledger.get(set);
-  const existing = elements?.get(key);
+export function release(elements: Map<string, Claims> | undefined, entry: Element): void {
+  const existing = elements?.get(entry.key);
   if (!elements || existing === undefined) return;
   if (!Array.isArray(existing)) {
-    if (existing.owner === owner) elements.delete(key);
+    if (existing.owner === entry.owner) elements.delete(entry.key);
     return;
   }
-  const index = existing.findIndex((entry) => entry.owner === owner);
+  const index = existing.findIndex((other) => other.owner === entry.owner);
   if (index >= 0) existing.splice(index, 1);
-  if (existing.length === 1) elements.set(key, existing[0] as Claim);
-  else if (existing.length === 0) elements.delete(key);
+  if (existing.length === 1) elements.set(entry.key, existing[0] as Element);
+  else if (existing.length === 0) elements.delete(entry.key);
 }
 
-export function lookup(ledger: Ledger, set: string, key: string): Claim | undefined {
+export function lookup(ledger: Ledger, set: string, key: string): Element | undefined {
   return effective(ledger.get(set)?.get(key));
 }
 
-export function sameElement(a: Claim | undefined, b: Claim | undefined): boolean {
+function sameChildren(a: Children | undefined, b: Children | undefined): boolean {
+  if (a === b) return true;
+  if (!a || !b || a.set !== b.set || a.keys.length !== b.keys.length) return false;
+  for (let i = 0; i < a.keys.length; i++) if (a.keys[i] !== b.keys[i] || a.values[i] !== b.values[i]) return false;
+  return true;
+}
+
+/** Same element in the kernel: value and comment, and the same endpoint elements under it. */
+export function sameElement(a: Element | undefined, b: Element | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;
-  return a.value === b.value && a.comment === b.comment;
+  return a.value === b.value && a.comment === b.comment && sameChildren(a.children, b.children);
 }

@@ -71,7 +71,7 @@ export function hashName(text: string, length = 16): string {
  * anything outside a conservative alphabet is replaced, and nft's 128-byte limit is kept.
  */
 export function escapeComment(text: string): string {
-  return text.replace(/[^A-Za-z0-9._:/ >-]/g, '_').slice(0, 120);
+  return text.replace(/[^A-Za-z0-9._:/ >[\]-]/g, '_').slice(0, 120);
 }
 
 /** `ip:port` for a dnat statement, IPv6 bracketed. */

@@ -7,10 +7,18 @@
 // failure, which forces a full render). This keeps a one-endpoint change O(change) instead of
 // copying bookkeeping for 100k elements on every sync.
 import type { IPFamily, ProxySnapshot, ServicePortState } from '../../model/types.ts';
-import { claim, lookup, newLedger, release, sameElement, type Claim, type Ledger } from './ledger.ts';
+import { claim, lookup, newLedger, release, sameElement, setOf, type Ledger } from './ledger.ts';
 import { nftFamily, parseClassChain, TABLE, TABLE_COMMENT } from './names.ts';
 import { optionsFingerprint, type NftablesOptions } from './options.ts';
-import { buildRecord, nodeFacts, type AffinitySet, type ChainDef, type NodeFacts, type ServiceRecord } from './service.ts';
+import {
+  buildRecord,
+  nodeFacts,
+  type AffinitySet,
+  type ChainDef,
+  type Element,
+  type NodeFacts,
+  type ServiceRecord,
+} from './service.ts';
 import { BASE_CHAINS, buildSkeleton, classChainDef, type Skeleton } from './skeleton.ts';
 
 export interface NftState {
@@ -34,9 +42,6 @@ export interface RenderResult {
   readonly stats: { readonly servicePorts: number; readonly changed: number; readonly elementOps: number };
 }
 
-/** Elements per `add element` command: big enough to be fast, small enough for readable errors. */
-const CHUNK = 1000;
-
 interface Context {
   readonly prefix: string;
   readonly skeleton: Skeleton;
@@ -57,17 +62,22 @@ function contextFor(options: NftablesOptions): Context {
   return context;
 }
 
-function elementText(key: string, entry: Claim): string {
+function elementText(key: string, entry: Element): string {
   let text = key;
   if (entry.comment) text += ` comment "${entry.comment}"`;
   if (entry.value) text += ` : ${entry.value}`;
   return text;
 }
 
-function pushChunked(out: string[], verb: string, prefix: string, set: string, items: readonly string[]): void {
-  for (let i = 0; i < items.length; i += CHUNK) {
-    out.push(`${verb} element ${prefix} ${set} { ${items.slice(i, i + CHUNK).join(', ')} }`);
-  }
+/**
+ * One `add|delete element` command per set, one element per line (trailing commas are fine for
+ * nft): cheap to build, and nft's error for a bad element points at exactly that line.
+ */
+function pushElements(out: string[], verb: string, prefix: string, set: string, items: readonly string[]): void {
+  if (items.length === 0) return;
+  out.push(`${verb} element ${prefix} ${set} {`);
+  for (const item of items) out.push(`\t${item},`);
+  out.push('}');
 }
 
 function affinitySetCommand(prefix: string, family: IPFamily, set: AffinitySet): string {
@@ -77,6 +87,27 @@ function affinitySetCommand(prefix: string, family: IPFamily, set: AffinitySet):
 
 function chainCommand(prefix: string, name: string, comment: string): string {
   return comment ? `add chain ${prefix} ${name} { comment "${comment}" ; }` : `add chain ${prefix} ${name}`;
+}
+
+function listOf(lists: Map<string, string[]>, set: string): string[] {
+  let list = lists.get(set);
+  if (!list) {
+    list = [];
+    lists.set(set, list);
+  }
+  return list;
+}
+
+function claimAll(ledger: Ledger, record: ServiceRecord): void {
+  let lastSet = '';
+  let elements = undefined as ReturnType<typeof setOf> | undefined;
+  for (const element of record.elements) {
+    if (element.set !== lastSet || !elements) {
+      lastSet = element.set;
+      elements = setOf(ledger, lastSet);
+    }
+    claim(elements, element);
+  }
 }
 
 function recordFor(state: ServicePortState, node: NodeFacts, old: ServiceRecord | undefined): ServiceRecord {
@@ -143,9 +174,7 @@ function renderFull(
   for (const [key, state] of snapshot.servicePorts) {
     const record = recordFor(state, node, previous?.records.get(key));
     records.set(key, record);
-    for (const element of record.elements) {
-      claim(ledger, element.set, element.key, { owner: key, value: element.value, comment: element.comment });
-    }
+    claimAll(ledger, record);
     addRefs(classRefs, record, 1);
     affinitySets.push(...record.affinitySets);
     affinityChains.push(...record.affinityChains);
@@ -182,18 +211,26 @@ function renderFull(
   for (const chain of [...skeleton.baseChains, ...skeleton.chains, ...classChains, ...affinityChains]) {
     for (const rule of chain.rules) out.push(`add rule ${prefix} ${chain.name} ${rule}`);
   }
-  for (const [set, items] of skeleton.fixedElements) pushChunked(out, 'add', prefix, set, items);
-  let elementOps = 0;
-  for (const set of skeleton.sets) {
-    const elements = ledger.get(set.name);
-    if (!elements) continue;
-    const items: string[] = [];
+  for (const [set, items] of skeleton.fixedElements) pushElements(out, 'add', prefix, set, items);
+  const texts = new Map<string, string[]>();
+  for (const [set, elements] of ledger) {
+    const items = listOf(texts, set);
     for (const [key, claims] of elements) {
       const entry = Array.isArray(claims) ? claims[0] : claims;
-      if (entry) items.push(elementText(key, entry));
+      if (!entry) continue;
+      items.push(elementText(key, entry));
+      const children = entry.children;
+      if (children) {
+        const childItems = listOf(texts, children.set);
+        for (let i = 0; i < children.keys.length; i++) childItems.push(`${children.keys[i]} : ${children.values[i]}`);
+      }
     }
+  }
+  let elementOps = 0;
+  for (const set of skeleton.sets) {
+    const items = texts.get(set.name) ?? [];
     elementOps += items.length;
-    pushChunked(out, 'add', prefix, set.name, items);
+    pushElements(out, 'add', prefix, set.name, items);
   }
   if (previous) {
     // Objects of the previous sync that no Service needs any more (their references are gone:
@@ -231,7 +268,7 @@ function renderPartial(previous: NftState, snapshot: ProxySnapshot, context: Con
   const { records, ledger, classRefs } = previous;
   const nodeChanged = previous.nodeKey !== node.key;
   // Element keys touched by this sync, with the element as it was before.
-  const touched = new Map<string, Map<string, Claim | undefined>>();
+  const touched = new Map<string, Map<string, Element | undefined>>();
   const touch = (set: string, key: string): void => {
     let keys = touched.get(set);
     if (!keys) {
@@ -256,7 +293,7 @@ function renderPartial(previous: NftState, snapshot: ProxySnapshot, context: Con
     if (old) {
       for (const element of old.elements) {
         touch(element.set, element.key);
-        release(ledger, element.set, element.key, key);
+        release(ledger.get(element.set), element);
       }
       noteRefs(old);
       addRefs(classRefs, old, -1);
@@ -264,7 +301,7 @@ function renderPartial(previous: NftState, snapshot: ProxySnapshot, context: Con
     if (next) {
       for (const element of next.elements) {
         touch(element.set, element.key);
-        claim(ledger, element.set, element.key, { owner: key, value: element.value, comment: element.comment });
+        claim(setOf(ledger, element.set), element);
       }
       noteRefs(next);
       addRefs(classRefs, next, 1);
@@ -320,26 +357,32 @@ function renderPartial(previous: NftState, snapshot: ProxySnapshot, context: Con
     out.push(`flush chain ${prefix} ${chain.name}`);
     for (const rule of chain.rules) out.push(`add rule ${prefix} ${chain.name} ${rule}`);
   }
-  const sets = [...touched.keys()].sort((a, b) => (setOrder.get(a) ?? 1e9) - (setOrder.get(b) ?? 1e9) || compare(a, b));
-  const deletes: string[] = [];
-  const adds: string[] = [];
-  let elementOps = 0;
-  for (const set of sets) {
-    const keys = touched.get(set) as Map<string, Claim | undefined>;
-    const del: string[] = [];
-    const add: string[] = [];
-    for (const key of [...keys.keys()].sort(compare)) {
-      const before = keys.get(key);
+  const dels = new Map<string, string[]>();
+  const adds = new Map<string, string[]>();
+  for (const [set, keys] of touched) {
+    for (const [key, before] of keys) {
       const after = lookup(ledger, set, key);
       if (sameElement(before, after)) continue;
-      if (before) del.push(key);
-      if (after) add.push(elementText(key, after));
+      const mainChanged = !before || !after || before.value !== after.value || before.comment !== after.comment;
+      if (mainChanged && before) listOf(dels, set).push(key);
+      if (mainChanged && after) listOf(adds, set).push(elementText(key, after));
+      diffChildren(before, after, dels, adds);
     }
-    elementOps += del.length + add.length;
-    pushChunked(deletes, 'delete', prefix, set, del);
-    pushChunked(adds, 'add', prefix, set, add);
   }
-  out.push(...deletes, ...adds);
+  const ordered = (lists: Map<string, string[]>): [string, string[]][] =>
+    [...lists].sort((a, b) => (setOrder.get(a[0]) ?? 1e9) - (setOrder.get(b[0]) ?? 1e9) || compare(a[0], b[0]));
+  const deletes: string[] = [];
+  const additions: string[] = [];
+  let elementOps = 0;
+  for (const [set, list] of ordered(dels)) {
+    elementOps += list.length;
+    pushElements(deletes, 'delete', prefix, set, list.sort(compare));
+  }
+  for (const [set, list] of ordered(adds)) {
+    elementOps += list.length;
+    pushElements(additions, 'add', prefix, set, list.sort(compare));
+  }
+  out.push(...deletes, ...additions);
   for (const name of [...deletedClasses.sort(compare), ...deleteChains.sort(compare)]) {
     out.push(`delete chain ${prefix} ${name}`);
   }
@@ -353,6 +396,37 @@ function renderPartial(previous: NftState, snapshot: ProxySnapshot, context: Con
   };
 }
 
+/** Endpoint map operations between two versions of one dispatch element. */
+function diffChildren(
+  before: Element | undefined,
+  after: Element | undefined,
+  dels: Map<string, string[]>,
+  adds: Map<string, string[]>,
+): void {
+  const old = before?.children;
+  const next = after?.children;
+  if (old === next) return;
+  const kept = new Map<string, string>();
+  if (old && next && old.set === next.set) {
+    for (let i = 0; i < next.keys.length; i++) kept.set(next.keys[i] as string, next.values[i] as string);
+  }
+  if (old) {
+    for (let i = 0; i < old.keys.length; i++) {
+      const key = old.keys[i] as string;
+      const value = kept.get(key);
+      if (value === old.values[i]) kept.delete(key);
+      else listOf(dels, old.set).push(key);
+    }
+  }
+  if (next) {
+    const list = listOf(adds, next.set);
+    for (let i = 0; i < next.keys.length; i++) {
+      const key = next.keys[i] as string;
+      if (!old || old.set !== next.set || kept.has(key)) list.push(`${key} : ${next.values[i]}`);
+    }
+  }
+}
+
 /** Plain, sorted view of a state: what the table holds. For tests and debugging. */
 export function describeState(state: NftState): {
   servicePorts: string[];
@@ -361,13 +435,22 @@ export function describeState(state: NftState): {
   affinityChains: string[];
   affinitySets: string[];
 } {
-  const elements: Record<string, string[]> = {};
-  for (const [set, keys] of [...state.ledger].sort((a, b) => compare(a[0], b[0]))) {
-    const items: string[] = [];
+  const lists = new Map<string, string[]>();
+  for (const [set, keys] of state.ledger) {
     for (const key of keys.keys()) {
       const entry = lookup(state.ledger, set, key);
-      if (entry) items.push(elementText(key, entry));
+      if (!entry) continue;
+      listOf(lists, set).push(elementText(key, entry));
+      const children = entry.children;
+      if (children) {
+        for (let i = 0; i < children.keys.length; i++) {
+          listOf(lists, children.set).push(`${children.keys[i]} : ${children.values[i]}`);
+        }
+      }
     }
+  }
+  const elements: Record<string, string[]> = {};
+  for (const [set, items] of [...lists].sort((a, b) => compare(a[0], b[0]))) {
     if (items.length > 0) elements[set] = items.sort(compare);
   }
   const affinityChains: string[] = [];

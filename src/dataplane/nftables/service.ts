@@ -17,12 +17,25 @@ import {
   type Selector,
 } from './names.ts';
 
-/** One element of one set or map. `value` is '' for set elements, `comment` '' for none. */
+/**
+ * One element of one set or map, claimed by one service port (`owner`). `value` is '' for set
+ * elements, `comment` '' for none. A dispatch element carries the endpoint map elements it
+ * selects from (`children`: keys and values, index order), so the bookkeeping handles a whole
+ * endpoint selection as one unit: whoever owns the dispatch key owns its endpoints.
+ */
 export interface Element {
+  readonly owner: string;
   readonly set: string;
   readonly key: string;
   readonly value: string;
   readonly comment: string;
+  readonly children?: Children | undefined;
+}
+
+export interface Children {
+  readonly set: string;
+  readonly keys: readonly string[];
+  readonly values: readonly string[];
 }
 
 export interface AffinitySet {
@@ -103,8 +116,9 @@ export function buildRecord(state: ServicePortState, node: NodeFacts): ServiceRe
   const classChains = new Set<string>();
   const affinityChains = new Map<string, ChainDef>();
   const affinitySets = new Map<string, AffinitySet>();
-  const add = (set: string, key: string, value = '', note = ''): void => {
-    elements.push({ set, key, value, comment: note });
+  const owner = sp.id.key;
+  const add = (set: string, key: string, value = '', note = '', children?: Children): void => {
+    elements.push({ owner, set, key, value, comment: note, children });
   };
 
   const hasAny = sel.hasAnyEndpoints;
@@ -155,9 +169,13 @@ export function buildRecord(state: ServicePortState, node: NodeFacts): ServiceRe
     }
     const chain = classChain(selector, endpoints.length);
     classChains.add(chain);
-    add(dispatchMap(selector), key, `goto ${chain}`);
-    const map = endpointMap(selector, p as Proto);
-    endpoints.forEach((ep, i) => add(map, `${endpointKey} . ${i}`, `${ep.ip} . ${ep.port}`));
+    const keys: string[] = [];
+    const values: string[] = [];
+    endpoints.forEach((ep, i) => {
+      keys.push(`${endpointKey} . ${i}`);
+      values.push(`${ep.ip} . ${ep.port}`);
+    });
+    add(dispatchMap(selector), key, `goto ${chain}`, '', { set: endpointMap(selector, p as Proto), keys, values });
   };
 
   // Cluster IP.
@@ -172,7 +190,9 @@ export function buildRecord(state: ServicePortState, node: NodeFacts): ServiceRe
 
   // External IPs and load balancer IPs share one path (upstream's external chain).
   const externalEntry = sp.externalPolicyLocal ? ENTRY_EXTERNAL_IP_LOCAL : ENTRY_EXTERNAL_IP;
-  for (const ip of [...new Set([...sp.externalIPs, ...sp.loadBalancerVIPs])].sort()) {
+  const externals = new Set([...sp.externalIPs, ...sp.loadBalancerVIPs]);
+  externals.delete(sp.clusterIP);
+  for (const ip of [...externals].sort()) {
     const key = `${ip} . ${p} . ${sp.port}`;
     if (hasAny) {
       add('service-ips', key, `goto ${externalEntry}`, comment);
@@ -204,28 +224,20 @@ export function buildRecord(state: ServicePortState, node: NodeFacts): ServiceRe
     if (!hasExternal) add('no-endpoint-nodeports', key, verdict, comment);
   }
 
-  // Hairpin: an endpoint that reaches itself through the service must be masqueraded.
-  for (const ep of sel.allReachable) add('hairpin', `${ep.ip} . ${ep.ip}`);
+  // Hairpin: an endpoint that reaches itself through the service must be masqueraded. Only a
+  // sender on this node goes through this node's DNAT, so only endpoints on this node (or of
+  // unknown node) can hairpin here; listing all 100k pod IPs of a big cluster would double the
+  // cost of a full sync for nothing.
+  const hairpin = new Set<string>();
+  for (const ep of sel.allReachable) if (ep.isLocal || ep.nodeName === '') hairpin.add(ep.ip);
+  for (const ip of [...hairpin].sort()) add('hairpin', `${ip} . ${ip}`);
 
   return {
     state,
     nodeKey: node.key,
-    elements: dedupe(elements),
+    elements,
     classChains: [...classChains].sort(),
     affinitySets: [...affinitySets.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
     affinityChains: [...affinityChains.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
   };
-}
-
-/** One service port may name the same element twice (an IP listed twice); keep the first. */
-function dedupe(elements: Element[]): Element[] {
-  const seen = new Set<string>();
-  const out: Element[] = [];
-  for (const element of elements) {
-    const id = `${element.set}\u0000${element.key}`;
-    if (seen.has(id)) continue;
-    seen.add(id);
-    out.push(element);
-  }
-  return out;
 }

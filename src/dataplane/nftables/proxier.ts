@@ -1,0 +1,141 @@
+// The nftables Proxier: render (pure) then one `nft -f -` transaction per sync. We keep the
+// record of what the last successful transaction wrote and diff against it; a failed
+// transaction changes nothing in the kernel, so we forget the record and the next sync is full.
+import { release as osRelease } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import type { IPFamily } from '../../model/types.ts';
+import type { Proxier, SyncRequest, SyncResult } from '../../sync/proxier.ts';
+import { ExecError, execTool, type ExecOptions, type ExecResult } from '../../util/exec.ts';
+import { validateOptions, type NftablesOptions } from './options.ts';
+import { render, type NftState } from './render.ts';
+
+export type Runner = (file: string, args: readonly string[], options?: ExecOptions) => Promise<ExecResult>;
+
+export interface NftablesProxierDeps {
+  /** Runs a system tool; defaults to execTool. Tests run it inside a network namespace. */
+  readonly run?: Runner;
+  /** Skip the kernel >= 5.13 check (upstream's KUBE_PROXY_NFTABLES_SKIP_KERNEL_VERSION_CHECK). */
+  readonly skipKernelCheck?: boolean;
+  /** Kernel release to check; defaults to os.release(). */
+  readonly kernelRelease?: string;
+}
+
+export interface NftablesProxier extends Proxier {
+  /** Forget the record of the kernel: the next sync is full (used after a failure, and by tests). */
+  reset(): void;
+}
+
+export const MIN_NFT_VERSION = [1, 0, 1] as const;
+export const MIN_KERNEL_VERSION = [5, 13] as const;
+const APPLY_TIMEOUT_MS = 120_000;
+
+function atLeast(version: readonly number[], minimum: readonly number[]): boolean {
+  for (let i = 0; i < minimum.length; i++) {
+    const a = version[i] ?? 0;
+    const b = minimum[i] ?? 0;
+    if (a !== b) return a > b;
+  }
+  return true;
+}
+
+/** Parses `nftables v1.0.6 (Lester Gooch #5)`; undefined when there is no version in it. */
+export function parseNftVersion(output: string): number[] | undefined {
+  const match = /v(\d+)\.(\d+)(?:\.(\d+))?/.exec(output);
+  return match ? [Number(match[1]), Number(match[2]), Number(match[3] ?? 0)] : undefined;
+}
+
+export function parseKernelRelease(release: string): number[] | undefined {
+  const match = /^(\d+)\.(\d+)/.exec(release);
+  return match ? [Number(match[1]), Number(match[2])] : undefined;
+}
+
+/** Throws unless `nft` is at least 1.0.1 (and the kernel at least 5.13, unless skipped). */
+export async function checkNftablesSupport(run: Runner, deps: NftablesProxierDeps = {}): Promise<string> {
+  let output: string;
+  try {
+    output = (await run('nft', ['--version'], { timeoutMs: 10_000 })).stdout;
+  } catch (error) {
+    throw new Error(`nftables mode needs the nft tool: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const version = parseNftVersion(output);
+  if (!version || !atLeast(version, MIN_NFT_VERSION)) {
+    throw new Error(`nftables mode needs nft >= ${MIN_NFT_VERSION.join('.')}; nft --version said ${JSON.stringify(output.trim())}`);
+  }
+  if (!deps.skipKernelCheck) {
+    const release = deps.kernelRelease ?? osRelease();
+    const kernel = parseKernelRelease(release);
+    if (!kernel || !atLeast(kernel, MIN_KERNEL_VERSION)) {
+      throw new Error(
+        `nftables mode needs kernel >= ${MIN_KERNEL_VERSION.join('.')}, this is ${release} ` +
+          '(set KUBE_PROXY_NFTABLES_SKIP_KERNEL_VERSION_CHECK to skip the check)',
+      );
+    }
+  }
+  return output.trim();
+}
+
+/** nft's error text, plus the script line(s) it points at (`/dev/stdin:LINE:...`). */
+export function describeNftFailure(error: unknown, script: string): string {
+  const stderr = error instanceof ExecError ? error.stderr : '';
+  const base = error instanceof Error ? error.message : String(error);
+  const lines = script.split('\n');
+  const cited = new Set<number>();
+  for (const match of stderr.matchAll(/\/dev\/stdin:(\d+):/g)) cited.add(Number(match[1]));
+  const shown = [...cited].slice(0, 3).map((n) => `line ${n}: ${lines[n - 1] ?? '?'}`);
+  const head = stderr ? stderr.trim().split('\n').slice(0, 12).join('\n') : base;
+  return `nft -f - failed: ${head}${shown.length > 0 ? `\n${shown.join('\n')}` : ''}`;
+}
+
+export async function createNftablesProxier(
+  options: NftablesOptions,
+  deps: NftablesProxierDeps = {},
+): Promise<NftablesProxier> {
+  validateOptions(options);
+  const run: Runner = deps.run ?? execTool;
+  await checkNftablesSupport(run, deps);
+  let previous: NftState | undefined;
+  let busy = false;
+  const family: IPFamily = options.family;
+
+  return {
+    family,
+    mode: 'nftables',
+    reset(): void {
+      previous = undefined;
+    },
+    async sync(request: SyncRequest): Promise<SyncResult> {
+      if (busy) throw new Error(`nftables ${family} proxier: sync called while a sync is running`);
+      busy = true;
+      try {
+        const full = request.full || previous === undefined;
+        const renderStart = performance.now();
+        const result = render(previous, request.snapshot, options, full);
+        // The old record is spent either way; it comes back only as `next` after success.
+        previous = undefined;
+        const renderSeconds = (performance.now() - renderStart) / 1000;
+        const applyStart = performance.now();
+        if (result.script !== '') {
+          try {
+            await run('nft', ['-f', '-'], { input: result.script, timeoutMs: APPLY_TIMEOUT_MS });
+          } catch (error) {
+            throw new Error(describeNftFailure(error, result.script), { cause: error });
+          }
+        }
+        previous = result.next;
+        return {
+          full,
+          renderSeconds,
+          applySeconds: (performance.now() - applyStart) / 1000,
+          details: {
+            servicePorts: result.stats.servicePorts,
+            changedServicePorts: result.stats.changed,
+            elementOps: result.stats.elementOps,
+            scriptBytes: result.script.length,
+          },
+        };
+      } finally {
+        busy = false;
+      }
+    },
+  };
+}
