@@ -191,6 +191,50 @@ describe('fake API server', () => {
   });
 });
 
+describe('fake API server timing', () => {
+  test('periodic bookmarks only when allowed, and timeoutSeconds ends the stream', async () => {
+    const server = await startFakeApiServer({ bookmarkIntervalMs: 20 });
+    const client = clientFor(server);
+    try {
+      const rv = String(server.resourceVersion());
+      const lines: string[] = [];
+      const t0 = Date.now();
+      await client.watchStream(
+        `/api/v1/nodes?watch=1&allowWatchBookmarks=true&resourceVersion=${rv}&timeoutSeconds=1`,
+        {
+          idleTimeoutMs: 5_000,
+          onLine: (line) => lines.push(line),
+        },
+      );
+      const lasted = Date.now() - t0;
+      assert.ok(lasted >= 900 && lasted < 3_000, `lasted ${lasted} ms`);
+      assert.ok(lines.length >= 3, 'bookmarks arrive on the interval');
+      for (const line of lines) {
+        assert.deepEqual(JSON.parse(line), {
+          type: 'BOOKMARK',
+          object: { kind: 'Node', apiVersion: 'v1', metadata: { resourceVersion: rv } },
+        });
+      }
+      const quiet: string[] = [];
+      const controller = new AbortController();
+      setTimeout(() => {
+        controller.abort();
+      }, 100);
+      await client
+        .watchStream(`/api/v1/nodes?watch=1&resourceVersion=${rv}`, {
+          idleTimeoutMs: 5_000,
+          signal: controller.signal,
+          onLine: (line) => quiet.push(line),
+        })
+        .catch(() => undefined);
+      assert.deepEqual(quiet, [], 'no bookmarks unless allowWatchBookmarks');
+    } finally {
+      client.close();
+      await server.close();
+    }
+  });
+});
+
 describe('apiserver-main (standalone)', () => {
   test('loads manifests, prints "listening <url>", serves, and stops on SIGTERM', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kpt-api-'));
