@@ -1,0 +1,381 @@
+// The running proxy: startup order of upstream-behavior.md 9.1, then informers feeding one model
+// per IP family, each with its own sync loop and proxier (dual-stack is two proxiers side by side,
+// architecture rule 7). Everything mode-specific arrives through `createProxier`.
+import { existsSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { writeFile } from 'node:fs/promises';
+import type { Node } from 'kubernetes-types/core/v1.d.ts';
+import type { KubeRequester } from '../k8s/client.ts';
+import { EventRecorder } from '../k8s/events.ts';
+import type { Reflector } from '../k8s/reflector.ts';
+import { watchEndpointSlices, watchNode, watchServices, type WatchTuning } from '../k8s/watches.ts';
+import { log } from '../log/log.ts';
+import { ProxyModel } from '../model/tracker.ts';
+import { formatProblem } from '../model/problem.ts';
+import type { IPFamily, ProxySnapshot } from '../model/types.ts';
+import { applyConntrackSettings, type ConntrackSettings } from '../conntrack/sysctls.ts';
+import { ProxyHealth } from '../server/health.ts';
+import { healthzHandler, metricsHandler, serveHttp, type RunningServer } from '../server/http.ts';
+import { createProxyMetrics, type ProxyMetrics } from '../server/metrics.ts';
+import { FamilySync } from '../sync/family-sync.ts';
+import type { Proxier } from '../sync/proxier.ts';
+import { parseIP } from '../util/ip.ts';
+import type { Sysctl } from '../util/sysctl.ts';
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** What the daemon learned about its node before creating proxiers. */
+export interface NodeInfo {
+  readonly name: string;
+  readonly primaryFamily: IPFamily;
+  readonly ips: Readonly<Record<IPFamily, readonly string[]>>;
+  readonly podCIDRs: readonly string[];
+}
+
+export interface DaemonSettings {
+  readonly mode: 'iptables' | 'nftables';
+  readonly nodeName: string;
+  readonly client: KubeRequester;
+  readonly syncPeriodMs: number;
+  readonly minSyncPeriodMs: number;
+  readonly healthz: HostPort | undefined;
+  readonly metrics: HostPort | undefined;
+  readonly bindAddressHardFail: boolean;
+  /** bindAddress when it is a specific IP: overrides the node's primary IP (spec 1.7). */
+  readonly bindAddress: string | undefined;
+  readonly conntrack: ConntrackSettings;
+  readonly sysctl: Sysctl;
+  readonly oomScoreAdj: number | undefined;
+  readonly initOnly: boolean;
+  /** NodeCIDR local detection needs spec.podCIDRs before starting. */
+  readonly requirePodCIDRs: boolean;
+  readonly configz: () => unknown;
+  /** Which families the dataplane can program on this host. */
+  readonly supportsFamily: (family: IPFamily) => Promise<boolean>;
+  readonly createProxier: (family: IPFamily, node: NodeInfo, metrics: ProxyMetrics) => Promise<Proxier>;
+  /** Called when the daemon must exit with an error (node deleted, node IPs changed, hard fail). */
+  readonly onFatal: (message: string) => void;
+  readonly nodeWaitTimeoutMs?: number;
+  readonly watchTuning?: WatchTuning<never>;
+  readonly startTimeMs?: number;
+}
+
+export interface RunningDaemon {
+  readonly syncs: readonly FamilySync[];
+  readonly health: ProxyHealth;
+  readonly metrics: ProxyMetrics | undefined;
+  stop(): Promise<void>;
+}
+
+const TO_BE_DELETED_TAINT = 'ToBeDeletedByClusterAutoscaler';
+
+/** Node addresses per family, InternalIP first, then ExternalIP, then anything else. */
+export function nodeAddresses(node: Node): Record<IPFamily, string[]> {
+  const rank = (type: string) => (type === 'InternalIP' ? 0 : type === 'ExternalIP' ? 1 : 2);
+  const addresses = [...(node.status?.addresses ?? [])].sort((a, b) => rank(a.type) - rank(b.type));
+  const result: Record<IPFamily, string[]> = { IPv4: [], IPv6: [] };
+  for (const address of addresses) {
+    const ip = parseIP(address.address);
+    if (ip && !result[ip.family].includes(ip.text)) result[ip.family].push(ip.text);
+  }
+  return result;
+}
+
+function nodeInfoOf(node: Node, bindAddress: string | undefined): NodeInfo {
+  const ips = nodeAddresses(node);
+  const first = (node.status?.addresses ?? []).map((a) => parseIP(a.address)).find((ip) => ip !== undefined);
+  let primaryFamily: IPFamily = first?.family ?? 'IPv4';
+  const bind = bindAddress ? parseIP(bindAddress) : undefined;
+  if (bind && bind.value !== 0n) {
+    primaryFamily = bind.family;
+    ips[bind.family] = [bind.text, ...ips[bind.family].filter((ip) => ip !== bind.text)];
+  }
+  if (ips.IPv4.length === 0) ips.IPv4.push('127.0.0.1');
+  if (ips.IPv6.length === 0) ips.IPv6.push('::1');
+  return { name: node.metadata?.name ?? '', primaryFamily, ips, podCIDRs: node.spec?.podCIDRs ?? [] };
+}
+
+function nodeEligible(node: Node): boolean {
+  if (node.metadata?.deletionTimestamp) return false;
+  return !(node.spec?.taints ?? []).some((taint) => taint.key === TO_BE_DELETED_TAINT);
+}
+
+function usableNode(node: Node | undefined, requirePodCIDRs: boolean): node is Node {
+  if (!node || (node.status?.addresses ?? []).length === 0) return false;
+  return !requirePodCIDRs || (node.spec?.podCIDRs ?? []).length > 0;
+}
+
+async function waitForNode(watch: Reflector<Node>, settings: DaemonSettings): Promise<Node> {
+  const deadline = Date.now() + (settings.nodeWaitTimeoutMs ?? 300_000);
+  let logged = false;
+  for (;;) {
+    const node = watch.get(settings.nodeName);
+    if (usableNode(node, settings.requirePodCIDRs)) return node;
+    if (Date.now() > deadline) {
+      throw new Error(
+        settings.requirePodCIDRs
+          ? `timed out waiting for Node ${settings.nodeName} to have addresses and spec.podCIDRs (detectLocalMode NodeCIDR)`
+          : `timed out waiting for Node ${settings.nodeName} to exist with addresses`,
+      );
+    }
+    if (!logged) {
+      log.info('Waiting for the Node object', { node: settings.nodeName });
+      logged = true;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
+function logProgrammed(snapshot: ProxySnapshot): void {
+  const verbose = log.v(2);
+  if (!verbose.enabled) return;
+  for (const service of snapshot.changedServices) {
+    let found = false;
+    for (const state of snapshot.servicePorts.values()) {
+      if (state.servicePort.id.service !== service) continue;
+      found = true;
+      const sp = state.servicePort;
+      verbose.info('Service port programmed', {
+        servicePort: sp.id.key,
+        ipFamily: snapshot.family,
+        clusterIP: `${sp.clusterIP}:${String(sp.port)}`,
+        nodePort: sp.nodePort,
+        endpoints: state.selection.allReachable.map((ep) => ep.endpoint),
+      });
+    }
+    if (!found) verbose.info('Service removed from the dataplane', { service, ipFamily: snapshot.family });
+  }
+}
+
+export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon> {
+  const startTimeMs = settings.startTimeMs ?? Date.now();
+  const recorder = new EventRecorder({ client: settings.client, nodeName: settings.nodeName });
+  const tuning = settings.watchTuning ?? {};
+  const stoppers: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stoppers.splice(0).reverse()) await stop().catch(() => undefined);
+  };
+
+  // 1. Our Node: its addresses decide the families, its zone feeds topology.
+  // Until the proxiers exist the reflector's cache is all we need; handlers are swapped in below.
+  const nodeHandlers: { update: (node: Node) => void; remove: () => void } = {
+    update: () => undefined,
+    remove: () => undefined,
+  };
+  const nodeWatch = watchNode(
+    settings.client,
+    settings.nodeName,
+    {
+      onAdd: (node) => nodeHandlers.update(node),
+      onUpdate: (_old, node) => nodeHandlers.update(node),
+      onDelete: () => nodeHandlers.remove(),
+    },
+    tuning,
+  );
+  nodeWatch.start();
+  stoppers.push(() => nodeWatch.stop());
+
+  try {
+    const node = await waitForNode(nodeWatch, settings);
+    const info = nodeInfoOf(node, settings.bindAddress);
+    log.info('Node found', {
+      node: info.name,
+      primaryFamily: info.primaryFamily,
+      ipv4: info.ips.IPv4,
+      ipv6: info.ips.IPv6,
+      podCIDRs: info.podCIDRs,
+    });
+    const health = new ProxyHealth({ syncPeriodMs: settings.syncPeriodMs });
+    health.setNodeEligible(nodeEligible(node));
+
+    // 2. Conntrack sysctls (fatal on error, with the way out in the message).
+    await applyConntrackSettings(settings.conntrack, settings.sysctl, cpuCount(), undefined);
+
+    // 3. Families and proxiers.
+    const families: IPFamily[] = [info.primaryFamily];
+    const secondary: IPFamily = info.primaryFamily === 'IPv4' ? 'IPv6' : 'IPv4';
+    const ipv6Available = secondary !== 'IPv6' || existsSync('/proc/net/if_inet6');
+    if (ipv6Available && (await settings.supportsFamily(secondary))) families.push(secondary);
+    else log.info('Running in single-stack mode', { ipFamily: info.primaryFamily });
+    const metrics = createProxyMetrics(settings.mode);
+    const proxiers = await Promise.all(
+      families.map((family) => settings.createProxier(family, info, metrics)),
+    );
+    if (settings.initOnly) {
+      log.info('Initialisation done (--init-only), exiting');
+      await stopAll();
+      return { syncs: [], health, metrics: undefined, stop: () => Promise.resolve() };
+    }
+
+    // 4. Models and sync loops, one per family.
+    const models = proxiers.map(
+      (proxier) =>
+        new ProxyModel({
+          family: proxier.family,
+          nodeName: settings.nodeName,
+          proxyStartTimeMs: startTimeMs,
+          onProblem: (problem) => {
+            log.error('Skipping invalid object', undefined, { problem: formatProblem(problem) });
+          },
+        }),
+    );
+    for (const model of models) model.setNode(node);
+    const syncs = proxiers.map(
+      (proxier, i) =>
+        new FamilySync({
+          proxier,
+          source: models[i] as ProxyModel,
+          health,
+          metrics,
+          minSyncPeriodMs: settings.minSyncPeriodMs,
+          syncPeriodMs: settings.syncPeriodMs,
+          startTimeMs,
+          afterSync: logProgrammed,
+        }),
+    );
+    stoppers.push(async () => {
+      for (const sync of syncs) sync.stop();
+      await Promise.all(syncs.map((sync) => sync.whenIdle()));
+    });
+
+    if (settings.oomScoreAdj !== undefined) {
+      await writeFile('/proc/self/oom_score_adj', String(settings.oomScoreAdj)).catch((error: unknown) => {
+        log.error('Failed to set oom_score_adj', error, { value: settings.oomScoreAdj });
+      });
+    }
+
+    // 5. Servers.
+    const servers: RunningServer[] = [];
+    const fatalBind = (what: string, reason: string) => (error: Error) => {
+      void recorder.nodeEvent(
+        'Warning',
+        reason,
+        'StartKubeProxy',
+        `Failed to start ${what}: ${error.message}`,
+      );
+      settings.onFatal(`failed to start ${what}: ${error.message}`);
+    };
+    if (settings.healthz) {
+      servers.push(
+        serveHttp({
+          name: 'healthz',
+          ...settings.healthz,
+          handler: healthzHandler(health, metrics),
+          hardFail: settings.bindAddressHardFail,
+          onFatal: fatalBind('proxier healthz server', 'FailedToStartProxierHealthcheck'),
+        }),
+      );
+    }
+    if (settings.metrics) {
+      servers.push(
+        serveHttp({
+          name: 'metrics',
+          ...settings.metrics,
+          handler: metricsHandler({ metrics, mode: settings.mode, configz: settings.configz }),
+          hardFail: settings.bindAddressHardFail,
+          onFatal: fatalBind('metrics server', 'FailedToStartMetricServer'),
+        }),
+      );
+    }
+    stoppers.push(async () => {
+      await Promise.all(servers.map((server) => server.close()));
+    });
+
+    // 6. Informers: every event goes to every family's model; a real change asks for a sync.
+    let servicesSynced = false;
+    let slicesSynced = false;
+    const changed = () => {
+      models.forEach((model, i) => {
+        if (model.hasPendingChanges()) syncs[i]?.requestSync();
+      });
+    };
+    const maybeStart = () => {
+      if (!servicesSynced || !slicesSynced) return;
+      for (const sync of syncs) sync.start();
+    };
+    const serviceWatch = watchServices(
+      settings.client,
+      {
+        onAdd: (svc) => {
+          for (const model of models) model.upsertService(svc);
+          changed();
+        },
+        onUpdate: (_old, svc) => {
+          for (const model of models) model.upsertService(svc);
+          changed();
+        },
+        onDelete: (svc) => {
+          for (const model of models) model.deleteService(svc);
+          changed();
+        },
+        onSynced: () => {
+          servicesSynced = true;
+          maybeStart();
+        },
+      },
+      tuning,
+    );
+    const sliceWatch = watchEndpointSlices(
+      settings.client,
+      {
+        onAdd: (slice) => {
+          for (const model of models) model.upsertSlice(slice);
+          changed();
+        },
+        onUpdate: (_old, slice) => {
+          for (const model of models) model.upsertSlice(slice);
+          changed();
+        },
+        onDelete: (slice) => {
+          for (const model of models) model.deleteSlice(slice);
+          changed();
+        },
+        onSynced: () => {
+          slicesSynced = true;
+          maybeStart();
+        },
+      },
+      tuning,
+    );
+    serviceWatch.start();
+    sliceWatch.start();
+    stoppers.push(async () => {
+      await Promise.all([serviceWatch.stop(), sliceWatch.stop()]);
+    });
+
+    // 7. Our Node from now on: topology changes force a full sync; deletion or new IPs end us.
+    const initialIPs = JSON.stringify(nodeAddresses(node));
+    nodeHandlers.update = (updated) => {
+      health.setNodeEligible(nodeEligible(updated));
+      if (JSON.stringify(nodeAddresses(updated)) !== initialIPs) {
+        settings.onFatal(`the IPs of Node ${settings.nodeName} changed; restarting to pick them up`);
+        return;
+      }
+      models.forEach((model, i) => {
+        if (model.setNode(updated).topologyChanged) {
+          log.info('Node topology changed, forcing a full sync', { node: settings.nodeName });
+          syncs[i]?.requestFullSync();
+        }
+      });
+    };
+    nodeHandlers.remove = () => {
+      health.setNodeEligible(false);
+      settings.onFatal(`Node ${settings.nodeName} was deleted`);
+    };
+
+    void recorder.starting();
+    log.info('kube-proxy started', { mode: settings.mode, families, node: settings.nodeName });
+    return { syncs, health, metrics, stop: stopAll };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}
+
+function cpuCount(): number {
+  // Upstream counts the node's online CPUs, not the process's cpuset.
+  return Math.max(1, cpus().length);
+}

@@ -1,0 +1,173 @@
+// The `kube-proxy` command: flags and config, then one of --write-config-to, --cleanup, or the
+// daemon. Exit codes as upstream: 0 for success, 1 for any error (bad flags or config, failed
+// cleanup, node deleted, node IPs changed).
+import { readFileSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { hostname } from 'node:os';
+import { parseCommandLine, resolveEffective, type EffectiveConfig } from '../config/load.ts';
+import { renderConfigYAML } from '../config/write.ts';
+import { createDataplane, type DataplaneSettings } from '../dataplane/factory.ts';
+import { iptablesCleaner } from '../dataplane/iptables/index.ts';
+import { nftablesCleaner } from '../dataplane/nftables/cleanup.ts';
+import { KubeClient } from '../k8s/client.ts';
+import { loadClientConfig } from '../k8s/kubeconfig.ts';
+import { configureLogging, log } from '../log/log.ts';
+import type { Cleaner } from '../sync/proxier.ts';
+import { procSysctl } from '../util/sysctl.ts';
+import { runDaemon } from './daemon.ts';
+
+function dataplaneSettings(effective: EffectiveConfig, mode: 'iptables' | 'nftables'): DataplaneSettings {
+  const detect = effective.detectLocal;
+  return {
+    mode,
+    masqueradeBit: effective.masqueradeBit,
+    masqueradeAll: effective.masqueradeAll,
+    detectLocalMode: detect.mode,
+    clusterCIDRs: detect.mode === 'ClusterCIDR' ? detect.clusterCIDRs : effective.clusterCIDRs,
+    bridgeInterface: detect.mode === 'BridgeInterface' ? detect.bridgeInterface : '',
+    interfaceNamePrefix: detect.mode === 'InterfaceNamePrefix' ? detect.interfaceNamePrefix : '',
+    nodePortAddresses: effective.nodePortAddresses,
+    localhostNodePorts: effective.localhostNodePorts,
+    syncPeriodMs: effective.syncPeriodMs,
+  };
+}
+
+async function runCleaners(cleaners: readonly Cleaner[], failOnError: boolean): Promise<boolean> {
+  let ok = true;
+  for (const cleaner of cleaners) {
+    try {
+      await cleaner.cleanup();
+      log.v(1).info('Cleaned up rules', { mode: cleaner.mode });
+    } catch (error) {
+      ok = false;
+      if (failOnError) log.error('Cleanup failed', error, { mode: cleaner.mode });
+      else
+        log
+          .v(2)
+          .info('Cleanup of another mode failed', { mode: cleaner.mode, err: (error as Error).message });
+    }
+  }
+  return ok;
+}
+
+/** Exits with 1 when the config file changes, so the DaemonSet restarts us with the new one. */
+function watchConfigFile(path: string, onChange: () => void): FSWatcher | undefined {
+  try {
+    return watch(path, { persistent: false }, () => onChange());
+  } catch (error) {
+    log.error('Cannot watch the config file', error, { path });
+    return undefined;
+  }
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const commandLine = parseCommandLine(argv, { readFile: (path) => readFileSync(path, 'utf8') });
+  if (commandLine.kind === 'help') {
+    process.stdout.write(commandLine.text);
+    return 0;
+  }
+  if (commandLine.kind === 'error') {
+    process.stderr.write(`Error: ${commandLine.message}\n`);
+    return 1;
+  }
+  const { options, warnings } = commandLine;
+  const effective = resolveEffective(options.config, options.master);
+  configureLogging({ verbosity: effective.verbosity, format: effective.loggingFormat });
+  for (const warning of warnings) log.warn(warning);
+
+  if (options.writeConfigTo !== undefined) {
+    try {
+      writeFileSync(options.writeConfigTo, renderConfigYAML(options.config));
+    } catch (error) {
+      process.stderr.write(`Error: cannot write ${options.writeConfigTo}: ${(error as Error).message}\n`);
+      return 1;
+    }
+    log.info('Wrote configuration', { file: options.writeConfigTo });
+    return 0;
+  }
+
+  if (options.cleanup) {
+    const ok = await runCleaners([iptablesCleaner(), nftablesCleaner()], true);
+    return ok ? 0 : 1;
+  }
+
+  if (effective.mode === 'ipvs') {
+    process.stderr.write(
+      'Error: proxy mode "ipvs" is deprecated upstream and not implemented by kube-proxy-ts ' +
+        '(this kernel has no IPVS); use --proxy-mode=nftables or iptables\n',
+    );
+    return 1;
+  }
+  const mode = effective.mode;
+  log.info('Using proxy mode', { mode });
+  // Leftovers of the other mode would shadow or duplicate our rules (spec 8.3).
+  await runCleaners([mode === 'iptables' ? nftablesCleaner() : iptablesCleaner()], false);
+
+  const nodeName = effective.hostnameOverride || hostname().trim().toLowerCase();
+  const client = new KubeClient(
+    loadClientConfig({
+      ...(effective.kubeconfig ? { kubeconfig: effective.kubeconfig } : {}),
+      ...(effective.master ? { master: effective.master } : {}),
+    }),
+  );
+  const dataplane = createDataplane(dataplaneSettings(effective, mode));
+
+  let exitCode = 0;
+  let finish: () => void = () => undefined;
+  const finished = new Promise<void>((resolve) => (finish = resolve));
+  const fail = (message: string) => {
+    log.error('Exiting', undefined, { reason: message });
+    exitCode = 1;
+    finish();
+  };
+  const bind =
+    effective.bindAddress === '0.0.0.0' || effective.bindAddress === '::' ? undefined : effective.bindAddress;
+  const daemon = await runDaemon({
+    mode,
+    nodeName,
+    client,
+    syncPeriodMs: effective.syncPeriodMs,
+    minSyncPeriodMs: effective.minSyncPeriodMs,
+    healthz: effective.healthz,
+    metrics: effective.metrics,
+    bindAddressHardFail: effective.bindAddressHardFail,
+    bindAddress: bind,
+    conntrack: effective.conntrack,
+    sysctl: procSysctl(),
+    oomScoreAdj: effective.oomScoreAdj,
+    initOnly: options.initOnly,
+    requirePodCIDRs: effective.detectLocal.mode === 'NodeCIDR',
+    configz: () => options.config,
+    supportsFamily: (family) => dataplane.supportsFamily(family),
+    createProxier: (family, node, metrics) => dataplane.createProxier(family, node, metrics),
+    onFatal: fail,
+  });
+  if (options.initOnly) return 0;
+
+  const configWatcher =
+    options.configFile !== undefined
+      ? watchConfigFile(options.configFile, () => fail(`config file ${String(options.configFile)} changed`))
+      : undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    // Rules stay in place: upstream does not flush on exit, so traffic keeps flowing during restarts.
+    log.info('Received signal, shutting down', { signal });
+    finish();
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  await finished;
+  configWatcher?.close();
+  await daemon.stop();
+  client.close();
+  return exitCode;
+}
+
+// Started as a program (not imported by a test).
+if (import.meta.url === `file://${process.argv[1] ?? ''}` || process.argv[1]?.endsWith('/cli/main.js')) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      log.error('kube-proxy failed', error);
+      process.exit(1);
+    },
+  );
+}
