@@ -167,6 +167,8 @@ function describe(error: unknown): string {
 }
 
 interface ListPage {
+  kind?: string;
+  apiVersion?: string;
   metadata?: { resourceVersion?: string; continue?: string };
   items?: unknown[];
 }
@@ -352,9 +354,16 @@ export class Reflector<T extends KubeObject> {
         throw error;
       }
       pages++;
+      // The API server leaves kind/apiVersion out of list items but not out of watch events;
+      // fill them in so handlers see the same shape either way.
+      const itemKind = typeof page.kind === 'string' ? page.kind.replace(/List$/, '') : undefined;
       for (const item of page.items ?? []) {
         if (!hasName(item)) throw new Error(`list ${this.#opts.path}: item without metadata.name`);
-        items.push(item as T);
+        const typed = item as T & { kind?: string; apiVersion?: string };
+        if (typed.kind === undefined && itemKind !== undefined) typed.kind = itemKind;
+        if (typed.apiVersion === undefined && typeof page.apiVersion === 'string')
+          typed.apiVersion = page.apiVersion;
+        items.push(typed);
       }
       listRV = page.metadata?.resourceVersion ?? listRV;
       const next = page.metadata?.continue;

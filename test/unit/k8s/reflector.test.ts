@@ -131,6 +131,10 @@ describe('Reflector against the in-repo API server', () => {
     assert.ok(lists[1]?.searchParams.get('continue'), 'later pages carry the continue token');
     assert.equal(lists[1]?.searchParams.get('resourceVersion'), null, 'and no resourceVersion');
     assert.equal(rec.events.filter((e) => e.startsWith('add ')).length, 7);
+    for (const obj of rec.state.values()) {
+      assert.equal(obj.kind, 'Service', 'list items get the kind watch events carry');
+      assert.equal(obj.apiVersion, 'v1');
+    }
     assert.equal(rec.events.at(-1), 'synced', 'synced comes after every add of the first list');
     assert.equal(rec.synced, 1);
     assert.equal(r.lastResourceVersion, String(server.resourceVersion()));
