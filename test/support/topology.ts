@@ -238,6 +238,11 @@ export async function buildTopology(pods: readonly PodSpec[], tag = 'kpt'): Prom
     // Locally generated traffic to a service IP needs some route before DNAT (kernel-notes.md).
     await node1.ns.ip('route', 'add', SERVICE_CIDR_V4, 'dev', 'eth0');
     await node1.ns.ip('-6', 'route', 'add', SERVICE_CIDR_V6, 'dev', 'eth0');
+    // node1 forwards LoadBalancer and external IPs it did not DNAT on to node2, which has no route
+    // for them and answers with an ICMP error: so a test sees a timeout only when a rule dropped
+    // the packet, never because of how the topology routes.
+    await node1.ns.ip('route', 'add', LB_RANGE_V4, 'via', node2.ipv4);
+    await node1.ns.ip('route', 'add', EXTERNAL_IP_RANGE_V4, 'via', node2.ipv4);
     // The external client reaches LoadBalancer and external IPs through node1, as a cloud LB would.
     await external.ns.ip('route', 'add', LB_RANGE_V4, 'via', node1.ipv4);
     await external.ns.ip('route', 'add', EXTERNAL_IP_RANGE_V4, 'via', node1.ipv4);

@@ -1,0 +1,178 @@
+// A whole test cluster: the namespace topology, the in-repo API server running inside node1
+// (kube-proxy there cannot reach the test process's loopback; the test drives the server over a
+// unix socket, which is not namespaced), and the real `bin/kube-proxy` process in node1 against it.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
+import { FakeApiClient } from './apiserver-client.ts';
+import { stopProcess } from './netns.ts';
+import { node as nodeObject } from './objects.ts';
+import { buildTopology, waitForLine, type PodSpec, type Topology } from './topology.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const KUBE_PROXY_BIN = join(ROOT, 'bin', 'kube-proxy');
+const API_SERVER = join(ROOT, 'test', 'support', 'apiserver-main.ts');
+const API_ADDRESS = '127.0.0.1:6443';
+
+export interface ClusterOptions {
+  readonly mode: 'iptables' | 'nftables';
+  readonly pods: readonly PodSpec[];
+  readonly tcpPorts?: readonly number[];
+  readonly udpPorts?: readonly number[];
+  /** Extra kube-proxy flags. */
+  readonly args?: readonly string[];
+  readonly tag?: string;
+}
+
+export class Cluster {
+  readonly topology: Topology;
+  readonly api: FakeApiClient;
+  readonly mode: 'iptables' | 'nftables';
+  private readonly dir: string;
+  private readonly apiProcess: ChildProcess;
+  private proxy: ChildProcess | undefined;
+  private proxyLog: string[] = [];
+
+  private constructor(
+    topology: Topology,
+    api: FakeApiClient,
+    mode: 'iptables' | 'nftables',
+    dir: string,
+    apiProcess: ChildProcess,
+  ) {
+    this.topology = topology;
+    this.api = api;
+    this.mode = mode;
+    this.dir = dir;
+    this.apiProcess = apiProcess;
+  }
+
+  static async start(options: ClusterOptions): Promise<Cluster> {
+    const topology = await buildTopology(options.pods, options.tag ?? 'kpt');
+    const dir = mkdtempSync(join(tmpdir(), 'kube-proxy-ts-'));
+    try {
+      await topology.startBackends({
+        tcp: [...(options.tcpPorts ?? [8080])],
+        udp: [...(options.udpPorts ?? [])],
+      });
+      const socket = join(dir, 'api.sock');
+      const apiProcess = topology.node1.ns.spawn(process.execPath, [
+        API_SERVER,
+        '--listen',
+        API_ADDRESS,
+        '--socket',
+        socket,
+        '--bookmark-interval-ms',
+        '5000',
+      ]);
+      await waitForLine(apiProcess, 'listening', 'fake API server');
+      const api = new FakeApiClient(socket);
+      await api.create(
+        nodeObject({
+          name: 'node1',
+          ips: [topology.node1.ipv4, topology.node1.ipv6],
+          podCIDRs: ['10.244.1.0/24', 'fd00:10:244:1::/64'],
+          zone: 'zone-a',
+        }),
+      );
+      writeFileSync(
+        join(dir, 'kubeconfig'),
+        [
+          'apiVersion: v1',
+          'kind: Config',
+          'clusters: [{name: fake, cluster: {server: "http://' + API_ADDRESS + '"}}]',
+          'users: [{name: kube-proxy, user: {token: test-token}}]',
+          'contexts: [{name: fake, context: {cluster: fake, user: kube-proxy}}]',
+          'current-context: fake',
+          '',
+        ].join('\n'),
+      );
+      const cluster = new Cluster(topology, api, options.mode, dir, apiProcess);
+      await cluster.startProxy(options.args ?? []);
+      return cluster;
+    } catch (error) {
+      await topology.destroy();
+      rmSync(dir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  get kubeconfigPath(): string {
+    return join(this.dir, 'kubeconfig');
+  }
+
+  /** Starts the real kube-proxy in node1 and waits until its first sync is done. */
+  async startProxy(extraArgs: readonly string[]): Promise<void> {
+    const args = [
+      `--proxy-mode=${this.mode}`,
+      `--kubeconfig=${this.kubeconfigPath}`,
+      '--hostname-override=node1',
+      '--cluster-cidr=10.244.0.0/16,fd00:10:244::/48',
+      '--conntrack-max-per-core=0',
+      '--iptables-min-sync-period=100ms',
+      '--metrics-bind-address=127.0.0.1:10249',
+      '--v=2',
+      ...extraArgs,
+    ];
+    const proxy = this.topology.node1.ns.spawn(KUBE_PROXY_BIN, args);
+    this.proxy = proxy;
+    this.proxyLog = [];
+    proxy.stderr?.on('data', (chunk: Buffer) => {
+      this.proxyLog.push(...chunk.toString().split('\n').filter(Boolean));
+      if (this.proxyLog.length > 5000) this.proxyLog.splice(0, this.proxyLog.length - 5000);
+    });
+    await this.waitForLog(/"Synced proxy rules"/, 30_000);
+  }
+
+  async stopProxy(): Promise<void> {
+    if (this.proxy) await stopProcess(this.proxy);
+    this.proxy = undefined;
+  }
+
+  /** kube-proxy's log lines so far (stderr), for assertions and failure messages. */
+  logs(): readonly string[] {
+    return this.proxyLog;
+  }
+
+  async waitForLog(pattern: RegExp, timeoutMs = 10_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const line = this.proxyLog.find((l) => pattern.test(l));
+      if (line) return line;
+      if (this.proxy?.exitCode !== null && this.proxy?.exitCode !== undefined) {
+        throw new Error(
+          `kube-proxy exited with ${String(this.proxy.exitCode)}:\n${this.proxyLog.slice(-30).join('\n')}`,
+        );
+      }
+      if (Date.now() > deadline) {
+        throw new Error(
+          `no log line matching ${String(pattern)} within ${String(timeoutMs)} ms:\n${this.proxyLog.slice(-30).join('\n')}`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
+
+  /** GET from inside node1 (kube-proxy's servers listen there). */
+  async httpGet(url: string): Promise<{ status: number; body: string; contentType: string }> {
+    const script =
+      'const r = await fetch(process.argv[1]); ' +
+      'console.log(JSON.stringify({ status: r.status, body: await r.text(), contentType: r.headers.get("content-type") }));';
+    const result = await this.topology.node1.ns.exec(process.execPath, [
+      '--input-type=module',
+      '-e',
+      script,
+      url,
+    ]);
+    return JSON.parse(result.stdout) as { status: number; body: string; contentType: string };
+  }
+
+  async destroy(): Promise<void> {
+    await this.stopProxy().catch(() => undefined);
+    await stopProcess(this.apiProcess).catch(() => undefined);
+    await this.topology.destroy();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
