@@ -31,6 +31,9 @@ export async function buildNftNet(prefix: string, podCount: number): Promise<Nft
   await node.ip('addr', 'add', `${NODE_IP}/24`, 'dev', 'vc');
   await client.ip('addr', 'add', `${CLIENT_IP}/24`, 'dev', 'eth0');
   await client.ip('route', 'add', 'default', 'via', NODE_IP);
+  // Like a real node, ours has a default route (the client plays the upstream router), so
+  // traffic to a service IP that is not DNATed is routed and meets our filter rules.
+  await node.ip('route', 'add', 'default', 'via', CLIENT_IP);
   const pods: PodNet[] = [];
   for (let i = 1; i <= podCount; i++) {
     const ns = await createNetns(`${prefix}pod${i}`);
