@@ -20,7 +20,7 @@ deps: node_modules/.installed
 
 # Debian packages for the dataplanes and the network-namespace tests. Installed only when missing,
 # and only as root (a non-root run skips the kernel tests with a message instead).
-SYS_TOOLS := iptables:iptables nft:nftables conntrack:conntrack ip:iproute2
+SYS_TOOLS := iptables:iptables nft:nftables conntrack:conntrack ip:iproute2 curl:curl
 sysdeps:
 	@if [ "$$(id -u)" = 0 ]; then \
 	  missing=""; for pair in $(SYS_TOOLS); do \

@@ -21,6 +21,7 @@ export interface ClusterOptions {
   readonly pods: readonly PodSpec[];
   readonly tcpPorts?: readonly number[];
   readonly udpPorts?: readonly number[];
+  readonly httpPorts?: readonly number[];
   /** Extra kube-proxy flags. */
   readonly args?: readonly string[];
   readonly tag?: string;
@@ -56,6 +57,7 @@ export class Cluster {
       await topology.startBackends({
         tcp: [...(options.tcpPorts ?? [8080])],
         udp: [...(options.udpPorts ?? [])],
+        http: [...(options.httpPorts ?? [])],
       });
       const socket = join(dir, 'api.sock');
       const apiProcess = topology.node1.ns.spawn(process.execPath, [

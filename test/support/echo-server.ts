@@ -2,7 +2,9 @@
 // itself and the source address it saw, so tests can assert which endpoint answered and whether
 // the client was masqueraded. Started inside a pod namespace:
 //   node echo-server.ts --name pod-a --tcp 8080,8443 --udp 5353
+// `--http 80` serves the same answer as an HTTP response (plain text), for curl in the demo.
 // Prints `ready` on stdout once every socket listens.
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { parseArgs } from 'node:util';
@@ -12,6 +14,7 @@ const { values } = parseArgs({
     name: { type: 'string' },
     tcp: { type: 'string', default: '' },
     udp: { type: 'string', default: '' },
+    http: { type: 'string', default: '' },
   },
 });
 const name = values.name ?? 'unnamed';
@@ -37,6 +40,14 @@ for (const port of ports(values.udp)) {
     socket.send(reply(remote.address, port, 'udp'), remote.port, remote.address);
   });
   listening.push(new Promise((resolve) => socket.bind(port, '::', resolve)));
+}
+for (const port of ports(values.http)) {
+  const server = createHttpServer((req, res) => {
+    const peer = (req.socket.remoteAddress ?? '?').replace(/^::ffff:/, '');
+    res.writeHead(200, { 'Content-Type': 'text/plain' });
+    res.end(`hello from ${name} (I see you as ${peer})\n`);
+  });
+  listening.push(new Promise((resolve) => server.listen({ port, host: '::', ipv6Only: false }, resolve)));
 }
 await Promise.all(listening);
 process.stdout.write('ready\n');

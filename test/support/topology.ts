@@ -110,7 +110,7 @@ export class Topology {
   }
 
   /** Starts an echo server in every pod (TCP and UDP on the given ports) and waits until ready. */
-  async startBackends(ports: { tcp?: number[]; udp?: number[] }): Promise<void> {
+  async startBackends(ports: { tcp?: number[]; udp?: number[]; http?: number[] }): Promise<void> {
     await Promise.all(
       [...this.pods.values()].map(async (pod) => {
         const child = pod.ns.spawn(process.execPath, [
@@ -121,6 +121,8 @@ export class Topology {
           (ports.tcp ?? []).join(','),
           '--udp',
           (ports.udp ?? []).join(','),
+          '--http',
+          (ports.http ?? []).join(','),
         ]);
         this.backends.push(child);
         await waitForLine(child, 'ready', `echo server in ${pod.name}`);
