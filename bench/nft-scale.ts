@@ -69,7 +69,8 @@ async function main(): Promise<void> {
     }
     times.sort((a, b) => a - b);
     renders.sort((a, b) => a - b);
-    const p = (list: number[], q: number): string => (list[Math.floor((list.length - 1) * q)] ?? 0).toFixed(1);
+    const p = (list: number[], q: number): string =>
+      (list[Math.floor((list.length - 1) * q)] ?? 0).toFixed(1);
     console.log(
       `one-endpoint change (${changes} runs): p50 ${p(times, 0.5)} ms, p90 ${p(times, 0.9)} ms end to end; ` +
         `render p50 ${p(renders, 0.5)} ms`,

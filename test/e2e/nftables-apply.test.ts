@@ -15,11 +15,13 @@ type Json = null | string | number | boolean | Json[] | { [key: string]: Json };
 
 function text(value: Json): string {
   if (typeof value === 'string' || typeof value === 'number') return String(value);
-  if (Array.isArray(value) || value === null || typeof value !== 'object') throw new Error(`unexpected ${JSON.stringify(value)}`);
+  if (Array.isArray(value) || value === null || typeof value !== 'object')
+    throw new Error(`unexpected ${JSON.stringify(value)}`);
   const concat = value['concat'];
   if (Array.isArray(concat)) return concat.map(text).join(' . ');
   const prefix = value['prefix'];
-  if (prefix && typeof prefix === 'object' && !Array.isArray(prefix)) return `${text(prefix['addr'] ?? null)}/${text(prefix['len'] ?? null)}`;
+  if (prefix && typeof prefix === 'object' && !Array.isArray(prefix))
+    return `${text(prefix['addr'] ?? null)}/${text(prefix['len'] ?? null)}`;
   const jump = value['goto'];
   if (jump && typeof jump === 'object' && !Array.isArray(jump)) return `goto ${text(jump['target'] ?? null)}`;
   if ('drop' in value) return 'drop';
@@ -34,7 +36,9 @@ function text(value: Json): string {
 
 /** Elements of every non-empty set and map of our table, in render.ts's text form, sorted. */
 async function readElements(ns: Netns, family: 'ip' | 'ip6'): Promise<Record<string, string[]>> {
-  const listing = JSON.parse((await ns.exec('nft', ['-j', 'list', 'table', family, 'kube-proxy'])).stdout) as {
+  const listing = JSON.parse(
+    (await ns.exec('nft', ['-j', 'list', 'table', family, 'kube-proxy'])).stdout,
+  ) as {
     nftables: Record<string, Json>[];
   };
   const out: Record<string, string[]> = {};
@@ -42,7 +46,9 @@ async function readElements(ns: Netns, family: 'ip' | 'ip6'): Promise<Record<str
     const set = (item['set'] ?? item['map']) as { name: string; elem?: Json[]; flags?: Json } | undefined;
     if (!set?.elem || set.name.startsWith('affinity-')) continue;
     out[set.name] = set.elem
-      .map((element) => (Array.isArray(element) ? `${text(element[0] as Json)} : ${text(element[1] as Json)}` : text(element)))
+      .map((element) =>
+        Array.isArray(element) ? `${text(element[0] as Json)} : ${text(element[1] as Json)}` : text(element),
+      )
       .sort();
   }
   return Object.fromEntries(Object.entries(out).sort((a, b) => (a[0] < b[0] ? -1 : 1)));
@@ -61,7 +67,13 @@ async function load(ns: Netns, script: string): Promise<void> {
 
 const services = (generation: number): ProxySnapshot =>
   snapshot([
-    port({ name: 'web', portName: 'http', clusterIP: '10.96.0.10', port: 80, endpoints: [{ ip: '10.244.1.5' }, { ip: '10.244.2.7', local: true }].slice(0, generation === 2 ? 1 : 2) }),
+    port({
+      name: 'web',
+      portName: 'http',
+      clusterIP: '10.96.0.10',
+      port: 80,
+      endpoints: [{ ip: '10.244.1.5' }, { ip: '10.244.2.7', local: true }].slice(0, generation === 2 ? 1 : 2),
+    }),
     port({
       name: 'np',
       clusterIP: '10.96.0.20',
@@ -70,11 +82,40 @@ const services = (generation: number): ProxySnapshot =>
       externalLocal: true,
       loadBalancerVIPs: ['203.0.113.7'],
       sourceRanges: ['198.51.100.0/24', '192.168.0.0/16'],
-      endpoints: [{ ip: '10.244.1.5', local: true }, { ip: '10.244.2.7' }, ...(generation >= 1 ? [{ ip: '10.244.3.9' }] : [])],
+      endpoints: [
+        { ip: '10.244.1.5', local: true },
+        { ip: '10.244.2.7' },
+        ...(generation >= 1 ? [{ ip: '10.244.3.9' }] : []),
+      ],
     }),
-    port({ name: 'dns', portName: 'dns', protocol: 'UDP', clusterIP: '10.96.0.53', port: 53, targetPort: 53, affinitySeconds: 600, endpoints: [{ ip: '10.244.1.9' }] }),
-    ...(generation < 2 ? [port({ name: 'none', clusterIP: '10.96.0.40', port: 80, nodePort: 30040, externalIPs: ['198.51.100.9'] })] : []),
-    port({ name: 'sctp', protocol: 'SCTP', clusterIP: '10.96.0.60', port: 9000, endpoints: [{ ip: '10.244.1.5' }] }),
+    port({
+      name: 'dns',
+      portName: 'dns',
+      protocol: 'UDP',
+      clusterIP: '10.96.0.53',
+      port: 53,
+      targetPort: 53,
+      affinitySeconds: 600,
+      endpoints: [{ ip: '10.244.1.9' }],
+    }),
+    ...(generation < 2
+      ? [
+          port({
+            name: 'none',
+            clusterIP: '10.96.0.40',
+            port: 80,
+            nodePort: 30040,
+            externalIPs: ['198.51.100.9'],
+          }),
+        ]
+      : []),
+    port({
+      name: 'sctp',
+      protocol: 'SCTP',
+      clusterIP: '10.96.0.60',
+      port: 9000,
+      endpoints: [{ ip: '10.244.1.5' }],
+    }),
   ]);
 
 describe('nftables transactions in a real kernel', { skip: kernelSkipReason() }, () => {
@@ -87,16 +128,35 @@ describe('nftables transactions in a real kernel', { skip: kernelSkipReason() },
 
   test('full then partial syncs: the kernel holds exactly the intended elements', async () => {
     let state: NftState | undefined;
-    for (const [generation, full] of [[0, true], [1, false], [2, false], [0, false], [2, true]] as const) {
+    for (const [generation, full] of [
+      [0, true],
+      [1, false],
+      [2, false],
+      [0, false],
+      [2, true],
+    ] as const) {
       const result = render(state, services(generation), OPTIONS_V4, full);
       await load(ns, result.script);
       state = result.next;
-      assert.deepEqual(await readElements(ns, 'ip'), intended(state, OPTIONS_V4), `generation ${generation}, full ${full}`);
+      assert.deepEqual(
+        await readElements(ns, 'ip'),
+        intended(state, OPTIONS_V4),
+        `generation ${generation}, full ${full}`,
+      );
     }
     const chains = (await ns.exec('nft', ['list', 'chains', 'ip'])).stdout;
-    assert.match(chains, /chain filter-prerouting-pre-dnat \{\n\s+type filter hook prerouting priority dstnat - 10; policy accept;/);
-    const classChains = [...chains.matchAll(/chain ((?:ip|nodeport)(?:-shortcut)?-class-\d+) /g)].map((m) => m[1]).sort();
-    assert.deepEqual(classChains, describeState(state as NftState).classChains, 'class chains exist exactly while used');
+    assert.match(
+      chains,
+      /chain filter-prerouting-pre-dnat \{\n\s+type filter hook prerouting priority dstnat - 10; policy accept;/,
+    );
+    const classChains = [...chains.matchAll(/chain ((?:ip|nodeport)(?:-shortcut)?-class-\d+) /g)]
+      .map((m) => m[1])
+      .sort();
+    assert.deepEqual(
+      classChains,
+      describeState(state as NftState).classChains,
+      'class chains exist exactly while used',
+    );
     assert.ok(classChains.length > 0);
   });
 
@@ -104,8 +164,21 @@ describe('nftables transactions in a real kernel', { skip: kernelSkipReason() },
     const ns6 = await createNetns(`${prefix}apply6`);
     const snap = snapshot(
       [
-        port({ name: 'web6', clusterIP: 'fd00:96::10', port: 80, nodePort: 30080, externalLocal: true, endpoints: [{ ip: 'fd00:244::5', local: true }, { ip: 'fd00:244::7' }] }),
-        port({ name: 'aff6', clusterIP: 'fd00:96::11', port: 80, affinitySeconds: 30, endpoints: [{ ip: 'fd00:244::8' }] }),
+        port({
+          name: 'web6',
+          clusterIP: 'fd00:96::10',
+          port: 80,
+          nodePort: 30080,
+          externalLocal: true,
+          endpoints: [{ ip: 'fd00:244::5', local: true }, { ip: 'fd00:244::7' }],
+        }),
+        port({
+          name: 'aff6',
+          clusterIP: 'fd00:96::11',
+          port: 80,
+          affinitySeconds: 30,
+          endpoints: [{ ip: 'fd00:244::8' }],
+        }),
       ],
       { family: 'IPv6' },
     );
@@ -115,13 +188,21 @@ describe('nftables transactions in a real kernel', { skip: kernelSkipReason() },
   });
 
   test('a failing transaction changes nothing, names the line, and the next sync is full', async () => {
-    const run = (file: string, args: readonly string[], options?: Parameters<Netns['exec']>[2]) => ns.exec(file, args, options);
+    const run = (file: string, args: readonly string[], options?: Parameters<Netns['exec']>[2]) =>
+      ns.exec(file, args, options);
     const proxier = await createNftablesProxier(OPTIONS_V4, { run });
     const first = await proxier.sync({ snapshot: services(0), full: true });
     assert.equal(first.full, true);
     const before = await readElements(ns, 'ip');
     // Drift: someone removes an element the next partial transaction will delete.
-    await ns.exec('nft', ['delete', 'element', 'ip', 'kube-proxy', 'no-endpoint-services', '{ 10.96.0.40 . tcp . 80 }']);
+    await ns.exec('nft', [
+      'delete',
+      'element',
+      'ip',
+      'kube-proxy',
+      'no-endpoint-services',
+      '{ 10.96.0.40 . tcp . 80 }',
+    ]);
     const drifted = await readElements(ns, 'ip');
     await assert.rejects(proxier.sync({ snapshot: services(2), full: false }), (error: Error) => {
       assert.match(error.message, /nft -f - failed: .*No such file or directory/s);
@@ -138,10 +219,16 @@ describe('nftables transactions in a real kernel', { skip: kernelSkipReason() },
 
   test('cleanup deletes both tables and tolerates their absence', async () => {
     const nsc = await createNetns(`${prefix}clean`);
-    const run = (file: string, args: readonly string[], options?: Parameters<Netns['exec']>[2]) => nsc.exec(file, args, options);
+    const run = (file: string, args: readonly string[], options?: Parameters<Netns['exec']>[2]) =>
+      nsc.exec(file, args, options);
     await (await createNftablesProxier(OPTIONS_V4, { run })).sync({ snapshot: services(0), full: true });
-    await (await createNftablesProxier(OPTIONS_V6, { run })).sync({ snapshot: snapshot([], { family: 'IPv6' }), full: true });
-    assert.match((await nsc.exec('nft', ['list', 'tables'])).stdout, /table ip kube-proxy\ntable ip6 kube-proxy/);
+    await (
+      await createNftablesProxier(OPTIONS_V6, { run })
+    ).sync({ snapshot: snapshot([], { family: 'IPv6' }), full: true });
+    assert.match(
+      (await nsc.exec('nft', ['list', 'tables'])).stdout,
+      /table ip kube-proxy\ntable ip6 kube-proxy/,
+    );
     await cleanupNftables(run);
     assert.equal((await nsc.exec('nft', ['list', 'tables'])).stdout.trim(), '');
     await cleanupNftables(run);

@@ -100,8 +100,12 @@ export async function connectMany(
   count: number,
   timeoutMs = 3000,
 ): Promise<ConnectResult[]> {
-  const result = await from.exec(process.execPath, ['-e', CLIENT, host, String(port), String(count), String(timeoutMs)], {
-    timeoutMs: count * timeoutMs + 10_000,
-  });
+  const result = await from.exec(
+    process.execPath,
+    ['-e', CLIENT, host, String(port), String(count), String(timeoutMs)],
+    {
+      timeoutMs: count * timeoutMs + 10_000,
+    },
+  );
   return JSON.parse(result.stdout) as ConnectResult[];
 }

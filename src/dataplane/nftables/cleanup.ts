@@ -16,7 +16,8 @@ export async function cleanupNftables(run: Runner = execTool): Promise<void> {
     try {
       await run('nft', ['delete', 'table', family, TABLE], { timeoutMs: 30_000 });
     } catch (error) {
-      if (!notFound(error)) failures.push(`${family}: ${error instanceof Error ? error.message : String(error)}`);
+      if (!notFound(error))
+        failures.push(`${family}: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
   if (failures.length > 0) throw new Error(`nftables cleanup failed: ${failures.join('; ')}`);

@@ -65,7 +65,8 @@ export function lookup(ledger: Ledger, set: string, key: string): Element | unde
 function sameChildren(a: Children | undefined, b: Children | undefined): boolean {
   if (a === b) return true;
   if (!a || !b || a.set !== b.set || a.keys.length !== b.keys.length) return false;
-  for (let i = 0; i < a.keys.length; i++) if (a.keys[i] !== b.keys[i] || a.values[i] !== b.values[i]) return false;
+  for (let i = 0; i < a.keys.length; i++)
+    if (a.keys[i] !== b.keys[i] || a.values[i] !== b.values[i]) return false;
   return true;
 }
 

@@ -56,7 +56,7 @@ export function hashName(text: string, length = 16): string {
     buffer = (buffer << 8) | byte;
     bits += 8;
     while (bits >= 5 && out.length < length) {
-      out += alphabet[(buffer >> (bits - 5)) & 31];
+      out += alphabet.charAt((buffer >> (bits - 5)) & 31);
       bits -= 5;
     }
     buffer &= 0xff;

@@ -19,7 +19,8 @@ export type LocalDetector =
  * `ips`: exactly these addresses; the CLI resolves `primary` (the default) and CIDRs to the
  * node's IPs of this family. Loopback addresses are ignored, as upstream's nftables mode does.
  */
-export type NodePortAddresses = { readonly kind: 'all' } | { readonly kind: 'ips'; readonly ips: readonly string[] };
+export type NodePortAddresses =
+  { readonly kind: 'all' } | { readonly kind: 'ips'; readonly ips: readonly string[] };
 
 export interface NftablesOptions {
   readonly family: IPFamily;
@@ -38,7 +39,6 @@ const IFACE = /^[A-Za-z0-9_.:@-]{1,15}$/;
 /** Throws, naming the field, when an option could not be rendered safely. */
 export function validateOptions(options: NftablesOptions): void {
   const fam = options.family;
-  if (fam !== 'IPv4' && fam !== 'IPv6') throw new Error(`nftables options: family ${String(fam)} is not IPv4 or IPv6`);
   if (!Number.isInteger(options.masqueradeBit) || options.masqueradeBit < 0 || options.masqueradeBit > 31) {
     throw new Error(`nftables options: masqueradeBit ${options.masqueradeBit} is not an integer in [0, 31]`);
   }
@@ -46,23 +46,31 @@ export function validateOptions(options: NftablesOptions): void {
     for (const text of list) {
       const cidr = parseCIDR(text);
       if (!cidr || cidr.family !== fam || cidr.text !== text) {
-        throw new Error(`nftables options: ${field} entry ${JSON.stringify(text)} is not a canonical ${fam} CIDR`);
+        throw new Error(
+          `nftables options: ${field} entry ${JSON.stringify(text)} is not a canonical ${fam} CIDR`,
+        );
       }
     }
   };
   const detector = options.localDetector;
   if (detector.kind === 'cidr') cidrs('localDetector.cidrs', detector.cidrs);
   if (detector.kind === 'bridge' && !IFACE.test(detector.iface)) {
-    throw new Error(`nftables options: localDetector.iface ${JSON.stringify(detector.iface)} is not an interface name`);
+    throw new Error(
+      `nftables options: localDetector.iface ${JSON.stringify(detector.iface)} is not an interface name`,
+    );
   }
   if (detector.kind === 'prefix' && !IFACE.test(detector.prefix)) {
-    throw new Error(`nftables options: localDetector.prefix ${JSON.stringify(detector.prefix)} is not an interface name prefix`);
+    throw new Error(
+      `nftables options: localDetector.prefix ${JSON.stringify(detector.prefix)} is not an interface name prefix`,
+    );
   }
   if (options.nodePortAddresses.kind === 'ips') {
     for (const text of options.nodePortAddresses.ips) {
       const ip = parseIP(text);
       if (!ip || ip.family !== fam || ip.text !== text) {
-        throw new Error(`nftables options: nodePortAddresses entry ${JSON.stringify(text)} is not a canonical ${fam} address`);
+        throw new Error(
+          `nftables options: nodePortAddresses entry ${JSON.stringify(text)} is not a canonical ${fam} address`,
+        );
       }
     }
   }

@@ -55,11 +55,16 @@ export async function checkNftablesSupport(run: Runner, deps: NftablesProxierDep
   try {
     output = (await run('nft', ['--version'], { timeoutMs: 10_000 })).stdout;
   } catch (error) {
-    throw new Error(`nftables mode needs the nft tool: ${error instanceof Error ? error.message : String(error)}`);
+    throw new Error(
+      `nftables mode needs the nft tool: ${error instanceof Error ? error.message : String(error)}`,
+      { cause: error },
+    );
   }
   const version = parseNftVersion(output);
   if (!version || !atLeast(version, MIN_NFT_VERSION)) {
-    throw new Error(`nftables mode needs nft >= ${MIN_NFT_VERSION.join('.')}; nft --version said ${JSON.stringify(output.trim())}`);
+    throw new Error(
+      `nftables mode needs nft >= ${MIN_NFT_VERSION.join('.')}; nft --version said ${JSON.stringify(output.trim())}`,
+    );
   }
   if (!deps.skipKernelCheck) {
     const release = deps.kernelRelease ?? osRelease();

@@ -73,7 +73,13 @@ function elementText(key: string, entry: Element): string {
  * One `add|delete element` command per set, one element per line (trailing commas are fine for
  * nft): cheap to build, and nft's error for a bad element points at exactly that line.
  */
-function pushElements(out: string[], verb: string, prefix: string, set: string, items: readonly string[]): void {
+function pushElements(
+  out: string[],
+  verb: string,
+  prefix: string,
+  set: string,
+  items: readonly string[],
+): void {
   if (items.length === 0) return;
   out.push(`${verb} element ${prefix} ${set} {`);
   for (const item of items) out.push(`\t${item},`);
@@ -145,14 +151,20 @@ export function render(
   options: NftablesOptions,
   full: boolean,
 ): RenderResult {
-  if (previous?.handle.spent) throw new Error('nftables render: previous state was already used by a later render');
+  if (previous?.handle.spent)
+    throw new Error('nftables render: previous state was already used by a later render');
   if (snapshot.family !== options.family) {
-    throw new Error(`nftables render: snapshot family ${snapshot.family} differs from proxier family ${options.family}`);
+    throw new Error(
+      `nftables render: snapshot family ${snapshot.family} differs from proxier family ${options.family}`,
+    );
   }
   const context = contextFor(options);
   const node = nodeFacts(options.family, snapshot.node.nodeIPs);
   const fingerprint = optionsFingerprint(options);
-  const usable = previous && previous.fingerprint === fingerprint && previous.family === options.family ? previous : undefined;
+  const usable =
+    previous && previous.fingerprint === fingerprint && previous.family === options.family
+      ? previous
+      : undefined;
   if (previous) previous.handle.spent = true;
   if (full || !usable) return renderFull(usable, snapshot, context, node, fingerprint);
   return renderPartial(usable, snapshot, context, node);
@@ -191,7 +203,9 @@ function renderFull(
 
   const allChains: { name: string; comment: string }[] = [];
   for (const chain of BASE_CHAINS) {
-    out.push(`add chain ${prefix} ${chain.name} { type ${chain.type} hook ${chain.hook} priority ${chain.priority} ; }`);
+    out.push(
+      `add chain ${prefix} ${chain.name} { type ${chain.type} hook ${chain.hook} priority ${chain.priority} ; }`,
+    );
     allChains.push({ name: chain.name, comment: '' });
   }
   const regular = [
@@ -204,10 +218,12 @@ function renderFull(
     allChains.push({ name: chain.name, comment: chain.comment });
   }
   if (!recreate) for (const chain of allChains) out.push(`flush chain ${prefix} ${chain.name}`);
-  for (const set of skeleton.sets) out.push(`add ${set.isMap ? 'map' : 'set'} ${prefix} ${set.name} { ${set.body} }`);
+  for (const set of skeleton.sets)
+    out.push(`add ${set.isMap ? 'map' : 'set'} ${prefix} ${set.name} { ${set.body} }`);
   // Affinity sets keep their dynamic contents across full syncs: they are added, never flushed.
   for (const set of affinitySets) out.push(affinitySetCommand(prefix, options.family, set));
-  if (!recreate) for (const set of skeleton.sets) out.push(`flush ${set.isMap ? 'map' : 'set'} ${prefix} ${set.name}`);
+  if (!recreate)
+    for (const set of skeleton.sets) out.push(`flush ${set.isMap ? 'map' : 'set'} ${prefix} ${set.name}`);
   for (const chain of [...skeleton.baseChains, ...skeleton.chains, ...classChains, ...affinityChains]) {
     for (const rule of chain.rules) out.push(`add rule ${prefix} ${chain.name} ${rule}`);
   }
@@ -222,7 +238,8 @@ function renderFull(
       const children = entry.children;
       if (children) {
         const childItems = listOf(texts, children.set);
-        for (let i = 0; i < children.keys.length; i++) childItems.push(`${children.keys[i]} : ${children.values[i]}`);
+        for (let i = 0; i < children.keys.length; i++)
+          childItems.push(`${children.keys[i]} : ${children.values[i]}`);
       }
     }
   }
@@ -263,7 +280,12 @@ function renderFull(
   };
 }
 
-function renderPartial(previous: NftState, snapshot: ProxySnapshot, context: Context, node: NodeFacts): RenderResult {
+function renderPartial(
+  previous: NftState,
+  snapshot: ProxySnapshot,
+  context: Context,
+  node: NodeFacts,
+): RenderResult {
   const { prefix, setOrder, options } = context;
   const { records, ledger, classRefs } = previous;
   const nodeChanged = previous.nodeKey !== node.key;
@@ -279,7 +301,8 @@ function renderPartial(previous: NftState, snapshot: ProxySnapshot, context: Con
   };
   const refsBefore = new Map<string, number>();
   const noteRefs = (record: ServiceRecord): void => {
-    for (const chain of record.classChains) if (!refsBefore.has(chain)) refsBefore.set(chain, classRefs.get(chain) ?? 0);
+    for (const chain of record.classChains)
+      if (!refsBefore.has(chain)) refsBefore.set(chain, classRefs.get(chain) ?? 0);
   };
   const addSets: AffinitySet[] = [];
   const deleteSets: string[] = [];
@@ -349,7 +372,10 @@ function renderPartial(previous: NftState, snapshot: ProxySnapshot, context: Con
   for (const set of addSets.sort((a, b) => compare(a.name, b.name))) {
     out.push(affinitySetCommand(prefix, options.family, set));
   }
-  for (const chain of [...classDefs(options.family, createdClasses), ...newChains.sort((a, b) => compare(a.name, b.name))]) {
+  for (const chain of [
+    ...classDefs(options.family, createdClasses),
+    ...newChains.sort((a, b) => compare(a.name, b.name)),
+  ]) {
     out.push(chainCommand(prefix, chain.name, ''));
     for (const rule of chain.rules) out.push(`add rule ${prefix} ${chain.name} ${rule}`);
   }
@@ -363,14 +389,17 @@ function renderPartial(previous: NftState, snapshot: ProxySnapshot, context: Con
     for (const [key, before] of keys) {
       const after = lookup(ledger, set, key);
       if (sameElement(before, after)) continue;
-      const mainChanged = !before || !after || before.value !== after.value || before.comment !== after.comment;
+      const mainChanged =
+        !before || !after || before.value !== after.value || before.comment !== after.comment;
       if (mainChanged && before) listOf(dels, set).push(key);
       if (mainChanged && after) listOf(adds, set).push(elementText(key, after));
       diffChildren(before, after, dels, adds);
     }
   }
   const ordered = (lists: Map<string, string[]>): [string, string[]][] =>
-    [...lists].sort((a, b) => (setOrder.get(a[0]) ?? 1e9) - (setOrder.get(b[0]) ?? 1e9) || compare(a[0], b[0]));
+    [...lists].sort(
+      (a, b) => (setOrder.get(a[0]) ?? 1e9) - (setOrder.get(b[0]) ?? 1e9) || compare(a[0], b[0]),
+    );
   const deletes: string[] = [];
   const additions: string[] = [];
   let elementOps = 0;
@@ -456,7 +485,8 @@ export function describeState(state: NftState): {
   const affinityChains: string[] = [];
   const affinitySets: string[] = [];
   for (const record of state.records.values()) {
-    for (const chain of record.affinityChains) affinityChains.push(`${chain.name}: ${chain.rules.join('; ')}`);
+    for (const chain of record.affinityChains)
+      affinityChains.push(`${chain.name}: ${chain.rules.join('; ')}`);
     for (const set of record.affinitySets) affinitySets.push(`${set.name} ${set.timeoutSeconds}`);
   }
   return {

@@ -13,7 +13,6 @@ import {
   hashName,
   nftFamily,
   proto,
-  type Proto,
   type Selector,
 } from './names.ts';
 
@@ -132,7 +131,8 @@ export function buildRecord(state: ServicePortState, node: NodeFacts): ServiceRe
 
   /** Chain doing ClientIP affinity + random choice over `endpoints` (affinity services only). */
   const affinityChain = (endpoints: readonly Endpoint[]): string => {
-    const which = endpoints === sel.localEndpoints && endpoints !== sel.clusterEndpoints ? 'local' : 'cluster';
+    const which =
+      endpoints === sel.localEndpoints && endpoints !== sel.clusterEndpoints ? 'local' : 'cluster';
     const name = `affinity-${hashName(sp.id.key, 10)}-${which}`;
     if (affinityChains.has(name)) return name;
     const sets = endpoints.map((ep) => {
@@ -161,7 +161,12 @@ export function buildRecord(state: ServicePortState, node: NodeFacts): ServiceRe
   };
 
   /** Adds the dispatch element (and endpoint elements) that DNAT `key` to `endpoints`. */
-  const dispatch = (selector: Selector, key: string, endpointKey: string, endpoints: readonly Endpoint[]): void => {
+  const dispatch = (
+    selector: Selector,
+    key: string,
+    endpointKey: string,
+    endpoints: readonly Endpoint[],
+  ): void => {
     if (endpoints.length === 0) return;
     if (affinity > 0) {
       add(dispatchMap(selector), key, `goto ${affinityChain(endpoints)}`);
@@ -175,7 +180,11 @@ export function buildRecord(state: ServicePortState, node: NodeFacts): ServiceRe
       keys.push(`${endpointKey} . ${i}`);
       values.push(`${ep.ip} . ${ep.port}`);
     });
-    add(dispatchMap(selector), key, `goto ${chain}`, '', { set: endpointMap(selector, p as Proto), keys, values });
+    add(dispatchMap(selector), key, `goto ${chain}`, '', {
+      set: endpointMap(selector, p),
+      keys,
+      values,
+    });
   };
 
   // Cluster IP.
@@ -217,7 +226,12 @@ export function buildRecord(state: ServicePortState, node: NodeFacts): ServiceRe
   if (sp.nodePort > 0) {
     const key = `${p} . ${sp.nodePort}`;
     if (hasAny) {
-      add('service-nodeports', key, `goto ${sp.externalPolicyLocal ? ENTRY_NODEPORT_LOCAL : ENTRY_NODEPORT}`, comment);
+      add(
+        'service-nodeports',
+        key,
+        `goto ${sp.externalPolicyLocal ? ENTRY_NODEPORT_LOCAL : ENTRY_NODEPORT}`,
+        comment,
+      );
       if (hasExternal) dispatch('nodeport', key, `${sp.nodePort}`, externalSel);
       if (sp.externalPolicyLocal) dispatch('nodeport-shortcut', key, `${sp.nodePort}`, sel.clusterEndpoints);
     }
@@ -238,6 +252,8 @@ export function buildRecord(state: ServicePortState, node: NodeFacts): ServiceRe
     elements,
     classChains: [...classChains].sort(),
     affinitySets: [...affinitySets.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
-    affinityChains: [...affinityChains.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+    affinityChains: [...affinityChains.values()].sort((a, b) =>
+      a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+    ),
   };
 }

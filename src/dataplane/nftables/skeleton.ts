@@ -84,7 +84,11 @@ export function markHex(bit: number): string {
 }
 
 /** The DNAT rules of one endpoint class chain: one per protocol, each with its own map. */
-export function classChainRules(family: NftablesOptions['family'], selector: Selector, count: number): string[] {
+export function classChainRules(
+  family: NftablesOptions['family'],
+  selector: Selector,
+  count: number,
+): string[] {
   const fam = nftFamily(family);
   return PROTOCOLS.map((p: Proto) => {
     const key = selector.startsWith('ip') ? `${fam} daddr . ${p} dport` : `${p} dport`;
@@ -92,7 +96,11 @@ export function classChainRules(family: NftablesOptions['family'], selector: Sel
   });
 }
 
-export function classChainDef(family: NftablesOptions['family'], selector: Selector, count: number): ChainRules {
+export function classChainDef(
+  family: NftablesOptions['family'],
+  selector: Selector,
+  count: number,
+): ChainRules {
   return { name: classChain(selector, count), comment: '', rules: classChainRules(family, selector, count) };
 }
 
@@ -105,7 +113,9 @@ export function buildSkeleton(options: NftablesOptions): Skeleton {
   const local = localMatch(options);
   const ipKey = `${fam} daddr . meta l4proto . th dport`;
   const portKey = 'meta l4proto . th dport';
-  const nodePortMatch = all ? `fib daddr type local ${fam} daddr != ${loopback}` : `${fam} daddr @nodeport-ips`;
+  const nodePortMatch = all
+    ? `fib daddr type local ${fam} daddr != ${loopback}`
+    : `${fam} daddr @nodeport-ips`;
 
   const sets: SetDecl[] = [];
   const set = (name: string, type: string, comment: string, extra = ''): void => {
@@ -113,7 +123,11 @@ export function buildSkeleton(options: NftablesOptions): Skeleton {
   };
   set('cluster-ips', addr, 'Active ClusterIPs');
   if (!all) set('nodeport-ips', addr, 'IPs that accept NodePort traffic');
-  set('service-ips', `${addr} . inet_proto . inet_service : verdict`, 'ClusterIP, ExternalIP and LoadBalancer IP traffic');
+  set(
+    'service-ips',
+    `${addr} . inet_proto . inet_service : verdict`,
+    'ClusterIP, ExternalIP and LoadBalancer IP traffic',
+  );
   set('service-nodeports', 'inet_proto . inet_service : verdict', 'NodePort traffic');
   set(
     'no-endpoint-services',
@@ -125,7 +139,11 @@ export function buildSkeleton(options: NftablesOptions): Skeleton {
     'inet_proto . inet_service : verdict',
     'vmap to drop or reject packets to service nodeports with no endpoints',
   );
-  set('firewall-ips', `${addr} . inet_proto . inet_service`, 'destinations that are subject to LoadBalancerSourceRanges');
+  set(
+    'firewall-ips',
+    `${addr} . inet_proto . inet_service`,
+    'destinations that are subject to LoadBalancerSourceRanges',
+  );
   set(
     'firewall-allow',
     `${addr} . inet_proto . inet_service . ${addr}`,
@@ -141,7 +159,11 @@ export function buildSkeleton(options: NftablesOptions): Skeleton {
   };
   for (const selector of SELECTORS) {
     const byAddress = selector.startsWith('ip');
-    set(dispatchMap(selector), `${byAddress ? `${addr} . ` : ''}inet_proto . inet_service : verdict`, dispatchComment[selector]);
+    set(
+      dispatchMap(selector),
+      `${byAddress ? `${addr} . ` : ''}inet_proto . inet_service : verdict`,
+      dispatchComment[selector],
+    );
     for (const p of PROTOCOLS) {
       // typeof (not type): the random index has no named type. The data half must name the
       // protocol (`tcp dport`, not `th dport`): nft 1.0.6 cannot add a rule using a map whose
@@ -162,14 +184,20 @@ export function buildSkeleton(options: NftablesOptions): Skeleton {
       ? [`${local.notLocal} jump mark-for-masquerade comment "masquerade off-cluster traffic to cluster IPs"`]
       : [];
   const shortcut = (key: string, selector: Selector): string[] => [
-    ...(local ? [`${local.local} ${key} vmap @${dispatchMap(selector)} comment "short-circuit pod traffic"`] : []),
+    ...(local
+      ? [`${local.local} ${key} vmap @${dispatchMap(selector)} comment "short-circuit pod traffic"`]
+      : []),
     'fib saddr type local jump mark-for-masquerade comment "masquerade local traffic"',
     `fib saddr type local ${key} vmap @${dispatchMap(selector)} comment "short-circuit local traffic"`,
   ];
-  const clusterIPsCheck = [`${fam} daddr @cluster-ips reject comment "Reject traffic to invalid ports of ClusterIPs"`];
+  const clusterIPsCheck = [
+    `${fam} daddr @cluster-ips reject comment "Reject traffic to invalid ports of ClusterIPs"`,
+  ];
   const cidrs = options.serviceCIDRs ?? [];
   if (cidrs.length > 0) {
-    clusterIPsCheck.push(`${fam} daddr { ${cidrs.join(', ')} } drop comment "Drop traffic to unallocated ClusterIPs"`);
+    clusterIPsCheck.push(
+      `${fam} daddr { ${cidrs.join(', ')} } drop comment "Drop traffic to unallocated ClusterIPs"`,
+    );
   }
 
   const chains: ChainRules[] = [
@@ -179,8 +207,14 @@ export function buildSkeleton(options: NftablesOptions): Skeleton {
     entry('service-endpoints-check', '', [`${ipKey} vmap @no-endpoint-services`]),
     entry('nodeport-endpoints-check', '', [`${nodePortMatch} ${portKey} vmap @no-endpoint-nodeports`]),
     entry('cluster-ips-check', '', clusterIPsCheck),
-    entry('services', '', [`${ipKey} vmap @service-ips`, `${nodePortMatch} ${portKey} vmap @service-nodeports`]),
-    entry(ENTRY_CLUSTER_IP, 'traffic to a cluster IP', [...masqCluster, `${ipKey} vmap @${dispatchMap('ip')}`]),
+    entry('services', '', [
+      `${ipKey} vmap @service-ips`,
+      `${nodePortMatch} ${portKey} vmap @service-nodeports`,
+    ]),
+    entry(ENTRY_CLUSTER_IP, 'traffic to a cluster IP', [
+      ...masqCluster,
+      `${ipKey} vmap @${dispatchMap('ip')}`,
+    ]),
     entry(ENTRY_EXTERNAL_IP, 'traffic to an external or load balancer IP, eTP=Cluster', [
       'jump mark-for-masquerade',
       `${ipKey} vmap @${dispatchMap('ip')}`,
@@ -218,7 +252,11 @@ export function buildSkeleton(options: NftablesOptions): Skeleton {
     'nat-output': ['jump services'],
     'nat-postrouting': ['jump masquerading'],
   };
-  const baseChains = BASE_CHAINS.map((chain) => ({ name: chain.name, comment: '', rules: baseRules[chain.name] ?? [] }));
+  const baseChains = BASE_CHAINS.map((chain) => ({
+    name: chain.name,
+    comment: '',
+    rules: baseRules[chain.name] ?? [],
+  }));
 
   const fixedElements = new Map<string, readonly string[]>();
   if (!all) fixedElements.set('nodeport-ips', nodePortIPs(options));

@@ -38,7 +38,10 @@ function parseElement(text: string): { key: string; value: string } {
   const head = colon >= 0 ? text.slice(0, colon) : text;
   const value = colon >= 0 ? text.slice(colon + 3) : '';
   const comment = head.indexOf(' comment "');
-  return { key: comment >= 0 ? head.slice(0, comment) : head, value: comment >= 0 ? `${value}  # ${head.slice(comment + 1)}` : value };
+  return {
+    key: comment >= 0 ? head.slice(0, comment) : head,
+    value: comment >= 0 ? `${value}  # ${head.slice(comment + 1)}` : value,
+  };
 }
 
 /** Applies one transaction; throws FakeNftError (and leaves `table` unchanged) on any error. */
@@ -77,11 +80,9 @@ export function applyScript(table: FakeTable, script: string, prefix = 'ip kube-
         next.chains.set(name, []);
       } else if (verb === 'delete') {
         if (!next.chains.has(name)) fail(n, line, 'no such chain');
-        const rules = next.chains.get(name) ?? [];
         next.chains.set(name, []);
         if (references(next).chains.has(name)) fail(n, line, 'chain in use');
         next.chains.delete(name);
-        void rules;
       } else fail(n, line, 'unknown chain command');
       continue;
     }
@@ -123,7 +124,8 @@ export function applyScript(table: FakeTable, script: string, prefix = 'ip kube-
           const old = set.get(key);
           if (old !== undefined && old !== value) fail(i + 1, item, 'element exists with another value');
           const target = /^goto (\S+)/.exec(value);
-          if (target && !next.chains.has(target[1] as string)) fail(i + 1, item, `no such chain ${target[1]}`);
+          if (target && !next.chains.has(target[1] as string))
+            fail(i + 1, item, `no such chain ${target[1]}`);
           set.set(key, value);
         } else if (verb === 'delete') {
           if (!set.has(key)) fail(i + 1, item, 'no such element');

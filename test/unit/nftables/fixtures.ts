@@ -58,7 +58,9 @@ function endpoint(spec: EndpointSpec, targetPort: number): Endpoint {
 /** Spec 1.5 without topology: ready endpoints, else serving+terminating ones. */
 function select(endpoints: readonly Endpoint[], spec: PortSpec): EndpointSelection {
   const externallyAccessible =
-    (spec.nodePort ?? 0) > 0 || (spec.externalIPs ?? []).length > 0 || (spec.loadBalancerVIPs ?? []).length > 0;
+    (spec.nodePort ?? 0) > 0 ||
+    (spec.externalIPs ?? []).length > 0 ||
+    (spec.loadBalancerVIPs ?? []).length > 0;
   const usesLocal = Boolean(spec.internalLocal) || (Boolean(spec.externalLocal) && externallyAccessible);
   const usesCluster = !spec.internalLocal || externallyAccessible;
   const usable = (list: readonly Endpoint[]): Endpoint[] => {
@@ -91,7 +93,15 @@ export function port(spec: PortSpec): ServicePortState {
     .sort((a, b) => (a.endpoint < b.endpoint ? -1 : 1));
   return {
     servicePort: {
-      id: { namespace, name: spec.name, portName, protocol, key: `${printable}/${protocol}`, printable, service },
+      id: {
+        namespace,
+        name: spec.name,
+        portName,
+        protocol,
+        key: `${printable}/${protocol}`,
+        printable,
+        service,
+      },
       family: spec.family ?? (spec.clusterIP.includes(':') ? 'IPv6' : 'IPv4'),
       clusterIP: spec.clusterIP,
       port: spec.port,

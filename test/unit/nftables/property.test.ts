@@ -26,7 +26,11 @@ const serviceArb = (index: number): fc.Arbitrary<PortSpec> =>
     affinitySeconds: fc.constantFrom(0, 0, 0, 60),
     externalLocal: fc.boolean(),
     internalLocal: fc.boolean(),
-    endpoints: fc.subarray(POD_IPS).map((ips) => ips.map((ip, i) => ({ ip, local: i % 2 === 0, terminating: ip.endsWith('.2') && i > 2 }))),
+    endpoints: fc
+      .subarray(POD_IPS)
+      .map((ips) =>
+        ips.map((ip, i) => ({ ip, local: i % 2 === 0, terminating: ip.endsWith('.2') && i > 2 })),
+      ),
   });
 
 const snapshotArb = fc.tuple(...[0, 1, 2, 3, 4].map((i) => fc.option(serviceArb(i), { nil: undefined })));
@@ -65,7 +69,10 @@ test('partial syncs converge to the full render of the last snapshot', () => {
       // Deterministic bytes, and a full render on top of the record converges too.
       assert.equal(render(undefined, last, OPTIONS_V4, true).script, fresh.script);
       const periodic = render(state, last, OPTIONS_V4, true);
-      assert.deepEqual(dump(applyScript(table, periodic.script)), dump(applyScript(emptyTable(), fresh.script)));
+      assert.deepEqual(
+        dump(applyScript(table, periodic.script)),
+        dump(applyScript(emptyTable(), fresh.script)),
+      );
     }),
     { numRuns: 150 },
   );

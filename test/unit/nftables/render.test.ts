@@ -18,7 +18,11 @@ function golden(name: string, text: string): void {
 
 /** The element part of a full transaction (everything after the fixed skeleton). */
 function elementsOf(script: string): string {
-  return script.slice(script.indexOf('add element ip kube-proxy cluster-ips') >= 0 ? script.indexOf('add element ip kube-proxy cluster-ips') : script.indexOf('add element'));
+  return script.slice(
+    script.indexOf('add element ip kube-proxy cluster-ips') >= 0
+      ? script.indexOf('add element ip kube-proxy cluster-ips')
+      : script.indexOf('add element'),
+  );
 }
 
 const web = (endpoints: string[], extra: Partial<PortSpec> = {}): PortSpec => ({
@@ -41,7 +45,11 @@ class Session {
   sync(snap: ProxySnapshot, full = false): string {
     const result = render(this.state, snap, this.options, full);
     this.state = result.next;
-    this.table = applyScript(this.table, result.script, `${this.options.family === 'IPv4' ? 'ip' : 'ip6'} kube-proxy`);
+    this.table = applyScript(
+      this.table,
+      result.script,
+      `${this.options.family === 'IPv4' ? 'ip' : 'ip6'} kube-proxy`,
+    );
     return result.script;
   }
 }
@@ -52,9 +60,18 @@ describe('nftables render: full transactions', () => {
     const script = session.sync(snapshot([port(web(['10.244.1.5', '10.244.2.7']))]), true);
     golden('full-clusterip.nft', script);
     // The fixed skeleton: upstream's table, base chains and priorities.
-    assert.match(script, /^add table ip kube-proxy \{ comment "rules for kube-proxy" ; \}\ndelete table ip kube-proxy\n/);
-    assert.match(script, /add chain ip kube-proxy filter-prerouting-pre-dnat \{ type filter hook prerouting priority -110 ; \}/);
-    assert.match(script, /add chain ip kube-proxy nat-postrouting \{ type nat hook postrouting priority 100 ; \}/);
+    assert.match(
+      script,
+      /^add table ip kube-proxy \{ comment "rules for kube-proxy" ; \}\ndelete table ip kube-proxy\n/,
+    );
+    assert.match(
+      script,
+      /add chain ip kube-proxy filter-prerouting-pre-dnat \{ type filter hook prerouting priority -110 ; \}/,
+    );
+    assert.match(
+      script,
+      /add chain ip kube-proxy nat-postrouting \{ type nat hook postrouting priority 100 ; \}/,
+    );
   });
 
   test('IPv6 service', () => {
@@ -89,7 +106,15 @@ describe('nftables render: full transactions', () => {
     assert.match(script, /^flush map ip kube-proxy ip-endpoints-tcp$/m);
     assert.match(script, /^delete chain ip kube-proxy affinity-[A-Z2-7]{10}-cluster$/m);
     assert.equal((script.match(/^delete set ip kube-proxy affinity-/gm) ?? []).length, 2);
-    assert.deepEqual(dump(session.table), dump(applyScript(emptyTable(), render(undefined, snapshot([port(web(['10.244.1.5']))]), OPTIONS_V4, true).script)));
+    assert.deepEqual(
+      dump(session.table),
+      dump(
+        applyScript(
+          emptyTable(),
+          render(undefined, snapshot([port(web(['10.244.1.5']))]), OPTIONS_V4, true).script,
+        ),
+      ),
+    );
   });
 });
 
@@ -99,7 +124,14 @@ describe('nftables render: partial transactions', () => {
   test('add a service', () => {
     const session = new Session();
     session.sync(snapshot([two]), true);
-    const db = port({ name: 'db', clusterIP: '10.96.0.20', port: 5432, protocol: 'TCP', targetPort: 5432, endpoints: [{ ip: '10.244.3.3' }] });
+    const db = port({
+      name: 'db',
+      clusterIP: '10.96.0.20',
+      port: 5432,
+      protocol: 'TCP',
+      targetPort: 5432,
+      endpoints: [{ ip: '10.244.3.3' }],
+    });
     assert.equal(
       session.sync(snapshot([two, db])),
       [
@@ -168,7 +200,12 @@ describe('nftables render: partial transactions', () => {
 
   test('delete an endpoint (3 -> 2, the class chain of 2 is shared and stays)', () => {
     const session = new Session();
-    const other = port({ name: 'other', clusterIP: '10.96.0.30', port: 80, endpoints: [{ ip: '10.244.9.1' }, { ip: '10.244.9.2' }] });
+    const other = port({
+      name: 'other',
+      clusterIP: '10.96.0.30',
+      port: 80,
+      endpoints: [{ ip: '10.244.9.1' }, { ip: '10.244.9.2' }],
+    });
     session.sync(snapshot([port(web(['10.244.1.5', '10.244.2.7', '10.244.3.1'])), other]), true);
     assert.equal(
       session.sync(snapshot([port(web(['10.244.1.5', '10.244.3.1'])), other])),
@@ -229,7 +266,10 @@ describe('nftables render: partial transactions', () => {
     const session = new Session();
     session.sync(snapshot([two]), true);
     const script = session.sync(snapshot([port(web([]))]));
-    assert.match(script, /add element ip kube-proxy no-endpoint-services \{\n\t10\.96\.0\.10 \. tcp \. 80 comment "ns\/web:http" : goto reject-chain,\n\}/);
+    assert.match(
+      script,
+      /add element ip kube-proxy no-endpoint-services \{\n\t10\.96\.0\.10 \. tcp \. 80 comment "ns\/web:http" : goto reject-chain,\n\}/,
+    );
     assert.match(script, /delete element ip kube-proxy service-ips \{\n\t10\.96\.0\.10 \. tcp \. 80,\n\}/);
     assert.match(script, /delete chain ip kube-proxy ip-class-2\n/);
   });
@@ -237,14 +277,27 @@ describe('nftables render: partial transactions', () => {
   test('affinity: per-service chain and per-endpoint timeout sets, removed with the service', () => {
     const session = new Session();
     session.sync(snapshot([two]), true);
-    const aff = port({ name: 'aff', clusterIP: '10.96.0.30', port: 53, protocol: 'UDP', affinitySeconds: 600, endpoints: [{ ip: '10.244.1.5' }, { ip: '10.244.2.7' }] });
+    const aff = port({
+      name: 'aff',
+      clusterIP: '10.96.0.30',
+      port: 53,
+      protocol: 'UDP',
+      affinitySeconds: 600,
+      endpoints: [{ ip: '10.244.1.5' }, { ip: '10.244.2.7' }],
+    });
     const added = session.sync(snapshot([two, aff]));
     golden('partial-affinity.nft', added);
     const removed = session.sync(snapshot([two]));
     assert.match(removed, /^delete chain ip kube-proxy affinity-[A-Z2-7]{10}-cluster$/m);
     assert.equal((removed.match(/^delete set ip kube-proxy affinity-[A-Z2-7]{16}$/gm) ?? []).length, 2);
-    assert.ok(removed.indexOf('delete element') < removed.indexOf('delete chain'), 'references go before the chain');
-    assert.ok(removed.indexOf('delete chain') < removed.indexOf('delete set'), 'the chain goes before its sets');
+    assert.ok(
+      removed.indexOf('delete element') < removed.indexOf('delete chain'),
+      'references go before the chain',
+    );
+    assert.ok(
+      removed.indexOf('delete chain') < removed.indexOf('delete set'),
+      'the chain goes before its sets',
+    );
   });
 });
 
@@ -270,13 +323,25 @@ describe('nftables render: traffic policies', () => {
     assert.match(script, /\ttcp \. 30080 : goto nodeport-class-1,\n/);
     assert.match(script, /\ttcp \. 30080 : goto nodeport-shortcut-class-3,\n/);
     assert.match(script, /\ttcp \. 30080 comment "ns\/np:p" : goto to-nodeport-local,\n/);
-    assert.match(script, /add rule ip kube-proxy to-nodeport-local ip saddr 10\.244\.0\.0\/16 meta l4proto \. th dport vmap @nodeport-shortcut-dispatch comment "short-circuit pod traffic"/);
+    assert.match(
+      script,
+      /add rule ip kube-proxy to-nodeport-local ip saddr 10\.244\.0\.0\/16 meta l4proto \. th dport vmap @nodeport-shortcut-dispatch comment "short-circuit pod traffic"/,
+    );
   });
 
   test('eTP Local without local endpoints drops external traffic, keeps the shortcut', () => {
     const script = render(
       undefined,
-      snapshot([port({ name: 'np', clusterIP: '10.96.0.20', port: 80, nodePort: 30080, externalLocal: true, endpoints: [{ ip: '10.244.2.7' }] })]),
+      snapshot([
+        port({
+          name: 'np',
+          clusterIP: '10.96.0.20',
+          port: 80,
+          nodePort: 30080,
+          externalLocal: true,
+          endpoints: [{ ip: '10.244.2.7' }],
+        }),
+      ]),
       OPTIONS_V4,
       true,
     ).script;
@@ -313,8 +378,20 @@ describe('nftables render: traffic policies', () => {
     const script = render(
       undefined,
       snapshot([
-        port({ name: 'none', clusterIP: '10.96.0.40', port: 80, nodePort: 30040, externalIPs: ['198.51.100.9'] }),
-        port({ name: 'itp', clusterIP: '10.96.0.42', port: 80, internalLocal: true, endpoints: [{ ip: '10.244.2.7' }] }),
+        port({
+          name: 'none',
+          clusterIP: '10.96.0.40',
+          port: 80,
+          nodePort: 30040,
+          externalIPs: ['198.51.100.9'],
+        }),
+        port({
+          name: 'itp',
+          clusterIP: '10.96.0.42',
+          port: 80,
+          internalLocal: true,
+          endpoints: [{ ip: '10.244.2.7' }],
+        }),
       ]),
       OPTIONS_V4,
       true,
@@ -331,34 +408,71 @@ describe('nftables render: traffic policies', () => {
     const script = render(
       undefined,
       snapshot([port(web(['10.244.1.5']))]),
-      { ...OPTIONS_V4, masqueradeAll: true, localDetector: { kind: 'none' }, nodePortAddresses: { kind: 'all' }, serviceCIDRs: ['10.96.0.0/16'] },
+      {
+        ...OPTIONS_V4,
+        masqueradeAll: true,
+        localDetector: { kind: 'none' },
+        nodePortAddresses: { kind: 'all' },
+        serviceCIDRs: ['10.96.0.0/16'],
+      },
       true,
     ).script;
     assert.match(script, /^add rule ip kube-proxy to-cluster-ip jump mark-for-masquerade$/m);
     assert.ok(!script.includes('short-circuit pod traffic'), 'no pod shortcut without detection');
     assert.ok(!script.includes('nodeport-ips'), 'no node port address set for match-all');
-    assert.match(script, /^add rule ip kube-proxy services fib daddr type local ip daddr != 127\.0\.0\.0\/8 meta l4proto \. th dport vmap @service-nodeports$/m);
-    assert.match(script, /^add rule ip kube-proxy cluster-ips-check ip daddr \{ 10\.96\.0\.0\/16 \} drop comment "Drop traffic to unallocated ClusterIPs"$/m);
+    assert.match(
+      script,
+      /^add rule ip kube-proxy services fib daddr type local ip daddr != 127\.0\.0\.0\/8 meta l4proto \. th dport vmap @service-nodeports$/m,
+    );
+    assert.match(
+      script,
+      /^add rule ip kube-proxy cluster-ips-check ip daddr \{ 10\.96\.0\.0\/16 \} drop comment "Drop traffic to unallocated ClusterIPs"$/m,
+    );
   });
 
   test('interface-based local detection', () => {
-    const bridge = render(undefined, snapshot([]), { ...OPTIONS_V4, localDetector: { kind: 'bridge', iface: 'cbr0' } }, true).script;
+    const bridge = render(
+      undefined,
+      snapshot([]),
+      { ...OPTIONS_V4, localDetector: { kind: 'bridge', iface: 'cbr0' } },
+      true,
+    ).script;
     assert.match(bridge, /to-cluster-ip iifname != "cbr0" jump mark-for-masquerade/);
-    const prefix = render(undefined, snapshot([]), { ...OPTIONS_V4, localDetector: { kind: 'prefix', prefix: 'veth' } }, true).script;
+    const prefix = render(
+      undefined,
+      snapshot([]),
+      { ...OPTIONS_V4, localDetector: { kind: 'prefix', prefix: 'veth' } },
+      true,
+    ).script;
     assert.match(prefix, /to-external-ip-local iifname "veth\*" ip daddr/);
   });
 
   test('two services claiming one external IP and port: the smaller key wins, the other takes over', () => {
     const session = new Session();
-    const a = port({ name: 'a', clusterIP: '10.96.0.1', port: 80, externalIPs: ['198.51.100.1'], endpoints: [{ ip: '10.244.1.1' }] });
-    const b = port({ name: 'b', clusterIP: '10.96.0.2', port: 80, externalIPs: ['198.51.100.1'], endpoints: [{ ip: '10.244.2.2' }, { ip: '10.244.2.3' }] });
+    const a = port({
+      name: 'a',
+      clusterIP: '10.96.0.1',
+      port: 80,
+      externalIPs: ['198.51.100.1'],
+      endpoints: [{ ip: '10.244.1.1' }],
+    });
+    const b = port({
+      name: 'b',
+      clusterIP: '10.96.0.2',
+      port: 80,
+      externalIPs: ['198.51.100.1'],
+      endpoints: [{ ip: '10.244.2.2' }, { ip: '10.244.2.3' }],
+    });
     const both = session.sync(snapshot([a, b]), true);
     assert.match(both, /\t198\.51\.100\.1 \. 80 \. 0 : 10\.244\.1\.1 \. 8080,\n/);
     assert.ok(!both.includes('198.51.100.1 . 80 . 1 :'));
     const takeover = session.sync(snapshot([b]));
     assert.match(takeover, /\t198\.51\.100\.1 \. tcp \. 80 : goto ip-class-2,\n/);
     assert.match(takeover, /\t198\.51\.100\.1 \. 80 \. 0 : 10\.244\.2\.2 \. 8080,\n/);
-    assert.deepEqual(dump(session.table), dump(applyScript(emptyTable(), render(undefined, snapshot([b]), OPTIONS_V4, true).script)));
+    assert.deepEqual(
+      dump(session.table),
+      dump(applyScript(emptyTable(), render(undefined, snapshot([b]), OPTIONS_V4, true).script)),
+    );
   });
 });
 
