@@ -14,6 +14,13 @@ import { ProxyModel } from '../model/tracker.ts';
 import { formatProblem } from '../model/problem.ts';
 import type { IPFamily, ProxySnapshot } from '../model/types.ts';
 import { applyConntrackSettings, type ConntrackSettings } from '../conntrack/sysctls.ts';
+import { ConntrackReconciler, type Runner as ConntrackRunner } from '../conntrack/reconciler.ts';
+import { nodePortCIDRsFor, type NodePortAddressSetting } from '../dataplane/factory.ts';
+import {
+  healthCheckAddresses,
+  localInterfaceAddresses,
+  ServiceHealthServer,
+} from '../server/service-health.ts';
 import { ProxyHealth } from '../server/health.ts';
 import { healthzHandler, metricsHandler, serveHttp, type RunningServer } from '../server/http.ts';
 import { createProxyMetrics, type ProxyMetrics } from '../server/metrics.ts';
@@ -61,6 +68,10 @@ export interface DaemonSettings {
   readonly nodeWaitTimeoutMs?: number;
   readonly watchTuning?: WatchTuning<never>;
   readonly startTimeMs?: number;
+  /** Where service health check servers listen (spec 6.2); default all addresses. */
+  readonly nodePortAddresses?: NodePortAddressSetting;
+  /** How the `conntrack` tool runs (tests); default execTool. */
+  readonly conntrackRunner?: ConntrackRunner;
 }
 
 export interface RunningDaemon {
@@ -223,6 +234,39 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
         }),
     );
     for (const model of models) model.setNode(node);
+    // After each successful sync: service health checks and stale UDP conntrack entries (2.3).
+    const npa = settings.nodePortAddresses ?? { kind: 'all' };
+    const serviceHealth = new ServiceHealthServer({
+      addresses:
+        npa.kind === 'all'
+          ? undefined
+          : healthCheckAddresses(
+              Object.fromEntries(
+                families.map((family) => {
+                  const cidrs = nodePortCIDRsFor(npa, family, info);
+                  return [family, cidrs.kind === 'all' ? [] : cidrs.cidrs];
+                }),
+              ),
+              localInterfaceAddresses(),
+            ),
+      health,
+      recorder,
+      nodeName: settings.nodeName,
+    });
+    stoppers.push(() => serviceHealth.close());
+    const conntrack = new ConntrackReconciler({
+      metrics,
+      ...(settings.conntrackRunner ? { runner: settings.conntrackRunner } : {}),
+    });
+    const afterSync = async (snapshot: ProxySnapshot) => {
+      logProgrammed(snapshot);
+      const steps = await Promise.allSettled([conntrack.afterSync(snapshot), serviceHealth.update(snapshot)]);
+      for (const step of steps) {
+        if (step.status === 'rejected') {
+          log.error('Post-sync step failed', step.reason, { ipFamily: snapshot.family });
+        }
+      }
+    };
     const syncs = proxiers.map(
       (proxier, i) =>
         new FamilySync({
@@ -233,7 +277,7 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
           minSyncPeriodMs: settings.minSyncPeriodMs,
           syncPeriodMs: settings.syncPeriodMs,
           startTimeMs,
-          afterSync: logProgrammed,
+          afterSync,
         }),
     );
     stoppers.push(async () => {

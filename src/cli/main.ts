@@ -140,6 +140,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     supportsFamily: (family) => dataplane.supportsFamily(family),
     createProxier: (family, node, metrics) => dataplane.createProxier(family, node, metrics),
     onFatal: fail,
+    nodePortAddresses: effective.nodePortAddresses,
   });
   if (options.initOnly) return 0;
 
