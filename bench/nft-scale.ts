@@ -75,6 +75,17 @@ async function main(): Promise<void> {
       `one-endpoint change (${changes} runs): p50 ${p(times, 0.5)} ms, p90 ${p(times, 0.9)} ms end to end; ` +
         `render p50 ${p(renders, 0.5)} ms`,
     );
+    // What a do-nothing `nft` costs through the same path (process starts, `ip netns exec`).
+    const bare: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const t = performance.now();
+      await ns.exec('nft', ['--version']);
+      bare.push(performance.now() - t);
+    }
+    bare.sort((a, b) => a - b);
+    console.log(
+      `bare 'ip netns exec nft --version': p50 ${p(bare, 0.5)} ms (process start overhead inside the above)`,
+    );
     const again = performance.now();
     const periodic = await proxier.sync({ snapshot: current, full: true });
     console.log(
