@@ -4,13 +4,16 @@
 import type { IPFamily } from '../model/types.ts';
 import type { ProxyMetrics } from '../server/metrics.ts';
 import type { Proxier, SyncRequest, SyncResult } from '../sync/proxier.ts';
-import { parseCIDR, parseIP } from '../util/ip.ts';
+import { cidrContains, parseCIDR, parseIP } from '../util/ip.ts';
 import { log } from '../log/log.ts';
 import type { NodeInfo } from '../cli/daemon.ts';
 import { createIptablesProxier, detectIptablesBackend, type IptablesBackend } from './iptables/index.ts';
 import type { LocalDetector } from './iptables/options.ts';
 import type { Runner } from './iptables/backend.ts';
 import { execTool } from '../util/exec.ts';
+import { networkInterfaces } from 'node:os';
+import { createNftablesProxier } from './nftables/proxier.ts';
+import type { NftablesOptions } from './nftables/options.ts';
 
 export type DetectLocalMode = 'ClusterCIDR' | 'NodeCIDR' | 'BridgeInterface' | 'InterfaceNamePrefix';
 
@@ -147,5 +150,65 @@ export function createDataplane(settings: DataplaneSettings, run: Runner = execT
       },
     };
   }
-  throw new Error(`proxy mode ${settings.mode} is not available`);
+  return {
+    // nftables has both families in one tool; IPv6 availability is checked by the daemon.
+    supportsFamily: () => Promise.resolve(true),
+    createProxier: async (family, node, metrics) => {
+      const options: NftablesOptions = {
+        family,
+        masqueradeBit: settings.masqueradeBit,
+        masqueradeAll: settings.masqueradeAll,
+        localDetector: nftLocalDetector(settings, family, node),
+        nodePortAddresses: nftNodePortAddresses(settings.nodePortAddresses, family, node),
+      };
+      const proxier = await createNftablesProxier(options, {
+        run,
+        skipKernelCheck: Boolean(process.env['KUBE_PROXY_NFTABLES_SKIP_KERNEL_VERSION_CHECK']),
+      });
+      log.info('Using nftables proxier', {
+        ipFamily: family,
+        nodePortAddresses: options.nodePortAddresses.kind === 'all' ? 'all' : options.nodePortAddresses.ips,
+      });
+      return withMetrics(proxier, metrics);
+    },
+  };
+}
+
+/** nftables has no NodeCIDR detector of its own: the node's podCIDR of the family is a CIDR. */
+function nftLocalDetector(
+  settings: DataplaneSettings,
+  family: IPFamily,
+  node: NodeInfo,
+): NftablesOptions['localDetector'] {
+  const detector = localDetectorFor(settings, family);
+  if (detector.kind !== 'node-cidr') return detector;
+  const cidrs = node.podCIDRs.filter((cidr) => parseCIDR(cidr)?.family === family);
+  return cidrs.length > 0 ? { kind: 'cidr', cidrs } : { kind: 'none' };
+}
+
+/** This host's own interface addresses of a family (the process runs in the node's namespace). */
+function localAddresses(family: IPFamily): string[] {
+  return Object.values(networkInterfaces())
+    .flat()
+    .filter((address) => address !== undefined && address.family === family && !address.internal)
+    .map((address) => parseIP(address?.address ?? '')?.text)
+    .filter((ip): ip is string => ip !== undefined);
+}
+
+/** nftables takes concrete IPs: `primary` is the node's IP, CIDRs select local addresses. */
+function nftNodePortAddresses(
+  setting: NodePortAddressSetting,
+  family: IPFamily,
+  node: NodeInfo,
+): NftablesOptions['nodePortAddresses'] {
+  const resolved = nodePortCIDRsFor(setting, family, node);
+  if (resolved.kind === 'all') return { kind: 'all' };
+  const cidrs = resolved.cidrs.map((text) => parseCIDR(text)).filter((cidr) => cidr?.family === family);
+  if (cidrs.some((cidr) => cidr?.prefix === 0)) return { kind: 'all' };
+  const candidates = [...new Set([...node.ips[family], ...localAddresses(family)])];
+  const ips = candidates.filter((text) => {
+    const ip = parseIP(text);
+    return ip !== undefined && cidrs.some((cidr) => cidr !== undefined && cidrContains(cidr, ip));
+  });
+  return { kind: 'ips', ips };
 }
