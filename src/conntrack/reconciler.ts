@@ -1,6 +1,11 @@
 // Stale UDP conntrack cleanup after a successful sync (upstream-behavior.md 7), with the Debian
 // `conntrack` tool: list the family's UDP entries, pick the stale ones (stale.ts), delete them in
-// batches through `conntrack -R -`, record the duration and the number of deleted entries.
+// batches through `conntrack -R <file>`, record the duration and the number of deleted entries.
+// The batch goes through a file, not stdin: the tool fopen()s /dev/stdin, which fails when
+// stdin is the socket Node's child_process gives it.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { log } from '../log/log.ts';
 import type { IPFamily, ProxySnapshot } from '../model/types.ts';
 import type { ProxyMetrics } from '../server/metrics.ts';
@@ -87,13 +92,19 @@ export class ConntrackReconciler {
 
   /** Runs one batch; a failing batch is logged and the others still run. */
   private async runBatch(script: string, family: IPFamily): Promise<number> {
+    let dir: string | undefined;
     try {
-      const result = await this.runner(TOOL, ['-R', '-'], { input: script, timeoutMs: TIMEOUT_MS });
+      dir = await mkdtemp(join(tmpdir(), 'kube-proxy-conntrack-'));
+      const file = join(dir, 'delete');
+      await writeFile(file, script, { mode: 0o600 });
+      const result = await this.runner(TOOL, ['-R', file], { timeoutMs: TIMEOUT_MS });
       return parseConntrackList(result.stdout).length;
     } catch (error) {
       log.error('Failed to delete stale conntrack entries', error, { ipFamily: family });
       // Commands before the failing one were applied and printed.
       return error instanceof ExecError ? parseConntrackList(error.stdout).length : 0;
+    } finally {
+      if (dir !== undefined) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
     }
   }
 }

@@ -92,7 +92,7 @@ export function staleFlowFilters(frontends: UdpFrontends, entries: Iterable<Conn
   return [...filters.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, filter]) => filter);
 }
 
-/** One `conntrack -R -` command line (the address family follows from the addresses). */
+/** One `conntrack -R` command line (the address family follows from the addresses). */
 export function deleteCommand(filter: DeleteFilter): string {
   const parts = ['-D', '-p', filter.protocol];
   if (filter.origDst !== undefined) parts.push('-d', filter.origDst);
@@ -107,7 +107,7 @@ export function deleteCommand(filter: DeleteFilter): string {
   return parts.join(' ');
 }
 
-/** Splits the filters into `conntrack -R -` scripts of at most `batchSize` commands each. */
+/** Splits the filters into `conntrack -R` scripts of at most `batchSize` commands each. */
 export function deleteScripts(filters: readonly DeleteFilter[], batchSize = 500): string[] {
   const scripts: string[] = [];
   for (let i = 0; i < filters.length; i += batchSize) {

@@ -1,4 +1,5 @@
 import { test, before, after } from 'node:test';
+import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { ConntrackReconciler, type Runner } from '../../../src/conntrack/reconciler.ts';
 import { configureLogging } from '../../../src/log/log.ts';
@@ -35,10 +36,16 @@ function fakeConntrack(table: string[], failDelete = false): { runner: Runner; c
   const calls: Call[] = [];
   const runner: Runner = (file: string, args: readonly string[], options?: ExecOptions) => {
     assert.equal(file, 'conntrack');
-    calls.push({ args, input: options?.input });
-    if (args[0] === '-L') return Promise.resolve({ stdout: `${table.join('\n')}\n`, stderr: '', code: 0 });
+    assert.equal(options?.input, undefined, 'conntrack cannot read a script from a socket stdin');
+    if (args[0] === '-L') {
+      calls.push({ args, input: undefined });
+      return Promise.resolve({ stdout: `${table.join('\n')}\n`, stderr: '', code: 0 });
+    }
+    assert.equal(args[0], '-R');
+    const script = readFileSync(args[1] ?? '', 'utf8');
+    calls.push({ args: ['-R', '<file>'], input: script });
     const deleted: string[] = [];
-    for (const command of (options?.input ?? '').split('\n').filter(Boolean)) {
+    for (const command of script.split('\n').filter(Boolean)) {
       const reply = /-r (\S+) --reply-port-src (\d+)/.exec(command);
       for (const entry of [...table]) {
         if (reply && entry.includes(`src=${reply[1] ?? ''} dst=10.244.1.20 sport=${reply[2] ?? ''} `)) {
@@ -48,8 +55,7 @@ function fakeConntrack(table: string[], failDelete = false): { runner: Runner; c
       }
     }
     const stdout = deleted.map((entry) => `${entry}\n`).join('');
-    if (failDelete)
-      return Promise.reject(new ExecError('conntrack -R -', 1, stdout, 'boom', 'exit status 1'));
+    if (failDelete) return Promise.reject(new ExecError('conntrack -R', 1, stdout, 'boom', 'exit status 1'));
     return Promise.resolve({ stdout, stderr: '', code: 0 });
   };
   return { runner, calls };
@@ -71,7 +77,7 @@ test('after an endpoint change: lists UDP of the family, deletes stale flows in 
   assert.deepEqual(result, { filters: 1, deleted: 2 });
   assert.deepEqual(
     calls.map((c) => c.args.join(' ')),
-    ['-L -f ipv4 -p udp', '-L -f ipv4 -p udp', '-R -'],
+    ['-L -f ipv4 -p udp', '-L -f ipv4 -p udp', '-R <file>'],
   );
   assert.equal(calls[2]?.input, '-D -p udp -d 10.96.0.53 --dport 53 -r 10.244.1.11 --reply-port-src 5353\n');
   assert.deepEqual(table, [line('10.244.1.12', 5353, 40003)]);
