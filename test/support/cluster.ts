@@ -27,12 +27,31 @@ export interface ClusterOptions {
   readonly tag?: string;
 }
 
+async function spawnApiServer(
+  topology: Topology,
+  socket: string,
+  extra: readonly string[],
+): Promise<ChildProcess> {
+  const child = topology.node1.ns.spawn(process.execPath, [
+    API_SERVER,
+    '--listen',
+    API_ADDRESS,
+    '--socket',
+    socket,
+    '--bookmark-interval-ms',
+    '5000',
+    ...extra,
+  ]);
+  await waitForLine(child, 'listening', 'fake API server');
+  return child;
+}
+
 export class Cluster {
   readonly topology: Topology;
   readonly api: FakeApiClient;
   readonly mode: 'iptables' | 'nftables';
   private readonly dir: string;
-  private readonly apiProcess: ChildProcess;
+  private apiProcess: ChildProcess;
   private proxy: ChildProcess | undefined;
   private proxyLog: string[] = [];
 
@@ -60,16 +79,7 @@ export class Cluster {
         http: [...(options.httpPorts ?? [])],
       });
       const socket = join(dir, 'api.sock');
-      const apiProcess = topology.node1.ns.spawn(process.execPath, [
-        API_SERVER,
-        '--listen',
-        API_ADDRESS,
-        '--socket',
-        socket,
-        '--bookmark-interval-ms',
-        '5000',
-      ]);
-      await waitForLine(apiProcess, 'listening', 'fake API server');
+      const apiProcess = await spawnApiServer(topology, socket, []);
       const api = new FakeApiClient(socket);
       await api.create(
         nodeObject({
@@ -99,6 +109,27 @@ export class Cluster {
       rmSync(dir, { recursive: true, force: true });
       throw error;
     }
+  }
+
+  /**
+   * Restarts the API server process, keeping every stored object (as a real API server backed by
+   * etcd would), but with new resourceVersions: watchers must relist to carry on.
+   */
+  async restartApiServer(): Promise<void> {
+    const items: unknown[] = [];
+    const kinds = [
+      ['Node', 'v1'],
+      ['Service', 'v1'],
+      ['EndpointSlice', 'discovery.k8s.io/v1'],
+    ] as const;
+    for (const [kind, apiVersion] of kinds) {
+      // List items carry no kind, as from a real API server.
+      for (const item of await this.api.list(kind)) items.push({ ...item, kind, apiVersion });
+    }
+    const dump = join(this.dir, 'objects.json');
+    writeFileSync(dump, JSON.stringify({ kind: 'List', apiVersion: 'v1', items }));
+    await stopProcess(this.apiProcess);
+    this.apiProcess = await spawnApiServer(this.topology, join(this.dir, 'api.sock'), ['--objects', dump]);
   }
 
   get kubeconfigPath(): string {
