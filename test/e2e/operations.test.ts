@@ -466,12 +466,21 @@ function defineOperationsSuite(mode: 'iptables' | 'nftables'): void {
     );
     await cl.stopProxy();
     await cl.startProxy(['--v=10']);
-    // Give it work at full verbosity: an API change, a sync, a failing request.
+    // Give it work at full verbosity: an API change, a sync, a refused request, new watches.
+    await cl.api.faults.failNext(401, 1, 'events');
+    await cl.api.faults.closeWatches();
     await cl.api.create(dnsService('l-dns', '10.96.8.53'));
     await cl.api.create(dnsSlice('l-dns', [ep('a')]));
     await cl.waitForLog(/"Service port programmed".*l-dns/);
+    await cl.api.delete('Service', 'default', 'l-dns');
+    await cl.waitForLog(/"Service removed from the dataplane".*l-dns/);
+    const sent = (await cl.api.requests()).map((r) => r.headers['authorization'] ?? '');
+    assert.ok(
+      sent.some((h) => h === `Bearer ${token}` || h === `Bearer ${fileToken}`),
+      'the process did authenticate with the secret',
+    );
     const text = cl.logs().join('\n');
-    assert.ok(cl.logs().length > 20, 'verbose logging produced output');
+    assert.match(text, /"Listed"/, 'verbosity 4 lines are written');
     assert.ok(!text.includes(token), 'the kubeconfig token never appears');
     assert.ok(!text.includes(fileToken), 'the token file content never appears');
 
