@@ -49,7 +49,7 @@ async function spawnApiServer(
 export class Cluster {
   readonly topology: Topology;
   readonly api: FakeApiClient;
-  readonly mode: 'iptables' | 'nftables';
+  mode: 'iptables' | 'nftables';
   private readonly dir: string;
   private apiProcess: ChildProcess;
   private proxy: ChildProcess | undefined;
@@ -157,6 +157,15 @@ export class Cluster {
       if (this.proxyLog.length > 5000) this.proxyLog.splice(0, this.proxyLog.length - 5000);
     });
     await this.waitForLog(/"Synced proxy rules"/, 30_000);
+  }
+
+  /** Starts kube-proxy again (after stopProxy), possibly in another mode. */
+  async restartProxy(
+    mode: 'iptables' | 'nftables' = this.mode,
+    extraArgs: readonly string[] = [],
+  ): Promise<void> {
+    this.mode = mode;
+    await this.startProxy(extraArgs);
   }
 
   async stopProxy(): Promise<void> {
