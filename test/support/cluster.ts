@@ -159,6 +159,23 @@ export class Cluster {
     await this.waitForLog(/"Synced proxy rules"/, 30_000);
   }
 
+  /** Resolves with kube-proxy's exit code once it exits by itself. */
+  waitForProxyExit(timeoutMs = 15_000): Promise<number | null> {
+    const proxy = this.proxy;
+    if (!proxy) return Promise.reject(new Error('kube-proxy is not running'));
+    if (proxy.exitCode !== null) return Promise.resolve(proxy.exitCode);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`kube-proxy still running after ${String(timeoutMs)} ms`)),
+        timeoutMs,
+      );
+      proxy.once('exit', (code) => {
+        clearTimeout(timer);
+        resolve(code);
+      });
+    });
+  }
+
   /** Starts kube-proxy again (after stopProxy), possibly in another mode. */
   async restartProxy(
     mode: 'iptables' | 'nftables' = this.mode,
