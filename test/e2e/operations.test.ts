@@ -2,7 +2,7 @@
 // endpoint after real syncs, service health checks answered to an outside client while endpoints
 // change, stale UDP conntrack entries cleaned up (DNS-like clients fail over within a sync), and
 // logs (no secret at any verbosity, JSON format).
-import { test, before, after, type TestContext } from 'node:test';
+import { describe, test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -60,6 +60,8 @@ interface UdpReply {
 /** The DNS-like client (test/support/udp-client.ts) running in a namespace, its answers collected. */
 class UdpClient {
   readonly replies: UdpReply[] = [];
+  /** Datagrams sent so far. */
+  sent = 0;
   private readonly child: ChildProcess;
   private constructor(child: ChildProcess) {
     this.child = child;
@@ -79,8 +81,9 @@ class UdpClient {
     const lines = createInterface({ input: child.stdout ?? process.stdin });
     const ready = new Promise<void>((resolve) => {
       lines.on('line', (line) => {
-        const parsed = JSON.parse(line) as UdpReply & { ready?: boolean };
+        const parsed = JSON.parse(line) as UdpReply & { ready?: boolean; sent?: number };
         if (parsed.ready) resolve();
+        else if (parsed.sent !== undefined) client.sent = parsed.sent;
         else client.replies.push(parsed);
       });
     });
@@ -193,6 +196,10 @@ function defineOperationsSuite(mode: 'iptables' | 'nftables'): void {
       /kubeproxy_network_programming_duration_seconds_bucket\{le="0.25",ip_family="IPv4"\}/,
     );
 
+    if (mode === 'nftables') {
+      assert.match(after, /# TYPE kubeproxy_sync_proxy_rules_nftables_sync_failures_total counter/);
+      assert.doesNotMatch(after, /kubeproxy_sync_proxy_rules_iptables_restore_failures_total/);
+    }
     if (mode === 'iptables') {
       assert.match(after, /# TYPE kubeproxy_sync_proxy_rules_iptables_restore_failures_total counter/);
       assert.match(
@@ -298,6 +305,10 @@ function defineOperationsSuite(mode: 'iptables' | 'nftables'): void {
       await api.update(slice([ep('a'), ep('c')]));
       const one = await until('200 with a local endpoint', (a) => a.status === 200);
       assert.equal(one.body, expected(1));
+      const loopback = await httpFrom(topo.node1.ns, 'http://127.0.0.1:32100/');
+      if (mode === 'iptables')
+        assert.equal(loopback.status, 200, 'nodePortAddresses match-all: every address');
+      else assert.equal(loopback.error, 'ECONNREFUSED', 'nodePortAddresses primary: the node IP only');
 
       await api.update(slice([ep('a'), ep('b'), ep('c')]));
       const two = await until('the count follows', (a) => a.body === expected(2));
@@ -317,14 +328,15 @@ function defineOperationsSuite(mode: 'iptables' | 'nftables'): void {
     { skip },
     async () => {
       const api = c().api;
-      // The metrics server holds 127.0.0.1:10249 in node1; the all-address listener cannot bind.
+      // The healthz server holds 0.0.0.0:10256 in node1: neither an all-address listener (iptables
+      // default) nor one on the node IP (nftables default `primary`) can bind that port.
       await api.create(
         service({
           name: 'hc-clash',
           type: 'LoadBalancer',
           clusterIPs: ['10.96.6.2'],
           externalTrafficPolicy: 'Local',
-          healthCheckNodePort: 10249,
+          healthCheckNodePort: 10256,
           ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 30601 }],
         }),
       );
@@ -336,7 +348,7 @@ function defineOperationsSuite(mode: 'iptables' | 'nftables'): void {
       const e = event as { type?: string; note?: string; regarding?: { kind?: string; name?: string } };
       assert.equal(e.type, 'Warning');
       assert.deepEqual([e.regarding?.kind, e.regarding?.name], ['Service', 'hc-clash']);
-      assert.match(e.note ?? '', /failed to start healthcheck "default\/hc-clash" on port 10249/);
+      assert.match(e.note ?? '', /failed to start healthcheck "default\/hc-clash" on port 10256/);
       await c().waitForLog(/Failed to start service health check/);
       await api.delete('Service', 'default', 'hc-clash');
     },
@@ -431,7 +443,10 @@ function defineOperationsSuite(mode: 'iptables' | 'nftables'): void {
       });
       const client = await UdpClient.start(c().topology.pod('client').ns, '10.96.7.55', 53);
       try {
-        await new Promise((resolve) => setTimeout(resolve, 300)); // let it send a few datagrams into the REJECT
+        const sent = client.sent;
+        await pollUntil('a few datagrams into the REJECT', () =>
+          client.sent >= sent + 5 ? true : undefined,
+        );
         assert.deepEqual(client.replies, []);
         const added = Date.now();
         await api.update(dnsSlice('u-empty', [ep('b')]));
@@ -501,4 +516,8 @@ function defineOperationsSuite(mode: 'iptables' | 'nftables'): void {
   });
 }
 
-defineOperationsSuite('iptables');
+for (const mode of ['iptables', 'nftables'] as const) {
+  describe(mode, () => {
+    defineOperationsSuite(mode);
+  });
+}

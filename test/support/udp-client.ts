@@ -1,7 +1,8 @@
 // A DNS-like UDP client: one socket, so one source port for its whole life, sending a datagram
 // every --interval ms to host:port and printing one JSON line per answer:
 //   {"t":<epoch ms>,"seq":<n>,"name":"a","peer":"10.244.1.13"}
-// (the echo server's reply names the endpoint). The first line is {"ready":true,"port":<source>}.
+// (the echo server's reply names the endpoint). The first line is {"ready":true,"port":<source>};
+// each datagram sent is reported as {"sent":<seq>}.
 // Because the source port never changes, every datagram after the first matches the same
 // conntrack entry: exactly the traffic that stale entries break. Run inside a client namespace:
 //   node udp-client.ts --host 10.96.0.53 --port 53 --interval 50
@@ -40,6 +41,7 @@ socket.bind(0, () => {
   const send = () => {
     seq++;
     socket.send(`ping ${String(seq)}`, port, host);
+    process.stdout.write(`${JSON.stringify({ sent: seq })}\n`);
   };
   send();
   setInterval(send, intervalMs);
