@@ -23,20 +23,29 @@ export function readManifests(path: string): KubeObj[] {
     : [path];
   const out: KubeObj[] = [];
   for (const file of files) {
+    if (file.endsWith('.json')) {
+      // JSON.parse is ~50x faster than the YAML parser: benchmarks preload tens of thousands of objects.
+      pushManifest(out, file, JSON.parse(readFileSync(file, 'utf8')) as unknown);
+      continue;
+    }
     for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
       if (doc.errors.length > 0) throw new Error(`${file}: ${doc.errors.map((e) => e.message).join('; ')}`);
-      const value: unknown = doc.toJS();
-      if (value === null || value === undefined) continue;
-      if (!isObject(value)) throw new Error(`${file}: a manifest must be a mapping`);
-      if (typeof value.kind === 'string' && value.kind.endsWith('List') && Array.isArray(value['items'])) {
-        for (const item of value['items'] as unknown[]) {
-          if (!isObject(item)) throw new Error(`${file}: items of ${value.kind} must be mappings`);
-          out.push(item);
-        }
-      } else out.push(value);
+      pushManifest(out, file, doc.toJS());
     }
   }
   return out;
+}
+
+/** One parsed document: an object, or a `…List` whose items are objects. */
+function pushManifest(out: KubeObj[], file: string, value: unknown): void {
+  if (value === null || value === undefined) return;
+  if (!isObject(value)) throw new Error(`${file}: a manifest must be a mapping`);
+  if (typeof value.kind === 'string' && value.kind.endsWith('List') && Array.isArray(value['items'])) {
+    for (const item of value['items'] as unknown[]) {
+      if (!isObject(item)) throw new Error(`${file}: items of ${value.kind} must be mappings`);
+      out.push(item);
+    }
+  } else out.push(value);
 }
 
 function parseListen(text: string): { host: string; port: number } {

@@ -1,8 +1,10 @@
 // The iptables Proxier: decides what a sync writes (full or partial), renders, and applies with
 // one iptables-restore per sync. It owns the "next sync must be full" flag for everything it can
 // see itself: first sync, a failed restore, a vanished canary.
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { log } from '../../log/log.ts';
+import { DUMP_RULES_ENV, dumpRules } from '../../util/dump.ts';
 import { execTool } from '../../util/exec.ts';
 import type { Proxier, SyncRequest, SyncResult } from '../../sync/proxier.ts';
 import {
@@ -236,6 +238,8 @@ export function createIptablesProxier(
     }
     needFull = false;
     const total = (performance.now() - started) / 1000;
+    const dumpDir = (deps.env ?? process.env)[DUMP_RULES_ENV];
+    if (full && dumpDir) dumpRules(join(dumpDir, `iptables-${t.backend}-${family}.rules`), out.text);
     return {
       full,
       renderSeconds,

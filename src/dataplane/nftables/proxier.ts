@@ -2,9 +2,11 @@
 // record of what the last successful transaction wrote and diff against it; a failed
 // transaction changes nothing in the kernel, so we forget the record and the next sync is full.
 import { release as osRelease } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { IPFamily } from '../../model/types.ts';
 import type { Proxier, SyncRequest, SyncResult } from '../../sync/proxier.ts';
+import { DUMP_RULES_ENV, dumpRules } from '../../util/dump.ts';
 import { ExecError, execTool, type ExecOptions, type ExecResult } from '../../util/exec.ts';
 import { validateOptions, type NftablesOptions } from './options.ts';
 import { render, type NftState } from './render.ts';
@@ -127,10 +129,13 @@ export async function createNftablesProxier(
           }
         }
         previous = result.next;
+        const applySeconds = (performance.now() - applyStart) / 1000;
+        const dumpDir = process.env[DUMP_RULES_ENV];
+        if (full && dumpDir) dumpRules(join(dumpDir, `nftables-${family}.rules`), result.script);
         return {
           full,
           renderSeconds,
-          applySeconds: (performance.now() - applyStart) / 1000,
+          applySeconds,
           details: {
             servicePorts: result.stats.servicePorts,
             changedServicePorts: result.stats.changed,
