@@ -1,0 +1,136 @@
+// What the benchmark reads from and writes to the kernel itself, without kube-proxy: whether a
+// changed endpoint is programmed (read back with the mode's own listing tool), the bare-tool
+// floor (the same rule text through iptables-restore / nft -f), and which Service comes last.
+import type { ChildProcess } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import { endpointChainName } from '../src/dataplane/iptables/chains.ts';
+import { stopProcess, type Netns } from '../test/support/netns.ts';
+import { nsExec, type BenchMode } from './harness.ts';
+import type { EndpointChange } from './workload.ts';
+
+const WAIT = ['-w', '5', '-W', '100000'];
+
+function backendOf(mode: BenchMode): 'legacy' | 'nft' {
+  return mode === 'iptables-legacy' ? 'legacy' : 'nft';
+}
+
+/**
+ * Whether the kernel DNATs the change's Service to the added endpoint. nftables: the endpoint
+ * map elements of the Service's cluster IP (one netlink get, not a table listing). iptables: the
+ * endpoint's KUBE-SEP- chain and its DNAT rule (`-S CHAIN`).
+ */
+export async function endpointInKernel(ns: Netns, mode: BenchMode, change: EndpointChange): Promise<boolean> {
+  const target = `${change.added.ip}:${change.added.port}`;
+  try {
+    if (mode === 'nftables') {
+      const proto = change.protocol.toLowerCase();
+      const keys = Array.from(
+        { length: change.endpointsPerService },
+        (_, i) => `${change.clusterIP} . ${change.port} . ${i}`,
+      ).join(', ');
+      const out = await nsExec(ns, 'nft', [
+        'get',
+        'element',
+        'ip',
+        'kube-proxy',
+        `ip-endpoints-${proto}`,
+        `{ ${keys} }`,
+      ]);
+      return out.stdout.includes(`${change.added.ip} . ${change.added.port}`);
+    }
+    const chain = endpointChainName(change.printable, change.protocol, target);
+    const out = await nsExec(ns, `iptables-${backendOf(mode)}`, [...WAIT, '-t', 'nat', '-S', chain]);
+    return out.stdout.includes(`--to-destination ${target}`);
+  } catch {
+    // Not there yet (missing element or chain makes the tool fail).
+    return false;
+  }
+}
+
+/** Applies rule text with the bare tool in `ns`; returns the wall time in ms (process included). */
+export async function bareApply(ns: Netns, mode: BenchMode, text: string): Promise<number> {
+  const started = performance.now();
+  if (mode === 'nftables') {
+    await nsExec(ns, 'nft', ['-f', '-'], { input: text, timeoutMs: 1_800_000 });
+  } else {
+    await nsExec(ns, `iptables-${backendOf(mode)}-restore`, [...WAIT, '--noflush', '--counters'], {
+      input: text,
+      timeoutMs: 1_800_000,
+    });
+  }
+  return performance.now() - started;
+}
+
+/** Position of `clusterIP` among the cluster IP rules of nat KUBE-SERVICES (1-based) and their count. */
+export async function servicesChainPosition(
+  ns: Netns,
+  mode: BenchMode,
+  clusterIP: string,
+): Promise<{ position: number; rules: number }> {
+  const out = await nsExec(ns, `iptables-${backendOf(mode)}`, [...WAIT, '-t', 'nat', '-S', 'KUBE-SERVICES'], {
+    timeoutMs: 300_000,
+  });
+  const destinations = out.stdout
+    .split('\n')
+    .filter((line) => line.startsWith('-A KUBE-SERVICES -d '))
+    .map((line) => line.split(' ')[3]);
+  return { position: destinations.indexOf(`${clusterIP}/32`) + 1, rules: destinations.length };
+}
+
+/**
+ * The kernel's own change notifications (`nft monitor`), timestamped on arrival: for nftables new
+ * map elements, for iptables-nft new chains (each endpoint has its KUBE-SEP- chain). The kernel
+ * sends them when the transaction commits, so they time a change without polling; the legacy
+ * backend has no notifications and is polled instead.
+ */
+export class KernelWatch {
+  private lines: { at: number; text: string }[] = [];
+  private readonly child: ChildProcess;
+
+  private constructor(child: ChildProcess) {
+    this.child = child;
+    if (!child.stdout) throw new Error('bench: nft monitor has no stdout');
+    createInterface({ input: child.stdout }).on('line', (text) => {
+      this.lines.push({ at: performance.now(), text });
+    });
+  }
+
+  static async start(ns: Netns, mode: BenchMode): Promise<KernelWatch | undefined> {
+    if (mode === 'iptables-legacy') return undefined;
+    const child = ns.spawn('nft', ['monitor', 'new', mode === 'nftables' ? 'elements' : 'chains']);
+    // nft prints nothing until an event; give it a moment to subscribe before the first change.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    if (child.exitCode !== null) throw new Error('bench: nft monitor exited at start');
+    return new KernelWatch(child);
+  }
+
+  /** The text a notification of this change contains. */
+  static needle(mode: BenchMode, change: EndpointChange): string {
+    if (mode === 'nftables') return `: ${change.added.ip} . ${change.added.port}`;
+    return endpointChainName(change.printable, change.protocol, `${change.added.ip}:${change.added.port}`);
+  }
+
+  /** Forget what was seen (call before the API write of a measured change). */
+  reset(): void {
+    this.lines = [];
+  }
+
+  /** performance.now() when a line with `needle` arrived. */
+  async waitFor(needle: string, timeoutMs: number): Promise<number> {
+    const deadline = performance.now() + timeoutMs;
+    let checked = 0;
+    for (;;) {
+      for (; checked < this.lines.length; checked++) {
+        const line = this.lines[checked];
+        if (line?.text.includes(needle)) return line.at;
+      }
+      if (performance.now() > deadline) throw new Error(`bench: no kernel notification with ${needle}`);
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+  }
+
+  async stop(): Promise<void> {
+    await stopProcess(this.child);
+  }
+}
