@@ -3,18 +3,10 @@
 // says how to turn the step off, because inside a network namespace nf_conntrack_max is read-only.
 import { log } from '../log/log.ts';
 import type { Sysctl } from '../util/sysctl.ts';
+import type { EffectiveConntrack } from '../config/effective.ts';
 
-export interface ConntrackSettings {
-  /** 0 disables sizing. */
-  readonly maxPerCore: number;
-  readonly min: number;
-  /** Seconds; 0 leaves the kernel value alone. */
-  readonly tcpEstablishedTimeoutSeconds: number;
-  readonly tcpCloseWaitTimeoutSeconds: number;
-  readonly tcpBeLiberal: boolean;
-  readonly udpTimeoutSeconds: number;
-  readonly udpStreamTimeoutSeconds: number;
-}
+/** Conntrack settings in kernel units (whole seconds), as the effective configuration holds them. */
+export type ConntrackSettings = EffectiveConntrack;
 
 /** Recent upstream caps the computed maximum. */
 const MAX_CAP = 1_048_576;

@@ -2,7 +2,7 @@
 // into endpoint lists per service port (spec 1.3, 1.4). Pure.
 import type { EndpointSlice } from 'kubernetes-types/discovery/v1.d.ts';
 import type { Endpoint, IPFamily, Protocol, ServiceName } from './types.ts';
-import { describeValue, type Problem } from './problem.ts';
+import { describeValue, problemsOf, type Problem } from './problem.ts';
 import {
   arrayField,
   compareStrings,
@@ -114,14 +114,7 @@ function hintNames(hints: unknown, list: string): string[] | undefined {
 export function parseEndpointSlice(input: EndpointSlice, family: IPFamily): EndpointSliceResult {
   const raw: unknown = input;
   const metadata = field(raw, 'metadata');
-  const namespaceValue = field(metadata, 'namespace');
-  const nameValue = field(metadata, 'name');
-  const namespace = typeof namespaceValue === 'string' ? namespaceValue : '';
-  const name = typeof nameValue === 'string' ? nameValue : '';
-  const problems: Problem[] = [];
-  const problem = (fieldPath: string, message: string): void => {
-    problems.push({ kind: 'EndpointSlice', namespace, name, field: fieldPath, message });
-  };
+  const { namespace, name, problems, problem } = problemsOf('EndpointSlice', raw);
   const none = (): EndpointSliceResult => ({ slice: undefined, problems });
 
   // Slices for other families or FQDN slices belong to nobody here; unlabelled slices are not
@@ -131,11 +124,14 @@ export function parseEndpointSlice(input: EndpointSlice, family: IPFamily): Endp
   if (serviceLabel === undefined || serviceLabel === null || serviceLabel === '') return none();
 
   if (!isDNSLabel(namespace)) {
-    problem('metadata.namespace', `invalid namespace ${describeValue(namespaceValue)}`);
+    problem(
+      'metadata.namespace',
+      `invalid namespace ${describeValue(field(field(raw, 'metadata'), 'namespace'))}`,
+    );
     return none();
   }
   if (!isDNSSubdomain(name)) {
-    problem('metadata.name', `invalid name ${describeValue(nameValue)}`);
+    problem('metadata.name', `invalid name ${describeValue(field(field(raw, 'metadata'), 'name'))}`);
     return none();
   }
   if (typeof serviceLabel !== 'string' || !isDNSLabel(serviceLabel)) {

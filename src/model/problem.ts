@@ -1,6 +1,7 @@
 // Problems found while reading API objects at the model border. The model never throws on bad
 // input: it skips what it cannot trust and reports why, naming the object and the field, so an
 // operator can find and fix the object (architecture.md, rule 5).
+import { field } from './validate.ts';
 
 export type ProblemKind = 'Service' | 'EndpointSlice' | 'Node';
 
@@ -45,4 +46,33 @@ export function formatProblem(problem: Problem): string {
     ? `${printableName(problem.namespace)}/${printableName(problem.name)}`
     : printableName(problem.name);
   return `${problem.kind} ${object}: ${problem.field}: ${problem.message}`;
+}
+
+/**
+ * Starts the problem list of one untrusted object: reads its namespace and name defensively
+ * (anything but a string counts as empty) and returns the list with a function adding to it.
+ */
+export function problemsOf(
+  kind: ProblemKind,
+  raw: unknown,
+): {
+  namespace: string;
+  name: string;
+  problems: Problem[];
+  problem: (field: string, message: string) => void;
+} {
+  const metadata = field(raw, 'metadata');
+  const namespaceValue = field(metadata, 'namespace');
+  const nameValue = field(metadata, 'name');
+  const namespace = typeof namespaceValue === 'string' ? namespaceValue : '';
+  const name = typeof nameValue === 'string' ? nameValue : '';
+  const problems: Problem[] = [];
+  return {
+    namespace,
+    name,
+    problems,
+    problem: (fieldPath, message) => {
+      problems.push({ kind, namespace, name, field: fieldPath, message });
+    },
+  };
 }

@@ -7,7 +7,7 @@
 // entries it cannot parse.
 import type { Service } from 'kubernetes-types/core/v1.d.ts';
 import type { IPFamily, Protocol, ServicePort, ServicePortName, SessionAffinity } from './types.ts';
-import { describeValue, type Problem } from './problem.ts';
+import { describeValue, problemsOf, type Problem } from './problem.ts';
 import {
   arrayField,
   field,
@@ -74,16 +74,8 @@ function clusterIPOfFamily(spec: unknown, family: IPFamily): { text: unknown; fi
 
 export function servicePortsFromService(svc: Service, family: IPFamily): ServicePortsResult {
   const raw: unknown = svc;
-  const metadata = field(raw, 'metadata');
   const spec = field(raw, 'spec');
-  const namespaceValue = field(metadata, 'namespace');
-  const nameValue = field(metadata, 'name');
-  const namespace = typeof namespaceValue === 'string' ? namespaceValue : '';
-  const name = typeof nameValue === 'string' ? nameValue : '';
-  const problems: Problem[] = [];
-  const problem = (fieldPath: string, message: string): void => {
-    problems.push({ kind: 'Service', namespace, name, field: fieldPath, message });
-  };
+  const { namespace, name, problems, problem } = problemsOf('Service', raw);
   const skip = (): ServicePortsResult => ({ ports: [], problems });
 
   // Services that get no rules at all (spec 1.2): decided before validation, so that objects
@@ -96,11 +88,14 @@ export function servicePortsFromService(svc: Service, family: IPFamily): Service
   if (!clusterIPSource) return skip();
 
   if (!isDNSLabel(namespace)) {
-    problem('metadata.namespace', `invalid namespace ${describeValue(namespaceValue)}`);
+    problem(
+      'metadata.namespace',
+      `invalid namespace ${describeValue(field(field(raw, 'metadata'), 'namespace'))}`,
+    );
     return skip();
   }
   if (!isDNSLabel(name)) {
-    problem('metadata.name', `invalid name ${describeValue(nameValue)}`);
+    problem('metadata.name', `invalid name ${describeValue(field(field(raw, 'metadata'), 'name'))}`);
     return skip();
   }
   const clusterIP = parseExactIP(clusterIPSource.text);
