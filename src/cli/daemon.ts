@@ -320,7 +320,29 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
         serveHttp({
           name: 'metrics',
           ...settings.metrics,
-          handler: metricsHandler({ metrics, mode: settings.mode, configz: settings.configz }),
+          handler: metricsHandler({
+            metrics,
+            mode: settings.mode,
+            configz: settings.configz,
+            debug: () => ({
+              mode: settings.mode,
+              node: settings.nodeName,
+              families: syncs.map((sync) => {
+                const last = sync.latestResult;
+                return {
+                  ipFamily: sync.family,
+                  successfulSyncs: sync.successfulSyncs,
+                  lastSync: last && {
+                    at: new Date(last.at).toISOString(),
+                    full: last.full,
+                    renderSeconds: last.renderSeconds,
+                    applySeconds: last.applySeconds,
+                    ...last.details,
+                  },
+                };
+              }),
+            }),
+          }),
           hardFail: settings.bindAddressHardFail,
           onFatal: fatalBind('metrics server', 'FailedToStartMetricServer'),
         }),

@@ -100,11 +100,16 @@ export function healthzHandler(health: ProxyHealth, metrics?: ProxyMetrics): Han
   };
 }
 
-/** /metrics, /healthz ("ok"), /proxyMode and /configz (6.3). */
+/**
+ * /metrics, /healthz ("ok"), /proxyMode and /configz (6.3), plus /debug/proxy: our own JSON view
+ * of what each family's dataplane is doing (iptables backend, last sync), so an operator can see
+ * which iptables backend is in use without reading logs.
+ */
 export function metricsHandler(options: {
   metrics: ProxyMetrics;
   mode: string;
   configz: () => unknown;
+  debug?: () => unknown;
 }): Handler {
   return async (req, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
@@ -127,6 +132,9 @@ export function metricsHandler(options: {
     } else if (path === '/configz') {
       res.writeHead(200, JSON_HEADERS);
       res.end(JSON.stringify({ 'kubeproxy.config.k8s.io': options.configz() }));
+    } else if (path === '/debug/proxy' && options.debug) {
+      res.writeHead(200, JSON_HEADERS);
+      res.end(`${JSON.stringify(options.debug(), null, 2)}\n`);
     } else {
       res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
       res.end('404 page not found\n');

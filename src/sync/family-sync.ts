@@ -41,6 +41,7 @@ export class FamilySync {
   private started = false;
   private syncCount = 0;
   private lastSnapshot: ProxySnapshot | undefined;
+  private lastResult: (SyncResult & { readonly at: number }) | undefined;
 
   constructor(options: FamilySyncOptions) {
     this.options = options;
@@ -110,6 +111,11 @@ export class FamilySync {
     return this.lastSnapshot;
   }
 
+  /** What the last successful sync did (backend, counts, timings), for /debug/proxy. */
+  get latestResult(): (SyncResult & { readonly at: number }) | undefined {
+    return this.lastResult;
+  }
+
   private scheduleCanaryCheck(): void {
     const check = this.options.proxier.needsFullSync?.bind(this.options.proxier);
     if (!check) return;
@@ -159,6 +165,7 @@ export class FamilySync {
     if (result.full) this.lastFullSync = start;
     this.syncCount++;
     this.lastSnapshot = snapshot;
+    this.lastResult = { ...result, at: end };
     this.options.health.updated(this.family);
     metrics?.syncProxyRulesLastTimestamp.set(labels, end / 1000);
     this.observeAfterSync(snapshot, end);

@@ -367,5 +367,18 @@ export function defineTrafficSuite(mode: 'iptables' | 'nftables'): void {
     const metrics = await c().httpGet('http://127.0.0.1:10249/metrics');
     assert.match(metrics.body, /kubeproxy_sync_proxy_rules_duration_seconds_count\{ip_family="IPv4"\} [1-9]/);
     assert.equal((await c().httpGet('http://127.0.0.1:10249/proxyMode')).body, mode);
+    const debug = JSON.parse((await c().httpGet('http://127.0.0.1:10249/debug/proxy')).body) as {
+      mode: string;
+      families: { ipFamily: string; successfulSyncs: number; lastSync?: { backend?: string } }[];
+    };
+    assert.equal(debug.mode, mode);
+    assert.deepEqual(debug.families.map((f) => f.ipFamily).sort(), ['IPv4', 'IPv6']);
+    assert.ok(debug.families.every((f) => f.successfulSyncs > 0));
+    if (mode === 'iptables') {
+      // The backend in use is visible without reading logs (issue 3).
+      assert.ok(
+        debug.families.every((f) => f.lastSync?.backend === 'nft' || f.lastSync?.backend === 'legacy'),
+      );
+    }
   });
 }
