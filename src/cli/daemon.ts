@@ -26,7 +26,7 @@ import { healthzHandler, metricsHandler, serveHttp, type RunningServer } from '.
 import { createProxyMetrics, type ProxyMetrics } from '../server/metrics.ts';
 import { FamilySync } from '../sync/family-sync.ts';
 import type { Proxier } from '../sync/proxier.ts';
-import { parseIP } from '../util/ip.ts';
+import { parseCIDR, parseIP } from '../util/ip.ts';
 import type { Sysctl } from '../util/sysctl.ts';
 
 export interface HostPort {
@@ -106,7 +106,13 @@ function nodeInfoOf(node: Node, bindAddress: string | undefined): NodeInfo {
   }
   if (ips.IPv4.length === 0) ips.IPv4.push('127.0.0.1');
   if (ips.IPv6.length === 0) ips.IPv6.push('::1');
-  return { name: node.metadata?.name ?? '', primaryFamily, ips, podCIDRs: node.spec?.podCIDRs ?? [] };
+  return { name: node.metadata?.name ?? '', primaryFamily, ips, podCIDRs: canonicalPodCIDRs(node) };
+}
+
+/** spec.podCIDRs (or the legacy spec.podCIDR), parsed: a malformed entry is left out. */
+function canonicalPodCIDRs(node: Node): string[] {
+  const texts = node.spec?.podCIDRs ?? (node.spec?.podCIDR ? [node.spec.podCIDR] : []);
+  return texts.map((text) => parseCIDR(text)?.text).filter((text): text is string => text !== undefined);
 }
 
 function nodeEligible(node: Node): boolean {
@@ -352,33 +358,42 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
       await Promise.all(servers.map((server) => server.close()));
     });
 
-    // 6. Informers: every event goes to every family's model; a real change asks for a sync.
+    // 6. Informers: every event goes to every family's model; a real change asks for a sync once
+    // the loops run (before that, the first sync picks everything up, and nothing is "queued"
+    // for healthz: upstream requests syncs only once both informers have synced).
     let servicesSynced = false;
     let slicesSynced = false;
+    let started = false;
     const changed = () => {
+      if (!started) return;
       models.forEach((model, i) => {
         if (model.hasPendingChanges()) syncs[i]?.requestSync();
       });
     };
     const maybeStart = () => {
-      if (!servicesSynced || !slicesSynced) return;
+      if (started || !servicesSynced || !slicesSynced) return;
+      started = true;
       for (const sync of syncs) sync.start();
+    };
+    /** Feeds one event to every family's model and keeps upstream's change counters. */
+    const onEvent = (kind: 'service' | 'endpoint', apply: (model: ProxyModel) => boolean) => {
+      if (kind === 'service') metrics.serviceChangesTotal.inc();
+      else metrics.endpointChangesTotal.inc();
+      let anyPending = false;
+      for (const model of models) {
+        if (!apply(model)) continue;
+        anyPending = true;
+        if (kind === 'endpoint') metrics.endpointChangesPending.inc({ ip_family: model.family });
+      }
+      if (anyPending && kind === 'service') metrics.serviceChangesPending.inc();
+      changed();
     };
     const serviceWatch = watchServices(
       settings.client,
       {
-        onAdd: (svc) => {
-          for (const model of models) model.upsertService(svc);
-          changed();
-        },
-        onUpdate: (_old, svc) => {
-          for (const model of models) model.upsertService(svc);
-          changed();
-        },
-        onDelete: (svc) => {
-          for (const model of models) model.deleteService(svc);
-          changed();
-        },
+        onAdd: (svc) => onEvent('service', (model) => model.upsertService(svc)),
+        onUpdate: (_old, svc) => onEvent('service', (model) => model.upsertService(svc)),
+        onDelete: (svc) => onEvent('service', (model) => model.deleteService(svc)),
         onSynced: () => {
           servicesSynced = true;
           maybeStart();
@@ -389,18 +404,9 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
     const sliceWatch = watchEndpointSlices(
       settings.client,
       {
-        onAdd: (slice) => {
-          for (const model of models) model.upsertSlice(slice);
-          changed();
-        },
-        onUpdate: (_old, slice) => {
-          for (const model of models) model.upsertSlice(slice);
-          changed();
-        },
-        onDelete: (slice) => {
-          for (const model of models) model.deleteSlice(slice);
-          changed();
-        },
+        onAdd: (slice) => onEvent('endpoint', (model) => model.upsertSlice(slice)),
+        onUpdate: (_old, slice) => onEvent('endpoint', (model) => model.upsertSlice(slice)),
+        onDelete: (slice) => onEvent('endpoint', (model) => model.deleteSlice(slice)),
         onSynced: () => {
           slicesSynced = true;
           maybeStart();
@@ -414,12 +420,18 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
       await Promise.all([serviceWatch.stop(), sliceWatch.stop()]);
     });
 
-    // 7. Our Node from now on: topology changes force a full sync; deletion or new IPs end us.
+    // 7. Our Node from now on: topology changes force a full sync; deletion, new IPs or (with
+    // NodeCIDR detection) new podCIDRs end us so we restart with them, as upstream does.
     const initialIPs = JSON.stringify(nodeAddresses(node));
+    const initialPodCIDRs = JSON.stringify(info.podCIDRs);
     nodeHandlers.update = (updated) => {
       health.setNodeEligible(nodeEligible(updated));
       if (JSON.stringify(nodeAddresses(updated)) !== initialIPs) {
         settings.onFatal(`the IPs of Node ${settings.nodeName} changed; restarting to pick them up`);
+        return;
+      }
+      if (settings.requirePodCIDRs && JSON.stringify(canonicalPodCIDRs(updated)) !== initialPodCIDRs) {
+        settings.onFatal(`the podCIDRs of Node ${settings.nodeName} changed; restarting to pick them up`);
         return;
       }
       models.forEach((model, i) => {
@@ -433,6 +445,10 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
       health.setNodeEligible(false);
       settings.onFatal(`Node ${settings.nodeName} was deleted`);
     };
+    // The Node may have changed (or gone) while proxiers were being created: replay it.
+    const latest = nodeWatch.get(settings.nodeName);
+    if (!latest) nodeHandlers.remove();
+    else if (latest.metadata?.resourceVersion !== node.metadata?.resourceVersion) nodeHandlers.update(latest);
 
     void recorder.starting();
     log.info('kube-proxy started', { mode: settings.mode, families, node: settings.nodeName });

@@ -52,7 +52,11 @@ async function runCleaners(cleaners: readonly Cleaner[], failOnError: boolean): 
 /** Exits with 1 when the config file changes, so the DaemonSet restarts us with the new one. */
 function watchConfigFile(path: string, onChange: () => void): FSWatcher | undefined {
   try {
-    return watch(path, { persistent: false }, () => onChange());
+    const watcher = watch(path, { persistent: false }, () => onChange());
+    watcher.on('error', (error) => {
+      log.error('Config file watch failed', error, { path });
+    });
+    return watcher;
   } catch (error) {
     log.error('Cannot watch the config file', error, { path });
     return undefined;

@@ -49,13 +49,21 @@ export class ConntrackReconciler {
     this.now = options.now ?? (() => performance.now());
   }
 
+  /** Families whose cleanup is owed: set by a UDP endpoint change, cleared by a clean run. */
+  private readonly due = new Set<IPFamily>();
+
   /**
-   * The post-sync step: runs only when some Service with a UDP port changed endpoints in this
-   * snapshot (nothing else can make an entry stale). Resolves undefined when it did not run.
+   * The post-sync step: runs only when some Service with a UDP port changed endpoints (nothing
+   * else can make an entry stale). The debt is sticky: a run that fails (conntrack could not
+   * list the table) is repeated after the next sync, so a transient error never leaves a UDP
+   * client pinned to a dead endpoint. Resolves undefined when it did not run.
    */
   async afterSync(snapshot: ProxySnapshot): Promise<ReconcileResult | undefined> {
-    if (!snapshot.udpEndpointsChanged) return undefined;
-    return this.reconcile(snapshot);
+    if (snapshot.udpEndpointsChanged) this.due.add(snapshot.family);
+    if (!this.due.has(snapshot.family)) return undefined;
+    const result = await this.reconcile(snapshot);
+    this.due.delete(snapshot.family);
+    return result;
   }
 
   /** Lists, filters and deletes unconditionally. Throws when the tool cannot list the table. */

@@ -144,8 +144,8 @@ export function createDataplane(settings: DataplaneSettings, run: Runner = execT
           },
           { run },
         );
-        const info = await proxier.init();
-        log.info('Using iptables proxier', { ipFamily: family, ...info });
+        // init() logs what it chose (backend, --random-fully, localhost node ports).
+        await proxier.init();
         return withMetrics(proxier, metrics);
       },
     };
@@ -175,7 +175,7 @@ export function createDataplane(settings: DataplaneSettings, run: Runner = execT
 }
 
 /** nftables has no NodeCIDR detector of its own: the node's podCIDR of the family is a CIDR. */
-function nftLocalDetector(
+export function nftLocalDetector(
   settings: DataplaneSettings,
   family: IPFamily,
   node: NodeInfo,
@@ -196,7 +196,7 @@ function localAddresses(family: IPFamily): string[] {
 }
 
 /** nftables takes concrete IPs: `primary` is the node's IP, CIDRs select local addresses. */
-function nftNodePortAddresses(
+export function nftNodePortAddresses(
   setting: NodePortAddressSetting,
   family: IPFamily,
   node: NodeInfo,
@@ -204,7 +204,9 @@ function nftNodePortAddresses(
   const resolved = nodePortCIDRsFor(setting, family, node);
   if (resolved.kind === 'all') return { kind: 'all' };
   const cidrs = resolved.cidrs.map((text) => parseCIDR(text)).filter((cidr) => cidr?.family === family);
-  if (cidrs.some((cidr) => cidr?.prefix === 0)) return { kind: 'all' };
+  // No CIDR of this family (e.g. `primary` on a node without an IPv6 address) means every
+  // address, as upstream and our iptables mode do; so does a /0.
+  if (cidrs.length === 0 || cidrs.some((cidr) => cidr?.prefix === 0)) return { kind: 'all' };
   const candidates = [...new Set([...node.ips[family], ...localAddresses(family)])];
   const ips = candidates.filter((text) => {
     const ip = parseIP(text);

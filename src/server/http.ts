@@ -38,7 +38,7 @@ export function serveHttp(options: {
         res.end();
       });
     });
-    candidate.once('error', (error) => {
+    const onListenError = (error: Error) => {
       log.error('Failed to start server', error, {
         server: options.name,
         address: `${options.host}:${String(options.port)}`,
@@ -48,8 +48,14 @@ export function serveHttp(options: {
         return;
       }
       retryTimer = setTimeout(attempt, options.retryMs ?? 5000);
-    });
+    };
+    candidate.once('error', onListenError);
     candidate.listen(options.port, options.host, () => {
+      // Once listening, an error is an accept failure (e.g. EMFILE): log it, keep serving.
+      candidate.off('error', onListenError);
+      candidate.on('error', (error) => {
+        log.error('Server error', error, { server: options.name });
+      });
       server = candidate;
       const address = candidate.address();
       const port = typeof address === 'object' && address ? address.port : options.port;

@@ -43,7 +43,7 @@ export interface MergedServiceHealth {
  * Both families' views of the Services: a Service of either family gets a listener. A dual-stack
  * pod is one endpoint with an address per family, so the count is the larger of the families'
  * counts, not their sum. Should the families disagree on the port (only while one of them has
- * not synced the change yet), the primary (first) family wins.
+ * not synced the change yet), the family listed first wins (the order the daemon keeps them in).
  */
 export function mergeFamilies(
   perFamily: readonly ReadonlyMap<ServiceName, ServiceHealthInfo>[],
@@ -129,6 +129,11 @@ function listen(server: Server, port: number, host: string | undefined): Promise
     server.once('error', onError);
     server.listen({ port, ...(host !== undefined ? { host } : {}) }, () => {
       server.off('error', onError);
+      // Accept errors (EMFILE under a connection flood) must never become an uncaught 'error':
+      // these ports face the outside world.
+      server.on('error', (error) => {
+        log.error('Service health check server error', error, { port });
+      });
       resolve();
     });
   });

@@ -42,6 +42,8 @@ export class FamilySync {
   private syncCount = 0;
   private lastSnapshot: ProxySnapshot | undefined;
   private lastResult: (SyncResult & { readonly at: number }) | undefined;
+  /** The snapshot of a failed sync, whose change set is folded into the next one. */
+  private carried: ProxySnapshot | undefined;
 
   constructor(options: FamilySyncOptions) {
     this.options = options;
@@ -120,6 +122,11 @@ export class FamilySync {
     const check = this.options.proxier.needsFullSync?.bind(this.options.proxier);
     if (!check) return;
     this.canaryTimer = this.clock.setTimeout(() => {
+      // A sync in progress may have removed the canary itself; check again next period.
+      if (this.runner.isRunning) {
+        this.scheduleCanaryCheck();
+        return;
+      }
       void check()
         .then((lost) => {
           if (lost) {
@@ -141,19 +148,24 @@ export class FamilySync {
   private async syncOnce(): Promise<void> {
     const { proxier, metrics } = this.options;
     const start = this.clock.now();
-    const snapshot = this.options.source.snapshot();
     const full = this.needFullSync || start - this.lastFullSync >= (this.options.fullSyncPeriodMs ?? HOUR_MS);
     const labels = { ip_family: this.family };
-    metrics?.serviceChangesTotal.inc(snapshot.serviceChanges);
-    metrics?.endpointChangesTotal.inc(snapshot.endpointChanges);
     metrics?.serviceChangesPending.set(0);
     metrics?.endpointChangesPending.set(labels, 0);
     let result: SyncResult;
+    let snapshot: ProxySnapshot | undefined;
     try {
       // Whatever happens next, the changes are drained from the model: a failure must be
       // followed by a full sync so nothing is lost.
       this.needFullSync = true;
+      snapshot = withCarried(this.options.source.snapshot(), this.carried);
       result = await proxier.sync({ snapshot, full });
+      this.carried = undefined;
+    } catch (error) {
+      // What only a snapshot's change set knows (UDP endpoint changes for conntrack cleanup,
+      // trigger times, which Services changed) must survive to the retry.
+      if (snapshot) this.carried = snapshot;
+      throw error;
     } finally {
       const seconds = (this.clock.now() - start) / 1000;
       metrics?.syncProxyRulesDuration.observe(labels, seconds);
@@ -214,4 +226,21 @@ export class FamilySync {
     metrics.noLocalEndpointsTotal.set({ traffic_policy: 'internal', ip_family: this.family }, internal);
     metrics.noLocalEndpointsTotal.set({ traffic_policy: 'external', ip_family: this.family }, external);
   }
+}
+
+/** Folds a failed sync's change set into the next snapshot (the dataplane state is complete anyway). */
+function withCarried(snapshot: ProxySnapshot, carried: ProxySnapshot | undefined): ProxySnapshot {
+  if (!carried) return snapshot;
+  const triggerTimes = new Map(carried.triggerTimes);
+  for (const [service, times] of snapshot.triggerTimes) {
+    triggerTimes.set(service, [...(triggerTimes.get(service) ?? []), ...times]);
+  }
+  return {
+    ...snapshot,
+    changedServices: new Set([...carried.changedServices, ...snapshot.changedServices]),
+    udpEndpointsChanged: carried.udpEndpointsChanged || snapshot.udpEndpointsChanged,
+    triggerTimes,
+    serviceChanges: carried.serviceChanges + snapshot.serviceChanges,
+    endpointChanges: carried.endpointChanges + snapshot.endpointChanges,
+  };
 }

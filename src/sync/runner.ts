@@ -67,6 +67,10 @@ export class BoundedFrequencyRunner {
     this.cancelTimer();
   }
 
+  get isRunning(): boolean {
+    return this.running;
+  }
+
   /** Resolves when no run is in progress or pending soon (for tests and shutdown). */
   whenIdle(): Promise<void> {
     if (!this.running) return Promise.resolve();

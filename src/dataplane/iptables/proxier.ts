@@ -261,9 +261,10 @@ export function createIptablesProxier(
     };
   }
 
+  /** Only the canary's question: did someone flush our tables? (Our own failures force full syncs elsewhere.) */
   async function needsFullSync(): Promise<boolean> {
     const t = tools;
-    if (needFull || !t) return true;
+    if (!t) return false;
     if (await chainExists(run, t, 'mangle', KUBE_PROXY_CANARY)) return false;
     // Someone is flushing the tables: wait (briefly) for the flush to finish everywhere before
     // the full resync, or we might write rules that are flushed right after.

@@ -131,7 +131,7 @@ test('healthz goes stale while syncs keep failing and recovers after success', a
   sync.stop();
 });
 
-test('metrics: durations, last timestamp, change counters, programming latency only after start', async () => {
+test('metrics: durations, last timestamp, programming latency only after start', async () => {
   const triggers = new Map([['default/web', [9_999_000, 8_000_000]]]);
   const { clock, metrics, sync } = setup(triggers);
   sync.start();
@@ -140,10 +140,77 @@ test('metrics: durations, last timestamp, change counters, programming latency o
   assert.match(text, /kubeproxy_sync_proxy_rules_duration_seconds_count\{ip_family="IPv4"\} 1/);
   assert.match(text, /kubeproxy_sync_full_proxy_rules_duration_seconds_count\{ip_family="IPv4"\} 1/);
   assert.match(text, /kubeproxy_sync_proxy_rules_last_timestamp_seconds\{ip_family="IPv4"\} 10000/);
-  assert.match(text, /kubeproxy_sync_proxy_rules_service_changes_total 1/);
-  assert.match(text, /kubeproxy_sync_proxy_rules_endpoint_changes_total 2/);
   // One trigger time after proxy start (1 s old), one before: only the first is observed.
   assert.match(text, /kubeproxy_network_programming_duration_seconds_count\{ip_family="IPv4"\} 1/);
   assert.match(text, /kubeproxy_network_programming_duration_seconds_bucket\{le="1",ip_family="IPv4"\} 1/);
+  sync.stop();
+});
+
+test('a failed sync carries its UDP flag, trigger times and changed Services to the retry', async () => {
+  const clock = new FakeClock(10_000_000);
+  const proxier = new RecordingProxier();
+  const health = new ProxyHealth({ syncPeriodMs: 30_000, now: () => clock.now() });
+  const snapshots: ProxySnapshot[] = [
+    {
+      ...emptySnapshot(new Map([['default/dns', [9_999_000]]])),
+      changedServices: new Set(['default/dns']),
+      udpEndpointsChanged: true,
+    },
+    emptySnapshot(),
+  ];
+  const seen: ProxySnapshot[] = [];
+  const sync = new FamilySync({
+    proxier,
+    source: { snapshot: () => snapshots.shift() ?? emptySnapshot() },
+    health,
+    minSyncPeriodMs: 1000,
+    syncPeriodMs: 30_000,
+    clock,
+    afterSync: (snapshot) => {
+      seen.push(snapshot);
+    },
+  });
+  proxier.failures = 1;
+  sync.start();
+  await clock.advance(0);
+  assert.equal(seen.length, 0, 'no post-sync step after a failure');
+  await clock.advance(30_000);
+  assert.equal(seen.length, 1);
+  assert.equal(seen[0]?.udpEndpointsChanged, true, 'conntrack cleanup is still owed');
+  assert.deepEqual([...seen[0].changedServices], ['default/dns']);
+  assert.deepEqual(seen[0].triggerTimes.get('default/dns'), [9_999_000]);
+  sync.stop();
+});
+
+test('the canary is not consulted while a sync runs', async () => {
+  const clock = new FakeClock(10_000_000);
+  let release: (() => void) | undefined;
+  let checks = 0;
+  const proxier: Proxier = {
+    family: 'IPv4',
+    mode: 'iptables',
+    sync: async (request) => {
+      await new Promise<void>((resolve) => (release = resolve));
+      return { full: request.full, renderSeconds: 0, applySeconds: 0 };
+    },
+    needsFullSync: () => {
+      checks++;
+      return Promise.resolve(false);
+    },
+  };
+  const sync = new FamilySync({
+    proxier,
+    source: { snapshot: () => emptySnapshot() },
+    health: new ProxyHealth({ syncPeriodMs: 30_000, now: () => clock.now() }),
+    minSyncPeriodMs: 1000,
+    syncPeriodMs: 30_000,
+    clock,
+  });
+  sync.start();
+  await clock.advance(30_000);
+  assert.equal(checks, 0, 'the first sync is still running');
+  release?.();
+  await clock.advance(30_000);
+  assert.equal(checks, 1);
   sync.stop();
 });
