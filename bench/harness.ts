@@ -44,6 +44,8 @@ export interface ProxyStart {
   readonly dumpDir?: string | undefined;
   /** Directory for `node --cpu-prof` output of the kube-proxy process. */
   readonly cpuProfDir?: string | undefined;
+  /** More NODE_OPTIONS for the kube-proxy process (e.g. --heapsnapshot-signal=SIGUSR2). */
+  readonly nodeOptions?: string | undefined;
 }
 
 function ms(value: unknown): number {
@@ -177,7 +179,11 @@ export class BenchCluster {
     if (options.mode !== 'nftables')
       env['KUBE_PROXY_IPTABLES_BACKEND'] = options.mode.slice('iptables-'.length);
     if (options.dumpDir) env['KUBE_PROXY_DEBUG_DUMP_RULES'] = options.dumpDir;
-    if (options.cpuProfDir) env['NODE_OPTIONS'] = `--cpu-prof --cpu-prof-dir=${options.cpuProfDir}`;
+    const nodeOptions = [
+      ...(options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : []),
+      ...(options.nodeOptions ? [options.nodeOptions] : []),
+    ];
+    if (nodeOptions.length > 0) env['NODE_OPTIONS'] = nodeOptions.join(' ');
     this.syncs = [];
     this.tail = [];
     const started = Date.now();

@@ -40,7 +40,13 @@ export async function endpointInKernel(ns: Netns, mode: BenchMode, change: Endpo
       return out.stdout.includes(`${change.added.ip} . ${change.added.port}`);
     }
     const chain = endpointChainName(change.printable, change.protocol, target);
-    const out = await nsExec(ns, `iptables-${backendOf(mode)}`, [...WAIT, '-t', 'nat', '-S', chain]);
+    if (mode === 'iptables-legacy') {
+      // `iptables-legacy -S` holds the xtables lock while it reads the whole table, and
+      // kube-proxy's restore would wait for it (retrying every 100 ms): save takes no lock.
+      const out = await nsExec(ns, 'iptables-legacy-save', ['-t', 'nat'], { timeoutMs: 300_000 });
+      return out.stdout.includes(`-A ${chain} `) && out.stdout.includes(`--to-destination ${target}`);
+    }
+    const out = await nsExec(ns, 'iptables-nft', ['-t', 'nat', '-S', chain]);
     return out.stdout.includes(`--to-destination ${target}`);
   } catch {
     // Not there yet (missing element or chain makes the tool fail).
@@ -68,9 +74,7 @@ export async function servicesChainPosition(
   mode: BenchMode,
   clusterIP: string,
 ): Promise<{ position: number; rules: number }> {
-  const out = await nsExec(ns, `iptables-${backendOf(mode)}`, [...WAIT, '-t', 'nat', '-S', 'KUBE-SERVICES'], {
-    timeoutMs: 300_000,
-  });
+  const out = await nsExec(ns, `iptables-${backendOf(mode)}-save`, ['-t', 'nat'], { timeoutMs: 300_000 });
   const destinations = out.stdout
     .split('\n')
     .filter((line) => line.startsWith('-A KUBE-SERVICES -d '))
@@ -111,23 +115,15 @@ export class KernelWatch {
     return endpointChainName(change.printable, change.protocol, `${change.added.ip}:${change.added.port}`);
   }
 
-  /** Forget what was seen (call before the API write of a measured change). */
+  /** Forgets what was seen (call before the API write of a measured change). */
   reset(): void {
     this.lines = [];
   }
 
-  /** performance.now() when a line with `needle` arrived. */
-  async waitFor(needle: string, timeoutMs: number): Promise<number> {
-    const deadline = performance.now() + timeoutMs;
-    let checked = 0;
-    for (;;) {
-      for (; checked < this.lines.length; checked++) {
-        const line = this.lines[checked];
-        if (line?.text.includes(needle)) return line.at;
-      }
-      if (performance.now() > deadline) throw new Error(`bench: no kernel notification with ${needle}`);
-      await new Promise((resolve) => setTimeout(resolve, 2));
-    }
+  /** performance.now() when a line with `needle` arrived, if one did. */
+  find(needle: string): number | undefined {
+    for (const line of this.lines) if (line.text.includes(needle)) return line.at;
+    return undefined;
   }
 
   async stop(): Promise<void> {
