@@ -54,6 +54,14 @@ export async function endpointInKernel(ns: Netns, mode: BenchMode, change: Endpo
   }
 }
 
+/** nftables: which of these endpoint addresses (with `port`) no cluster IP endpoint element has. */
+export async function endpointsMissing(ns: Netns, ips: readonly string[], port: number): Promise<string[]> {
+  const out = await nsExec(ns, 'nft', ['list', 'map', 'ip', 'kube-proxy', 'ip-endpoints-tcp'], {
+    timeoutMs: 300_000,
+  });
+  return ips.filter((ip) => !out.stdout.includes(`: ${ip} . ${port}`));
+}
+
 /** Applies rule text with the bare tool in `ns`; returns the wall time in ms (process included). */
 export async function bareApply(ns: Netns, mode: BenchMode, text: string): Promise<number> {
   const started = performance.now();
@@ -83,10 +91,11 @@ export async function servicesChainPosition(
 }
 
 /**
- * The kernel's own change notifications (`nft monitor`), timestamped on arrival: for nftables new
- * map elements, for iptables-nft new chains (each endpoint has its KUBE-SEP- chain). The kernel
- * sends them when the transaction commits, so they time a change without polling; the legacy
- * backend has no notifications and is polled instead.
+ * The kernel's own change notifications (`nft monitor new elements`), timestamped on arrival: it
+ * sends them when a transaction commits, so they time an nftables change without polling. The
+ * iptables modes are polled instead: legacy has no notifications, and for iptables-nft the
+ * monitor loses events (every sync rewrites thousands of KUBE-SERVICES rules, which overflow its
+ * socket), while reading one chain back costs only a few ms.
  */
 export class KernelWatch {
   private lines: { at: number; text: string }[] = [];
@@ -101,8 +110,8 @@ export class KernelWatch {
   }
 
   static async start(ns: Netns, mode: BenchMode): Promise<KernelWatch | undefined> {
-    if (mode === 'iptables-legacy') return undefined;
-    const child = ns.spawn('nft', ['monitor', 'new', mode === 'nftables' ? 'elements' : 'chains']);
+    if (mode !== 'nftables') return undefined;
+    const child = ns.spawn('nft', ['monitor', 'new', 'elements']);
     // nft prints nothing until an event; give it a moment to subscribe before the first change.
     await new Promise((resolve) => setTimeout(resolve, 300));
     if (child.exitCode !== null) throw new Error('bench: nft monitor exited at start');
@@ -110,9 +119,8 @@ export class KernelWatch {
   }
 
   /** The text a notification of this change contains. */
-  static needle(mode: BenchMode, change: EndpointChange): string {
-    if (mode === 'nftables') return `: ${change.added.ip} . ${change.added.port}`;
-    return endpointChainName(change.printable, change.protocol, `${change.added.ip}:${change.added.port}`);
+  static needle(change: EndpointChange): string {
+    return `: ${change.added.ip} . ${change.added.port}`;
   }
 
   /** Forgets what was seen (call before the API write of a measured change). */

@@ -27,6 +27,7 @@ export const FIGURES = {
   'first-sync-ratio': ['x', 'first-sync-total / first-sync-floor'],
   'change-p50': ['ms', 'one endpoint change, API write to rule read back from the kernel, idle'],
   'change-p99': ['ms', 'same, 99th percentile'],
+  'change-sync': ['ms', "kube-proxy's own partial sync time during the idle changes (its log), median"],
   'change-poll': ['ms', 'median time of one kernel read-back (resolution of the change figures)'],
   'churn-change-p50': ['ms', 'one endpoint change under steady churn of other Services'],
   'churn-change-p99': ['ms', 'same, 99th percentile'],

@@ -10,7 +10,13 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { cleanupNetns, createNetns, deleteNetns, IS_ROOT, uniquePrefix } from '../test/support/netns.ts';
 import { ALL_MODES, BenchCluster, CLIENT_POD, sleep, type BenchMode, type SyncLine } from './harness.ts';
-import { bareApply, endpointInKernel, KernelWatch, servicesChainPosition } from './kernel.ts';
+import {
+  bareApply,
+  endpointInKernel,
+  endpointsMissing,
+  KernelWatch,
+  servicesChainPosition,
+} from './kernel.ts';
 import { figure, formatTable, median, percentile, type Figure } from './results.ts';
 import {
   endpointChange,
@@ -144,7 +150,7 @@ async function timeChange(
   timeoutMs: number,
 ): Promise<ChangeTiming> {
   const ns = cluster.topology.node1.ns;
-  const needle = KernelWatch.needle(mode, change);
+  const needle = KernelWatch.needle(change);
   watch?.reset();
   const started = performance.now();
   await cluster.api.update(change.slice);
@@ -152,14 +158,17 @@ async function timeChange(
   let lastPoll = started;
   for (;;) {
     const announced = watch?.find(needle);
+    // Announced by the kernel: read back for all changes at once at the end of the phase
+    // (verifyChanges), since one nft read of a large map costs seconds of CPU.
+    if (announced !== undefined) return { latencyMs: announced - started, pollMs: [], missed: false };
     const now = performance.now();
-    // With notifications, read back only once announced, and otherwise every 250 ms as a fallback.
-    if (!watch || announced !== undefined || now - lastPoll >= 250) {
+    // With notifications, read back only every 250 ms, in case the notification is lost.
+    if (!watch || now - lastPoll >= 250) {
       const found = await endpointInKernel(ns, mode, change);
       lastPoll = performance.now();
       pollMs.push(lastPoll - now);
       if (found) {
-        const at = announced ?? watch?.find(needle);
+        const at = watch?.find(needle);
         return {
           latencyMs: (at ?? lastPoll) - started,
           pollMs,
@@ -172,6 +181,22 @@ async function timeChange(
         `bench: ${change.added.ip} of ${change.printable} not in the kernel after ${timeoutMs} ms`,
       );
   }
+}
+
+/**
+ * Reads the kernel once and checks that every endpoint the measured changes left in place is
+ * there (nftables, whose changes were timed by notifications). Returns the read's time in ms.
+ */
+async function verifyChanges(
+  cluster: BenchCluster,
+  state: ReadonlyMap<number, readonly { ip: string }[]>,
+): Promise<number> {
+  const started = performance.now();
+  const expected = [...state.values()].flatMap((endpoints) => endpoints.map((ep) => ep.ip));
+  const missing = await endpointsMissing(cluster.topology.node1.ns, expected, 8080);
+  if (missing.length > 0)
+    throw new Error(`bench: ${missing.length} changed endpoints not in the kernel, e.g. ${missing[0]}`);
+  return performance.now() - started;
 }
 
 /** Splits the changeable Services: even positions for measured changes, odd ones for churn. */
@@ -389,6 +414,7 @@ async function benchMode(mode: BenchMode, options: BenchOptions, figures: Figure
       const latencies: number[] = [];
       const polls: number[] = [];
       let missed = 0;
+      const syncsBefore = cluster.syncLines().length;
       for (let i = 0; i < options.changes; i++) {
         const change = endpointChange(split.measured, next(), measuredState);
         const timing = await timeChange(cluster, mode, watch, change, timeout);
@@ -398,9 +424,15 @@ async function benchMode(mode: BenchMode, options: BenchOptions, figures: Figure
         await sleep(gapMs);
       }
       if (missed > 0) say(`  (${missed} kernel notifications lost: those changes timed by read-back)`);
+      if (watch) polls.push(await verifyChanges(cluster, measuredState));
       add('change-p50', median(latencies));
       add('change-p99', percentile(latencies, 0.99));
       add('change-poll', median(polls));
+      const partial = cluster
+        .syncLines()
+        .slice(syncsBefore)
+        .filter((sync) => sync.family === 'IPv4' && !sync.full);
+      add('change-sync', median(partial.map((sync) => sync.elapsedMs)));
     }
 
     if (options.groups.has('churn')) {
@@ -418,6 +450,7 @@ async function benchMode(mode: BenchMode, options: BenchOptions, figures: Figure
       }
       if (missed > 0) say(`  (${missed} kernel notifications lost: those changes timed by read-back)`);
       add('churn-rate', await churn.stop());
+      if (watch) await verifyChanges(cluster, measuredState);
       add('churn-change-p50', median(latencies));
       add('churn-change-p99', percentile(latencies, 0.99));
     }
