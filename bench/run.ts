@@ -47,6 +47,7 @@ export interface BenchOptions {
   readonly baseline: number;
   readonly minSyncPeriod: string;
   readonly seed: number;
+  readonly affinity: number;
   readonly out: string;
   readonly cpuProf: string | undefined;
   readonly nodeOptions: string | undefined;
@@ -70,6 +71,7 @@ function parseOptions(argv: readonly string[]): BenchOptions {
       baseline: { type: 'string', default: '100' },
       'min-sync-period': { type: 'string', default: '100ms' },
       seed: { type: 'string', default: '1' },
+      affinity: { type: 'string', default: '0.03' },
       out: { type: 'string', default: join(HERE, 'results.json') },
       'cpu-prof': { type: 'string' },
       'node-options': { type: 'string' },
@@ -81,6 +83,11 @@ function parseOptions(argv: readonly string[]): BenchOptions {
     const n = Number(text);
     if (!Number.isInteger(n) || n < min)
       throw new Error(`--${name}: expected an integer >= ${min}, got "${text}"`);
+    return n;
+  };
+  const fraction = (name: string, text: string): number => {
+    const n = Number(text);
+    if (!(n >= 0 && n <= 1)) throw new Error(`--${name}: expected a number in [0, 1], got "${text}"`);
     return n;
   };
   const modes = values.modes.split(',').map((m) => {
@@ -108,6 +115,7 @@ function parseOptions(argv: readonly string[]): BenchOptions {
     baseline: int('baseline', values.baseline, 1),
     minSyncPeriod: values['min-sync-period'],
     seed: int('seed', values.seed, 0),
+    affinity: fraction('affinity', values.affinity),
     out: values.out,
     cpuProf: values['cpu-prof'],
     nodeOptions: values['node-options'],
@@ -311,6 +319,7 @@ async function benchMode(mode: BenchMode, options: BenchOptions, figures: Figure
         services: options.baseline,
         endpointsPerService: m,
         seed: options.seed,
+        affinity: options.affinity,
         probe,
       });
       await cluster.startApi(writeManifest(cluster, 'baseline', small));
@@ -322,7 +331,13 @@ async function benchMode(mode: BenchMode, options: BenchOptions, figures: Figure
       await cluster.stopProxy();
     }
 
-    const workload = generateWorkload({ services: size, endpointsPerService: m, seed: options.seed, probe });
+    const workload = generateWorkload({
+      services: size,
+      endpointsPerService: m,
+      seed: options.seed,
+      affinity: options.affinity,
+      probe,
+    });
     say(
       `${mode}: ${size} Services x ${m} endpoints (${JSON.stringify(workload.counts)}); preloading the API server`,
     );

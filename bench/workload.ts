@@ -17,6 +17,8 @@ export interface WorkloadOptions {
   readonly services: number;
   readonly endpointsPerService: number;
   readonly seed?: number;
+  /** Share of Services with ClientIP affinity (default 0.03). */
+  readonly affinity?: number;
   /** Adds the probe Service, named so that it sorts (and its rules come) after every other one. */
   readonly probe?: ProbeTarget;
 }
@@ -182,7 +184,7 @@ export function generateWorkload(options: WorkloadOptions): Workload {
       if (!nodePorts) type = 'ClusterIP';
       else if (type === 'LoadBalancer' && externalLocal) healthCheckNodePort = nodePorts[portCount];
     }
-    const affinity = random() < 0.03;
+    const affinity = random() < (options.affinity ?? 0.03);
     const internalLocal = random() < 0.02;
     const sourceRanges = type === 'LoadBalancer' && random() < 0.2;
     const endpoints = Array.from({ length: m }, (_, e) => ({

@@ -95,6 +95,14 @@ test('figures: percentiles, sync log parsing and the table', () => {
   assert.match(table, /cold-start\s+10x2\s+-\s+5\s+ms/);
 });
 
+test('every figure name is documented in bench/README.md', () => {
+  const readme = readFileSync(fileURLToPath(new URL('../../bench/README.md', import.meta.url)), 'utf8');
+  for (const name of Object.keys(FIGURES)) {
+    const base = name.replace(/-(p50|p99|render|apply)$/, '');
+    assert.ok(readme.includes(`\`${name}\``) || readme.includes(`\`${base}-`), `${name} in bench/README.md`);
+  }
+});
+
 test(
   'bench suite at 20 Services x 3 endpoints: every figure for every mode',
   { skip: kernelSkipReason(), timeout: 240_000 },
