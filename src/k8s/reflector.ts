@@ -87,6 +87,13 @@ export interface ReflectorOptions<T extends KubeObject> {
   readonly random?: () => number;
   readonly now?: () => number;
   readonly metrics?: ReflectorMetrics;
+  /**
+   * What the cache keeps of each object (client-go's transform). Handlers always get the object
+   * as received, except where they are given a cached one: the `old` of onUpdate and the object
+   * of a delete found by a relist. The result must keep metadata (namespace, name,
+   * resourceVersion): the relist diff reads it. Default: the whole object.
+   */
+  readonly cacheTransform?: (obj: T) => T;
 }
 
 /** client-go's cache key: `namespace/name`, or `name` for cluster-scoped objects. */
@@ -376,6 +383,10 @@ export class Reflector<T extends KubeObject> {
     return { items, resourceVersion: listRV, pages };
   }
 
+  #cached(obj: T): T {
+    return this.#opts.cacheTransform ? this.#opts.cacheTransform(obj) : obj;
+  }
+
   /** Makes the store equal the list, telling the handlers what changed (a relist diff). */
   #replace(items: readonly T[], resourceVersion: string): void {
     const isRelist = this.#synced;
@@ -390,7 +401,7 @@ export class Reflector<T extends KubeObject> {
     }
     for (const [key, item] of fresh) {
       const old = this.#store.get(key);
-      this.#store.set(key, item);
+      this.#store.set(key, this.#cached(item));
       if (old === undefined) this.#call('onAdd', key, () => this.#opts.handlers.onAdd?.(item));
       else if (old.metadata?.resourceVersion !== item.metadata?.resourceVersion) {
         this.#call('onUpdate', key, () => this.#opts.handlers.onUpdate?.(old, item));
@@ -544,7 +555,7 @@ export class Reflector<T extends KubeObject> {
       case 'ADDED':
       case 'MODIFIED': {
         const old = this.#store.get(key);
-        this.#store.set(key, obj);
+        this.#store.set(key, this.#cached(obj));
         if (old === undefined) this.#call('onAdd', key, () => this.#opts.handlers.onAdd?.(obj));
         else this.#call('onUpdate', key, () => this.#opts.handlers.onUpdate?.(old, obj));
         break;

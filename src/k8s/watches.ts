@@ -18,7 +18,7 @@ export const NODES_PATH = '/api/v1/nodes';
 /** Tuning shared by all watches (backoff, timeouts, metrics); tests shrink the timings. */
 export type WatchTuning<T extends KubeObjectLike> = Omit<
   ReflectorOptions<T>,
-  'client' | 'path' | 'labelSelector' | 'fieldSelector' | 'handlers' | 'name'
+  'client' | 'path' | 'labelSelector' | 'fieldSelector' | 'handlers' | 'name' | 'cacheTransform'
 >;
 type KubeObjectLike = Service | EndpointSlice | Node;
 
@@ -48,8 +48,34 @@ function make<T extends KubeObjectLike>(
   client: KubeRequester,
   handlers: ReflectorHandlers<T>,
   tuning: WatchTuning<T>,
+  cacheTransform?: (obj: T) => T,
 ): Reflector<T> {
-  return new Reflector<T>({ ...tuning, ...spec, client, handlers });
+  return new Reflector<T>({
+    ...tuning,
+    ...spec,
+    client,
+    handlers,
+    ...(cacheTransform ? { cacheTransform } : {}),
+  });
+}
+
+/**
+ * Keeps only identity and version in the cache. The model holds its own parsed copy, and keys
+ * are all a delete needs: caching whole Services and EndpointSlices too would double the
+ * proxy's memory at scale.
+ */
+export function metadataOnly<T extends KubeObjectLike>(obj: T): T {
+  const meta = obj.metadata ?? {};
+  return {
+    apiVersion: obj.apiVersion,
+    kind: obj.kind,
+    metadata: {
+      name: meta.name,
+      namespace: meta.namespace,
+      resourceVersion: meta.resourceVersion,
+      uid: meta.uid,
+    },
+  } as T;
 }
 
 export function watchServices(
@@ -57,7 +83,7 @@ export function watchServices(
   handlers: ReflectorHandlers<Service>,
   tuning: WatchTuning<Service> = {},
 ): Reflector<Service> {
-  return make(serviceWatchSpec(), client, handlers, tuning);
+  return make(serviceWatchSpec(), client, handlers, tuning, metadataOnly);
 }
 
 export function watchEndpointSlices(
@@ -65,7 +91,7 @@ export function watchEndpointSlices(
   handlers: ReflectorHandlers<EndpointSlice>,
   tuning: WatchTuning<EndpointSlice> = {},
 ): Reflector<EndpointSlice> {
-  return make(endpointSliceWatchSpec(), client, handlers, tuning);
+  return make(endpointSliceWatchSpec(), client, handlers, tuning, metadataOnly);
 }
 
 export function watchNode(

@@ -9,6 +9,7 @@
 // selection step, over endpoint lists that are already merged.
 //
 // Pure in the architecture's sense: no I/O and no clock (the proxy start time is passed in).
+import { createHash } from 'node:crypto';
 import type { Node, Service } from 'kubernetes-types/core/v1.d.ts';
 import type { EndpointSlice } from 'kubernetes-types/discovery/v1.d.ts';
 import type {
@@ -77,18 +78,31 @@ interface StateFingerprint {
 
 const NO_ENDPOINTS: readonly Endpoint[] = Object.freeze([]);
 
+/**
+ * Change detection compares digests of the JSON text, not the text itself: keeping the text
+ * would hold a second and third copy of every Service and EndpointSlice (tens of MiB at 10k
+ * Services). SHA-1 is fast, and a collision would need two different API states with one digest.
+ */
+function digest(text: string): string {
+  return createHash('sha1').update(text).digest('base64');
+}
+
+const EMPTY_ENDPOINTS_DIGEST = digest('[]');
+
 function fingerprintOf(record: ServiceRecord | SliceRecord | null | undefined): string {
   return record?.fingerprint ?? '';
 }
 
 function selectionFingerprint(selection: EndpointSelection): string {
   const names = (list: readonly Endpoint[]): string[] => list.map((ep) => ep.endpoint);
-  return JSON.stringify([
-    names(selection.clusterEndpoints),
-    names(selection.localEndpoints),
-    names(selection.allReachable),
-    selection.hasAnyEndpoints,
-  ]);
+  return digest(
+    JSON.stringify([
+      names(selection.clusterEndpoints),
+      names(selection.localEndpoints),
+      names(selection.allReachable),
+      selection.hasAnyEndpoints,
+    ]),
+  );
 }
 
 function errorText(error: unknown): string {
@@ -157,7 +171,7 @@ export class ProxyModel {
     try {
       const { ports, problems } = servicePortsFromService(svc, this.family);
       for (const problem of problems) this.#onProblem(problem);
-      if (ports.length > 0) record = { ports, fingerprint: JSON.stringify(ports) };
+      if (ports.length > 0) record = { ports, fingerprint: digest(JSON.stringify(ports)) };
     } catch (error) {
       this.#internalProblem('Service', svc, error);
     }
@@ -178,7 +192,7 @@ export class ProxyModel {
       for (const problem of parsed.problems) this.#onProblem(problem);
       if (parsed.slice) {
         const { service, ports, endpoints } = parsed.slice;
-        record = { slice: parsed.slice, fingerprint: JSON.stringify([service, ports, endpoints]) };
+        record = { slice: parsed.slice, fingerprint: digest(JSON.stringify([service, ports, endpoints])) };
       }
     } catch (error) {
       this.#internalProblem('EndpointSlice', slice, error);
@@ -255,8 +269,8 @@ export class ProxyModel {
           const portEndpoints = merged?.get(portMatchKey(sp.id.portName, sp.id.protocol)) ?? NO_ENDPOINTS;
           const previous = this.#states.get(key);
           const previousFingerprint = previous ? this.#fingerprints.get(key) : undefined;
-          const servicePortText = JSON.stringify(sp);
-          const endpointsText = JSON.stringify(portEndpoints);
+          const servicePortText = digest(JSON.stringify(sp));
+          const endpointsText = digest(JSON.stringify(portEndpoints));
           // Unchanged parts keep their identity, for renderers that cache finer than per state.
           // The selection is computed over the endpoint objects the state will hold, so its
           // lists always refer to members of state.endpoints.
@@ -284,7 +298,7 @@ export class ProxyModel {
           changed.add(service);
           if (
             sp.id.protocol === 'UDP' &&
-            (previousFingerprint?.endpoints ?? '[]') !== fingerprint.endpoints
+            (previousFingerprint?.endpoints ?? EMPTY_ENDPOINTS_DIGEST) !== fingerprint.endpoints
           ) {
             udpEndpointsChanged = true;
           }

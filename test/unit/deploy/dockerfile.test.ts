@@ -146,7 +146,10 @@ describe('deploy/Dockerfile', () => {
     assert.ok(workdir);
     assert.match(wrapper, /^#!\/bin\/sh\n/);
     const exec = wrapper.split('\n').find((line) => line.startsWith('exec '));
-    assert.equal(exec, `exec /usr/local/bin/node --enable-source-maps ${workdir}/dist/cli/main.js "$@"`);
+    assert.equal(
+      exec,
+      `exec /usr/local/bin/node --enable-source-maps --max-semi-space-size=4 ${workdir}/dist/cli/main.js "$@"`,
+    );
     // tsc -p tsconfig.build.json maps src/ to dist/, so src/cli/main.ts becomes dist/cli/main.js.
     const build = JSON.parse(readFileSync(join(REPO_ROOT, 'tsconfig.build.json'), 'utf8')) as unknown;
     assert.equal(at(build, 'compilerOptions', 'outDir'), 'dist');

@@ -9,7 +9,6 @@ import {
   watchNode,
   watchServices,
 } from '../../../src/k8s/watches.ts';
-import type { Reflector } from '../../../src/k8s/reflector.ts';
 import { startFakeApiServer, type FakeApiServer } from '../../support/apiserver.ts';
 import { pollUntil } from '../../support/netns.ts';
 import { clientFor, FAST, Recorder, service } from './helpers.ts';
@@ -67,7 +66,7 @@ describe("kube-proxy's three watches", () => {
     const services = new Recorder<Service>();
     const slices = new Recorder<EndpointSlice>();
     const nodes = new Recorder<Node>();
-    const reflectors: Reflector<Service | EndpointSlice | Node>[] = [];
+    const reflectors: { stop(): Promise<void>; hasSynced(): boolean }[] = [];
     try {
       const rs = watchServices(client, services.handlers(), FAST);
       const re = watchEndpointSlices(client, slices.handlers(), FAST);
@@ -86,6 +85,14 @@ describe("kube-proxy's three watches", () => {
       assert.deepEqual([...slices.state.keys()], ['default/web-abc']);
       assert.deepEqual([...nodes.state.keys()], ['worker-1']);
       assert.deepEqual(nodes.state.get('worker-1')?.spec?.podCIDRs, ['10.244.1.0/24']);
+      // Handlers get whole objects; the Service and slice caches keep only identity and version
+      // (the model has its own parsed copy), the Node cache keeps the whole Node.
+      assert.ok(services.state.get('default/web')?.spec?.ports);
+      const cachedService = rs.get('default/web');
+      assert.equal(cachedService?.spec, undefined);
+      assert.ok(cachedService?.metadata?.resourceVersion);
+      assert.equal(re.get('default/web-abc')?.endpoints, undefined);
+      assert.deepEqual(rn.get('worker-1')?.spec?.podCIDRs, ['10.244.1.0/24']);
 
       // Labelling a Service for another proxy removes it from this one's view.
       await pollUntil('watching', () => (server.openWatches() === 3 ? true : undefined), 5_000, 5);
