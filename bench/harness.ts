@@ -81,6 +81,13 @@ export function nsExec(
   return execTool('nsenter', [`--net=/var/run/netns/${ns.name}`, file, ...args], options);
 }
 
+// Temporary directories (manifests, rule dumps) of live clusters: removed on exit too, since an
+// interrupted run exits from netns.ts's signal handler without reaching destroy().
+const liveDirs = new Set<string>();
+process.on('exit', () => {
+  for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true });
+});
+
 export class BenchCluster {
   readonly topology: Topology;
   readonly dir: string;
@@ -106,6 +113,7 @@ export class BenchCluster {
       tag,
     );
     const dir = mkdtempSync(join(tmpdir(), 'kube-proxy-bench-'));
+    liveDirs.add(dir);
     const cluster = new BenchCluster(topology, dir);
     try {
       await topology.startBackends({ tcp: [BACKEND_PORT] });
@@ -273,6 +281,7 @@ export class BenchCluster {
     if (this.apiProcess) await stopProcess(this.apiProcess).catch(() => undefined);
     await this.topology.destroy();
     rmSync(this.dir, { recursive: true, force: true });
+    liveDirs.delete(this.dir);
   }
 }
 
