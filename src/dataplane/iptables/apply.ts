@@ -120,6 +120,49 @@ export async function chainExists(
   }
 }
 
+/** One table of an `iptables-save` dump: the chains it declares and its rule lines. */
+export interface SavedTable {
+  readonly chains: Set<string>;
+  readonly rules: string[];
+}
+
+/** Splits a whole `iptables-save` dump (every table) into its tables. */
+export function parseSave(text: string): Map<string, SavedTable> {
+  const tables = new Map<string, SavedTable>();
+  let current: SavedTable | undefined;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('*')) {
+      current = { chains: new Set(), rules: [] };
+      tables.set(line.slice(1).trim(), current);
+    } else if (!current) {
+      continue;
+    } else if (line.startsWith(':')) {
+      const end = line.indexOf(' ');
+      current.chains.add(end < 0 ? line.slice(1) : line.slice(1, end));
+    } else if (line.startsWith('-A ')) {
+      current.rules.push(line);
+    }
+  }
+  return tables;
+}
+
+/**
+ * Whether a jump rule is in a dump: a rule of its chain jumping to its target, with its comment
+ * and its conntrack state match. (iptables-save reorders and re-quotes match arguments, so the
+ * text is compared by these parts rather than as a whole.)
+ */
+export function hasJumpRule(saved: ReadonlyMap<string, SavedTable>, jump: JumpRule): boolean {
+  const comment = jump.args[jump.args.indexOf('--comment') + 1];
+  const wantsNew = jump.args.includes('--ctstate');
+  return (saved.get(jump.table)?.rules ?? []).some(
+    (line) =>
+      line.startsWith(`-A ${jump.chain} `) &&
+      (line.endsWith(` -j ${jump.target}`) || line.includes(` -j ${jump.target} `)) &&
+      (!jump.args.includes('--comment') || (comment !== undefined && line.includes(comment))) &&
+      (!wantsNew || /--ctstate NEW\b/.test(line)),
+  );
+}
+
 /** Chain names declared in `iptables-save` output (`:NAME POLICY [p:b]`). */
 export function chainsInSave(text: string): Set<string> {
   const chains = new Set<string>();
@@ -130,6 +173,11 @@ export function chainsInSave(text: string): Set<string> {
     }
   }
   return chains;
+}
+
+/** Every table at once: one read of the kernel instead of one per check. */
+export async function saveAll(run: Runner, tools: IptablesTools): Promise<string> {
+  return (await run(tools.save, [], { timeoutMs: 60_000 })).stdout;
 }
 
 export async function saveTable(run: Runner, tools: IptablesTools, table: Table): Promise<string> {

@@ -20,10 +20,14 @@ import {
   chainsInSave,
   ensureChain,
   ensureRule,
+  hasJumpRule,
   JUMP_RULES,
   localAddressesIn,
+  parseSave,
   restore,
+  saveAll,
   saveTable,
+  type SavedTable,
 } from './apply.ts';
 import { KUBE_PROXY_CANARY } from './chains.ts';
 import {
@@ -154,13 +158,33 @@ export function createIptablesProxier(
     return info;
   }
 
-  /** Full syncs: canaries, our chains and the jumps into them (spec 3.2, 3.4). */
-  async function ensureBase(t: IptablesTools): Promise<void> {
-    for (const table of CANARY_TABLES) await ensureChain(run, t, table, KUBE_PROXY_CANARY);
+  /**
+   * Full syncs: canaries, our chains and the jumps into them (spec 3.2, 3.4). Upstream checks
+   * each with its own `iptables -C`; with the legacy backend every such call reads the whole
+   * table from the kernel, which at scale costs more than the restore itself. We read every
+   * table once and only create what is missing. Returns the dump, or undefined if it failed
+   * (then every piece is checked one by one, as upstream does).
+   */
+  async function ensureBase(t: IptablesTools): Promise<Map<string, SavedTable> | undefined> {
+    let saved: Map<string, SavedTable> | undefined;
+    try {
+      saved = parseSave(await saveAll(run, t));
+    } catch (error) {
+      log.error('Failed to execute iptables-save, checking jump rules one by one', error, {
+        ipFamily: family,
+      });
+    }
+    for (const table of CANARY_TABLES) {
+      if (!saved?.get(table)?.chains.has(KUBE_PROXY_CANARY))
+        await ensureChain(run, t, table, KUBE_PROXY_CANARY);
+    }
     for (const jump of JUMP_RULES) {
-      await ensureChain(run, t, jump.table, jump.target);
+      if (!saved?.get(jump.table)?.chains.has(jump.target))
+        await ensureChain(run, t, jump.table, jump.target);
+      if (saved && hasJumpRule(saved, jump)) continue;
       await ensureRule(run, t, jump.table, jump.chain, jump.args);
     }
+    return saved;
   }
 
   async function sync(request: SyncRequest): Promise<SyncResult> {
@@ -176,7 +200,7 @@ export function createIptablesProxier(
     const full = request.full || needFull;
     // Whatever happens from here, a failure leaves the kernel in an unknown mix: resync fully.
     needFull = true;
-    if (full) await ensureBase(t);
+    const saved = full ? await ensureBase(t) : undefined;
 
     let endpoints = 0;
     for (const state of snapshot.servicePorts.values()) endpoints += state.endpoints.length;
@@ -184,7 +208,12 @@ export function createIptablesProxier(
     // iptables-save can take seconds on big hosts; stale chains are harmless (unreferenced),
     // so large clusters scan at most once per syncPeriod.
     let existingNatChains: Set<string> | undefined;
-    if (!largeClusterMode || now() - lastStaleScan > syncPeriodMs) {
+    const savedNat = saved?.get('nat');
+    if (savedNat) {
+      // The full sync's dump already lists the nat chains (what ensureBase added is not ours).
+      existingNatChains = savedNat.chains;
+      lastStaleScan = now();
+    } else if (!largeClusterMode || now() - lastStaleScan > syncPeriodMs) {
       try {
         existingNatChains = chainsInSave(await saveTable(run, t, 'nat'));
         lastStaleScan = now();

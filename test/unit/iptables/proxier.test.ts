@@ -55,12 +55,17 @@ class FakeTools {
       return ok();
     }
     if (file.endsWith('-save')) {
-      const table = args[args.indexOf('-t') + 1] ?? '';
-      return ok(
-        [`*${table}`, ...[...(this.chains.get(table) ?? [])].map((c) => `:${c} - [0:0]`), 'COMMIT', ''].join(
-          '\n',
-        ),
-      );
+      // `-t TABLE` dumps one table; no -t dumps every table, with the rules we inserted.
+      const tables = args.includes('-t') ? [args[args.indexOf('-t') + 1] ?? ''] : [...this.chains.keys()];
+      const dump = tables.flatMap((table) => [
+        `*${table}`,
+        ...[...(this.chains.get(table) ?? [])].map((c) => `:${c} - [0:0]`),
+        ...[...this.rules]
+          .filter((r) => r.startsWith(`${table} `))
+          .map((r) => `-A ${r.slice(table.length + 1)}`),
+        'COMMIT',
+      ]);
+      return ok([...dump, ''].join('\n'));
     }
     if (args.includes('--version')) return ok('iptables v1.8.9 (legacy)\n');
     const table = args[args.indexOf('-t') + 1] ?? '';
@@ -196,9 +201,25 @@ test('a failed restore throws with the tool output and input context; the next s
   const retry = await proxier.sync({ snapshot: snapshot([web, other], { changed: [] }), full: false });
   assert.equal(retry.full, true);
   assert.ok(
-    tools.calls.slice(calls).some((c) => c.args.includes('-C')),
-    'jumps re-checked',
+    tools.calls.slice(calls).some((c) => c.file.endsWith('-save') && !c.args.includes('-t')),
+    'jumps re-checked (one dump of every table)',
   );
+});
+
+test('a full sync with everything in place reads the kernel once and restores once', async () => {
+  const tools = new FakeTools();
+  const proxier = createIptablesProxier(options(), { run: tools.run });
+  await proxier.sync({ snapshot: snapshot([web]), full: true });
+  const calls = tools.calls.length;
+  await proxier.sync({ snapshot: snapshot([web], { changed: [] }), full: true });
+  const files = tools.calls.slice(calls).map((c) => `${c.file} ${c.args.includes('-t') ? 'table' : 'all'}`);
+  assert.deepEqual(files, ['iptables-legacy-save all', 'iptables-legacy-restore all']);
+  // And a jump someone deleted is put back by the next full sync.
+  const removed = [...tools.rules].find((r) => r.includes('KUBE-SERVICES') && r.startsWith('nat PREROUTING'));
+  assert.ok(removed);
+  tools.rules.delete(removed);
+  await proxier.sync({ snapshot: snapshot([web], { changed: [] }), full: true });
+  assert.ok(tools.rules.has(removed));
 });
 
 test('a vanished canary forces a full sync', async () => {
