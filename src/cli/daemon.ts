@@ -148,24 +148,34 @@ async function waitForNode(watch: Reflector<Node>, settings: DaemonSettings): Pr
   }
 }
 
+/** Beyond this many changed Services a sync logs a summary at -v=2 and the details at -v=4. */
+const DETAILED_CHANGES_AT_V2 = 100;
+
+/** Says what a sync programmed: one pass over the snapshot (never per changed Service). */
 function logProgrammed(snapshot: ProxySnapshot): void {
-  const verbose = log.v(2);
-  if (!verbose.enabled) return;
-  for (const service of snapshot.changedServices) {
-    let found = false;
-    for (const state of snapshot.servicePorts.values()) {
-      if (state.servicePort.id.service !== service) continue;
-      found = true;
-      const sp = state.servicePort;
-      verbose.info('Service port programmed', {
-        servicePort: sp.id.key,
-        ipFamily: snapshot.family,
-        clusterIP: `${sp.clusterIP}:${String(sp.port)}`,
-        nodePort: sp.nodePort,
-        endpoints: state.selection.allReachable.map((ep) => ep.endpoint),
-      });
-    }
-    if (!found) verbose.info('Service removed from the dataplane', { service, ipFamily: snapshot.family });
+  const changed = snapshot.changedServices;
+  if (changed.size === 0) return;
+  const verbose = log.v(changed.size <= DETAILED_CHANGES_AT_V2 ? 2 : 4);
+  if (!verbose.enabled) {
+    log.v(2).info('Services programmed', { ipFamily: snapshot.family, changedServices: changed.size });
+    return;
+  }
+  const present = new Set<string>();
+  for (const state of snapshot.servicePorts.values()) {
+    const sp = state.servicePort;
+    if (!changed.has(sp.id.service)) continue;
+    present.add(sp.id.service);
+    verbose.info('Service port programmed', {
+      servicePort: sp.id.key,
+      ipFamily: snapshot.family,
+      clusterIP: `${sp.clusterIP}:${String(sp.port)}`,
+      nodePort: sp.nodePort,
+      endpoints: state.selection.allReachable.map((ep) => ep.endpoint),
+    });
+  }
+  for (const service of changed) {
+    if (!present.has(service))
+      verbose.info('Service removed from the dataplane', { service, ipFamily: snapshot.family });
   }
 }
 

@@ -61,11 +61,29 @@ function formatValue(value: unknown): string {
   return JSON.stringify(value);
 }
 
+/**
+ * `file:line` of the code that logged, from raw call sites: asking for `new Error().stack`
+ * would format the whole stack, through source maps when they are enabled, for every line.
+ * With the built code the file is the emitted `.js` one.
+ */
 function caller(): string {
-  // Frame 0 is Error, 1 caller(), 2 emit(), 3 the Logger method, 4 the code that logged.
-  const frame = new Error().stack?.split('\n')[4] ?? '';
-  const match = /([^/\\( ]+):(\d+):\d+\)?$/.exec(frame);
-  return match ? `${match[1] ?? '?'}:${match[2] ?? '0'}` : '?:0';
+  // Saved as a property value and put back unchanged: never called here.
+  // eslint-disable-next-line @typescript-eslint/unbound-method
+  const original = Error.prepareStackTrace;
+  const limit = Error.stackTraceLimit;
+  try {
+    Error.stackTraceLimit = 4;
+    Error.prepareStackTrace = (_error, frames) => frames;
+    const holder: { stack?: NodeJS.CallSite[] } = {};
+    // Frames: emit(), the Logger method, then the code that logged.
+    Error.captureStackTrace(holder, caller);
+    const frame = holder.stack?.[2];
+    const file = frame?.getFileName() ?? '?';
+    return `${file.slice(file.lastIndexOf('/') + 1)}:${String(frame?.getLineNumber() ?? 0)}`;
+  } finally {
+    Error.prepareStackTrace = original;
+    Error.stackTraceLimit = limit;
+  }
 }
 
 function pad(n: number, width: number): string {
