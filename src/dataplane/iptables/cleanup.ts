@@ -11,7 +11,7 @@ import {
   type IptablesTools,
   type Runner,
 } from './backend.ts';
-import { restore, type Table } from './apply.ts';
+import { parseSave, restore, type SavedTable, type Table } from './apply.ts';
 import {
   KUBE_EXTERNAL_SERVICES,
   KUBE_FORWARD,
@@ -38,31 +38,6 @@ const FIXED: Readonly<Record<Table, readonly string[]>> = {
   ],
   mangle: [KUBE_PROXY_CANARY],
 };
-
-interface SavedTable {
-  readonly chains: Set<string>;
-  readonly rules: string[];
-}
-
-/** Splits full `iptables-save` output into tables. */
-export function parseSave(text: string): Map<string, SavedTable> {
-  const tables = new Map<string, SavedTable>();
-  let current: SavedTable | undefined;
-  for (const line of text.split('\n')) {
-    if (line.startsWith('*')) {
-      current = { chains: new Set(), rules: [] };
-      tables.set(line.slice(1).trim(), current);
-    } else if (!current) {
-      continue;
-    } else if (line.startsWith(':')) {
-      const end = line.indexOf(' ');
-      current.chains.add(end < 0 ? line.slice(1) : line.slice(1, end));
-    } else if (line.startsWith('-A ')) {
-      current.rules.push(line);
-    }
-  }
-  return tables;
-}
 
 /** The jump or goto target of a saved rule, ignoring text inside quoted comments. */
 function ruleTarget(rule: string): string | undefined {

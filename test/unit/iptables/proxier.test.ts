@@ -10,7 +10,8 @@ import {
 import { RestoreError } from '../../../src/dataplane/iptables/apply.ts';
 import { renderIptables } from '../../../src/dataplane/iptables/render.ts';
 import { chooseIptablesBackend, supportsRandomFully } from '../../../src/dataplane/iptables/backend.ts';
-import { cleanupTableText, parseSave } from '../../../src/dataplane/iptables/cleanup.ts';
+import { parseSave } from '../../../src/dataplane/iptables/apply.ts';
+import { cleanupTableText } from '../../../src/dataplane/iptables/cleanup.ts';
 import { configureLogging } from '../../../src/log/log.ts';
 import { servicePortState, snapshot } from './fixture.ts';
 import { BASE_OPTIONS } from './scenarios.ts';
