@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import type { ChildProcess } from 'node:child_process';
-import { Cluster } from '../support/cluster.ts';
+import { Cluster, STANDARD_PODS } from '../support/cluster.ts';
 import { cleanupNetns, kernelSkipReason, pollUntil, stopProcess, type Netns } from '../support/netns.ts';
 import { endpointSlice, service, type EndpointSpec } from '../support/objects.ts';
 
@@ -126,12 +126,7 @@ function defineOperationsSuite(mode: 'iptables' | 'nftables'): void {
     cluster = await Cluster.start({
       mode,
       tag: mode === 'iptables' ? 'kpoi' : 'kpon',
-      pods: [
-        { name: 'a', node: 'node1' },
-        { name: 'b', node: 'node1' },
-        { name: 'client', node: 'node1' },
-        { name: 'c', node: 'node2' },
-      ],
+      pods: STANDARD_PODS,
       tcpPorts: [8080],
       udpPorts: [5353],
     });

@@ -3,7 +3,7 @@
 // endpoint answered and which source address it saw. Issue 3 and issue 4 list these cases.
 import { test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster } from '../support/cluster.ts';
+import { Cluster, STANDARD_PODS } from '../support/cluster.ts';
 import { cleanupNetns, kernelSkipReason, pollUntil } from '../support/netns.ts';
 import { endpointSlice, service, type EndpointSpec } from '../support/objects.ts';
 import type { ProbeOptions, ProbeOutcome } from '../support/topology.ts';
@@ -38,12 +38,7 @@ export function defineTrafficSuite(mode: 'iptables' | 'nftables'): void {
     cluster = await Cluster.start({
       mode,
       tag: mode === 'iptables' ? 'kpi' : 'kpn',
-      pods: [
-        { name: 'a', node: 'node1' },
-        { name: 'b', node: 'node1' },
-        { name: 'client', node: 'node1' },
-        { name: 'c', node: 'node2' },
-      ],
+      pods: STANDARD_PODS,
       tcpPorts: [8080],
       udpPorts: [5353],
     });

@@ -16,6 +16,14 @@ export const KUBE_PROXY_BIN = join(ROOT, 'bin', 'kube-proxy');
 const API_SERVER = join(ROOT, 'test', 'support', 'apiserver-main.ts');
 const API_ADDRESS = '127.0.0.1:6443';
 
+/** The usual test cluster: pods a, b and a client on node1 (this node), pod c on node2. */
+export const STANDARD_PODS: readonly PodSpec[] = [
+  { name: 'a', node: 'node1' },
+  { name: 'b', node: 'node1' },
+  { name: 'client', node: 'node1' },
+  { name: 'c', node: 'node2' },
+];
+
 export interface ClusterOptions {
   readonly mode: 'iptables' | 'nftables';
   readonly pods: readonly PodSpec[];
