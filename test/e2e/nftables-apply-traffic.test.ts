@@ -111,27 +111,51 @@ describe('nftables layout with real traffic', { skip: kernelSkipReason() }, () =
     assert.ok(fromPod.has('pod2'), 'pod traffic to a node port may reach the remote endpoint');
   });
 
-  test('ClientIP affinity: one client keeps its endpoint', async () => {
-    for (const from of [net.client, net.pods[0]?.ns as Netns]) {
+  test('ClientIP affinity: one client keeps its endpoint, remembered once in the affinity set', async () => {
+    const chosen = new Map<string, string>();
+    for (const [from, address] of [
+      [net.client, CLIENT_IP],
+      [net.pods[0]?.ns as Netns, net.pods[0]?.ip ?? ''],
+    ] as const) {
       const results = answeredBy(await connectMany(from, STICKY_IP, 80, 12));
       assert.equal(
         results.size,
         1,
         `one endpoint for all connections, got ${[...results.keys()].join(', ')}`,
       );
+      chosen.set(address, [...results.keys()][0] ?? '');
     }
-    // The client is remembered in exactly one endpoint's timeout set.
-    const listing = JSON.parse(
-      (await net.node.exec('nft', ['-j', 'list', 'table', 'ip', 'kube-proxy'])).stdout,
-    ) as {
-      nftables: { set?: { name: string; elem?: unknown[] } }[];
-    };
-    const remembering = listing.nftables.filter(
-      (item) =>
-        item.set?.name.startsWith('affinity-') &&
-        JSON.stringify(item.set.elem ?? []).includes(`"${CLIENT_IP}"`),
-    );
-    assert.equal(remembering.length, 1);
+    // Each client has one entry: client . cluster IP . port . endpoint . port, the endpoint
+    // being the pod that answered.
+    const listing = (await net.node.exec('nft', ['list', 'set', 'ip', 'kube-proxy', 'affinity-tcp'])).stdout;
+    for (const [client, pod] of chosen) {
+      const entries = [
+        ...listing.matchAll(/(\d+\.\d+\.\d+\.\d+) \. ([\d.]+) \. (\d+) \. ([\d.]+) \. (\d+)/g),
+      ].filter((match) => match[1] === client);
+      assert.equal(entries.length, 1, `one affinity entry for ${client}:\n${listing}`);
+      const endpoint = net.pods.find((p) => p.name === pod)?.ip;
+      assert.deepEqual(entries[0]?.slice(2), [STICKY_IP, '80', endpoint, '8080']);
+    }
+  });
+
+  test('ClientIP affinity: when its endpoint goes away the client picks another one and keeps it', async () => {
+    const before = [...answeredBy(await connectMany(net.client, STICKY_IP, 80, 4)).keys()];
+    assert.equal(before.length, 1);
+    const remaining = net.pods
+      .filter((pod) => pod.name !== before[0])
+      .map((pod) => ({ ip: pod.ip, local: pod.name !== 'pod2' }));
+    services[2] = port({
+      name: 'sticky',
+      clusterIP: STICKY_IP,
+      port: 80,
+      affinitySeconds: 60,
+      endpoints: remaining,
+    });
+    const result = await proxier.sync({ snapshot: snapshot(services, { nodeIPs: [NODE_IP] }), full: false });
+    assert.equal(result.full, false);
+    const after = answeredBy(await connectMany(net.client, STICKY_IP, 80, 12));
+    assert.equal(after.size, 1, `one endpoint after the change, got ${[...after.keys()].join(', ')}`);
+    assert.notEqual([...after.keys()][0], before[0]);
   });
 
   test('a partial sync moves the service to another class; new connections follow', async () => {

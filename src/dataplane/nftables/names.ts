@@ -45,6 +45,11 @@ export function parseClassChain(name: string): { selector: Selector; count: numb
   return { selector: match[1] as Selector, count: Number(match[2]) };
 }
 
+/** The family's dynamic set of ClientIP affinity clients for one protocol. */
+export function affinitySet(p: Proto): string {
+  return `affinity-${p}`;
+}
+
 /** Upper-case RFC 4648 base32 of the SHA-256 of `text`, first `length` characters. */
 export function hashName(text: string, length = 16): string {
   const digest = createHash('sha256').update(text, 'utf8').digest();

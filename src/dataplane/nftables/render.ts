@@ -13,7 +13,6 @@ import { optionsFingerprint, type NftablesOptions } from './options.ts';
 import {
   buildRecord,
   nodeFacts,
-  type AffinitySet,
   type ChainDef,
   type Element,
   type NodeFacts,
@@ -84,11 +83,6 @@ function pushElements(
   out.push(`${verb} element ${prefix} ${set} {`);
   for (const item of items) out.push(`\t${item},`);
   out.push('}');
-}
-
-function affinitySetCommand(prefix: string, family: IPFamily, set: AffinitySet): string {
-  const type = family === 'IPv4' ? 'ipv4_addr' : 'ipv6_addr';
-  return `add set ${prefix} ${set.name} { type ${type} ; flags dynamic,timeout ; timeout ${set.timeoutSeconds}s ; comment "${set.comment}" ; }`;
 }
 
 function chainCommand(prefix: string, name: string, comment: string): string {
@@ -181,14 +175,12 @@ function renderFull(
   const records = new Map<string, ServiceRecord>();
   const ledger = newLedger();
   const classRefs = new Map<string, number>();
-  const affinitySets: AffinitySet[] = [];
   const affinityChains: ChainDef[] = [];
   for (const [key, state] of snapshot.servicePorts) {
     const record = recordFor(state, node, previous?.records.get(key));
     records.set(key, record);
     claimAll(ledger, record);
     addRefs(classRefs, record, 1);
-    affinitySets.push(...record.affinitySets);
     affinityChains.push(...record.affinityChains);
   }
   const classChains = classDefs(options.family, classRefs.keys());
@@ -220,10 +212,10 @@ function renderFull(
   if (!recreate) for (const chain of allChains) out.push(`flush chain ${prefix} ${chain.name}`);
   for (const set of skeleton.sets)
     out.push(`add ${set.isMap ? 'map' : 'set'} ${prefix} ${set.name} { ${set.body} }`);
-  // Affinity sets keep their dynamic contents across full syncs: they are added, never flushed.
-  for (const set of affinitySets) out.push(affinitySetCommand(prefix, options.family, set));
+  // The affinity sets keep the clients they remember across full syncs: never flushed.
   if (!recreate)
-    for (const set of skeleton.sets) out.push(`flush ${set.isMap ? 'map' : 'set'} ${prefix} ${set.name}`);
+    for (const set of skeleton.sets)
+      if (!set.dynamic) out.push(`flush ${set.isMap ? 'map' : 'set'} ${prefix} ${set.name}`);
   for (const chain of [...skeleton.baseChains, ...skeleton.chains, ...classChains, ...affinityChains]) {
     for (const rule of chain.rules) out.push(`add rule ${prefix} ${chain.name} ${rule}`);
   }
@@ -253,15 +245,11 @@ function renderFull(
     // Objects of the previous sync that no Service needs any more (their references are gone:
     // every map was flushed above and refilled without them).
     const keepChains = new Set(allChains.map((c) => c.name));
-    const keepSets = new Set(affinitySets.map((s) => s.name));
     const staleChains = new Set<string>([...previous.classRefs.keys()].filter((n) => !keepChains.has(n)));
-    const staleSets = new Set<string>();
     for (const record of previous.records.values()) {
       for (const chain of record.affinityChains) if (!keepChains.has(chain.name)) staleChains.add(chain.name);
-      for (const set of record.affinitySets) if (!keepSets.has(set.name)) staleSets.add(set.name);
     }
     for (const name of [...staleChains].sort()) out.push(`delete chain ${prefix} ${name}`);
-    for (const name of [...staleSets].sort()) out.push(`delete set ${prefix} ${name}`);
   }
   out.push('');
   const next: NftState = {
@@ -304,8 +292,6 @@ function renderPartial(
     for (const chain of record.classChains)
       if (!refsBefore.has(chain)) refsBefore.set(chain, classRefs.get(chain) ?? 0);
   };
-  const addSets: AffinitySet[] = [];
-  const deleteSets: string[] = [];
   const newChains: ChainDef[] = [];
   const changedChains: ChainDef[] = [];
   const deleteChains: string[] = [];
@@ -332,11 +318,7 @@ function renderPartial(
     } else {
       records.delete(key);
     }
-    // Affinity structures belong to one service port: diff them by name.
-    const oldSets = new Map((old?.affinitySets ?? []).map((s) => [s.name, s]));
-    const nextSets = new Map((next?.affinitySets ?? []).map((s) => [s.name, s]));
-    for (const [name, set] of nextSets) if (!oldSets.has(name)) addSets.push(set);
-    for (const name of oldSets.keys()) if (!nextSets.has(name)) deleteSets.push(name);
+    // Affinity chains belong to one service port: diff them by name.
     const oldChains = new Map((old?.affinityChains ?? []).map((c) => [c.name, c]));
     for (const chain of next?.affinityChains ?? []) {
       const before = oldChains.get(chain.name);
@@ -369,9 +351,6 @@ function renderPartial(
   }
 
   const out: string[] = [];
-  for (const set of addSets.sort((a, b) => compare(a.name, b.name))) {
-    out.push(affinitySetCommand(prefix, options.family, set));
-  }
   for (const chain of [
     ...classDefs(options.family, createdClasses),
     ...newChains.sort((a, b) => compare(a.name, b.name)),
@@ -415,7 +394,6 @@ function renderPartial(
   for (const name of [...deletedClasses.sort(compare), ...deleteChains.sort(compare)]) {
     out.push(`delete chain ${prefix} ${name}`);
   }
-  for (const name of deleteSets.sort(compare)) out.push(`delete set ${prefix} ${name}`);
   if (out.length > 0) out.push('');
   const next: NftState = { ...previous, nodeKey: node.key, handle: { spent: false } };
   return {
@@ -462,7 +440,6 @@ export function describeState(state: NftState): {
   elements: Record<string, string[]>;
   classChains: string[];
   affinityChains: string[];
-  affinitySets: string[];
 } {
   const lists = new Map<string, string[]>();
   for (const [set, keys] of state.ledger) {
@@ -483,17 +460,14 @@ export function describeState(state: NftState): {
     if (items.length > 0) elements[set] = items.sort(compare);
   }
   const affinityChains: string[] = [];
-  const affinitySets: string[] = [];
   for (const record of state.records.values()) {
     for (const chain of record.affinityChains)
       affinityChains.push(`${chain.name}: ${chain.rules.join('; ')}`);
-    for (const set of record.affinitySets) affinitySets.push(`${set.name} ${set.timeoutSeconds}`);
   }
   return {
     servicePorts: [...state.records.keys()].sort(compare),
     elements,
     classChains: [...state.classRefs.keys()].sort(compare),
     affinityChains: affinityChains.sort(compare),
-    affinitySets: affinitySets.sort(compare),
   };
 }

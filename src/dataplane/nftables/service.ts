@@ -5,6 +5,7 @@
 import type { Endpoint, IPFamily, ServicePortState } from '../../model/types.ts';
 import { cidrContains, parseCIDR, parseIP, type ParsedCIDR, type ParsedIP } from '../../util/ip.ts';
 import {
+  affinitySet,
   classChain,
   dispatchMap,
   dnatTarget,
@@ -37,12 +38,6 @@ export interface Children {
   readonly values: readonly string[];
 }
 
-export interface AffinitySet {
-  readonly name: string;
-  readonly timeoutSeconds: number;
-  readonly comment: string;
-}
-
 export interface ChainDef {
   readonly name: string;
   readonly rules: readonly string[];
@@ -55,7 +50,6 @@ export interface ServiceRecord {
   readonly elements: readonly Element[];
   /** Endpoint class chains referenced by this record's dispatch elements. */
   readonly classChains: readonly string[];
-  readonly affinitySets: readonly AffinitySet[];
   readonly affinityChains: readonly ChainDef[];
 }
 
@@ -114,7 +108,6 @@ export function buildRecord(state: ServicePortState, node: NodeFacts): ServiceRe
   const elements: Element[] = [];
   const classChains = new Set<string>();
   const affinityChains = new Map<string, ChainDef>();
-  const affinitySets = new Map<string, AffinitySet>();
   const owner = sp.id.key;
   const add = (set: string, key: string, value = '', note = '', children?: Children): void => {
     elements.push({ owner, set, key, value, comment: note, children });
@@ -129,33 +122,40 @@ export function buildRecord(state: ServicePortState, node: NodeFacts): ServiceRe
   const externalSel = sp.externalPolicyLocal ? sel.localEndpoints : sel.clusterEndpoints;
   const affinity = sp.sessionAffinity.type === 'ClientIP' ? sp.sessionAffinity.timeoutSeconds : 0;
 
-  /** Chain doing ClientIP affinity + random choice over `endpoints` (affinity services only). */
+  /**
+   * Chain doing ClientIP affinity + random choice over `endpoints` (affinity services only).
+   * Clients are remembered in the family's shared dynamic set `affinity-<proto>`, keyed
+   * client . cluster IP . port . endpoint IP . endpoint port: one set for every Service instead
+   * of upstream's set per endpoint, whose creation dominated full syncs (docs/nftables-layout.md).
+   * nft cannot write a constant inside a concatenated lookup key, so the constant parts are
+   * computed from a packet field with an all-zero mask (`ip daddr & 0.0.0.0 | 10.96.0.10`).
+   */
   const affinityChain = (endpoints: readonly Endpoint[]): string => {
     const which =
       endpoints === sel.localEndpoints && endpoints !== sel.clusterEndpoints ? 'local' : 'cluster';
     const name = `affinity-${hashName(sp.id.key, 10)}-${which}`;
     if (affinityChains.has(name)) return name;
-    const sets = endpoints.map((ep) => {
-      const setName = `affinity-${hashName(`${sp.id.key}|${ep.endpoint}|${affinity}`)}`;
-      affinitySets.set(setName, {
-        name: setName,
-        timeoutSeconds: affinity,
-        comment: escapeComment(`${sp.id.printable} -> ${ep.endpoint}`),
-      });
-      return setName;
-    });
-    const dnat = (i: number): string => {
-      const ep = endpoints[i] as Endpoint;
-      return `update @${sets[i]} { ${fam} saddr } meta l4proto ${p} dnat to ${dnatTarget(ep.ip, ep.port)}`;
-    };
+    const set = affinitySet(p);
+    const zero = node.family === 'IPv4' ? '0.0.0.0' : '::';
+    const constant = (ip: string, port: number): string =>
+      `${fam} daddr & ${zero} | ${ip} . th dport & 0 | ${port}`;
+    const lookup = (ep: Endpoint): string =>
+      `${fam} saddr . ${constant(sp.clusterIP, sp.port)} . ${constant(ep.ip, ep.port)} @${set}`;
+    const dnatTo = (ep: Endpoint): string => `meta l4proto ${p} dnat to ${dnatTarget(ep.ip, ep.port)}`;
+    const remember = (ep: Endpoint): string =>
+      `update @${set} { ${fam} saddr . ${sp.clusterIP} . ${sp.port} . ${ep.ip} . ${ep.port} timeout ${affinity}s } ${dnatTo(ep)}`;
     const rules: string[] = [];
     // A client seen recently goes back to its endpoint (and refreshes the timeout)...
-    for (let i = 0; i < endpoints.length; i++) rules.push(`${fam} saddr @${sets[i]} ${dnat(i)}`);
+    for (const ep of endpoints) rules.push(`${lookup(ep)} ${remember(ep)}`);
     // ...others pick uniformly: endpoint i with probability 1/(n-i) among those left.
     for (let i = 0; i < endpoints.length - 1; i++) {
-      rules.push(`numgen random mod ${endpoints.length - i} == 0 ${dnat(i)}`);
+      rules.push(`numgen random mod ${endpoints.length - i} == 0 ${remember(endpoints[i] as Endpoint)}`);
     }
-    rules.push(dnat(endpoints.length - 1));
+    const last = endpoints[endpoints.length - 1] as Endpoint;
+    rules.push(remember(last));
+    // `update` fails when the set is full, and then its rule does not match: traffic must still
+    // reach an endpoint, without being remembered.
+    rules.push(dnatTo(last));
     affinityChains.set(name, { name, rules });
     return name;
   };
@@ -251,7 +251,6 @@ export function buildRecord(state: ServicePortState, node: NodeFacts): ServiceRe
     nodeKey: node.key,
     elements,
     classChains: [...classChains].sort(),
-    affinitySets: [...affinitySets.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
     affinityChains: [...affinityChains.values()].sort((a, b) =>
       a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
     ),

@@ -4,6 +4,7 @@
 import type { NftablesOptions } from './options.ts';
 import { nodePortIPs } from './options.ts';
 import {
+  affinitySet,
   classChain,
   dispatchMap,
   endpointMap,
@@ -20,6 +21,13 @@ import {
   ENTRY_NODEPORT,
   ENTRY_NODEPORT_LOCAL,
 } from './service.ts';
+
+/**
+ * Capacity of each affinity set (remembered client . service port . endpoint triples). nft's
+ * default for a dynamic set is 65535, which one popular Service could fill; when a set is full
+ * new clients are still served (the affinity chains end with a plain DNAT), just not remembered.
+ */
+export const AFFINITY_SET_SIZE = 1048576;
 
 export interface BaseChain {
   readonly name: string;
@@ -44,6 +52,8 @@ export interface SetDecl {
   /** Body between the braces of `add set|map`, e.g. `type ipv4_addr ; comment "x" ;`. */
   readonly body: string;
   readonly isMap: boolean;
+  /** Filled by the packet path (ClientIP affinity): a full sync re-declares it but never flushes it. */
+  readonly dynamic?: boolean;
 }
 
 export interface ChainRules {
@@ -151,6 +161,16 @@ export function buildSkeleton(options: NftablesOptions): Skeleton {
     ' flags interval ;',
   );
   set('hairpin', `${addr} . ${addr}`, 'endpoint . endpoint: masquerade an endpoint reaching itself');
+  for (const p of PROTOCOLS) {
+    sets.push({
+      name: affinitySet(p),
+      body:
+        `type ${addr} . ${addr} . inet_service . ${addr} . inet_service ; flags dynamic,timeout ; ` +
+        `size ${AFFINITY_SET_SIZE} ; comment "ClientIP affinity: client . cluster IP . port . endpoint . port" ;`,
+      isMap: false,
+      dynamic: true,
+    });
+  }
   const dispatchComment: Record<Selector, string> = {
     ip: 'cluster IP or external IP . protocol . port -> endpoint class chain',
     'ip-shortcut': 'external IP of an eTP=Local service, pod or node traffic -> cluster-wide class chain',

@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { render, type NftState } from '../../../src/dataplane/nftables/render.ts';
 import type { NftablesOptions } from '../../../src/dataplane/nftables/options.ts';
-import type { ProxySnapshot } from '../../../src/model/types.ts';
+import type { ProxySnapshot, ServicePortState } from '../../../src/model/types.ts';
 import { applyScript, dump, emptyTable, type FakeTable } from './fake-nft.ts';
 import { OPTIONS_V4, OPTIONS_V6, port, snapshot, type PortSpec } from './fixtures.ts';
 
@@ -105,7 +105,11 @@ describe('nftables render: full transactions', () => {
     assert.match(script, /^flush chain ip kube-proxy services$/m);
     assert.match(script, /^flush map ip kube-proxy ip-endpoints-tcp$/m);
     assert.match(script, /^delete chain ip kube-proxy affinity-[A-Z2-7]{10}-cluster$/m);
-    assert.equal((script.match(/^delete set ip kube-proxy affinity-/gm) ?? []).length, 2);
+    assert.doesNotMatch(
+      script,
+      /^(flush|delete) set ip kube-proxy affinity-/m,
+      'remembered clients are kept',
+    );
     assert.deepEqual(
       dump(session.table),
       dump(
@@ -274,30 +278,73 @@ describe('nftables render: partial transactions', () => {
     assert.match(script, /delete chain ip kube-proxy ip-class-2\n/);
   });
 
-  test('affinity: per-service chain and per-endpoint timeout sets, removed with the service', () => {
+  test('affinity: a chain per service port over the shared client sets, removed with the service', () => {
     const session = new Session();
     session.sync(snapshot([two]), true);
-    const aff = port({
-      name: 'aff',
-      clusterIP: '10.96.0.30',
-      port: 53,
-      protocol: 'UDP',
-      affinitySeconds: 600,
-      endpoints: [{ ip: '10.244.1.5' }, { ip: '10.244.2.7' }],
-    });
-    const added = session.sync(snapshot([two, aff]));
+    const aff = (ips: readonly string[]): ServicePortState =>
+      port({
+        name: 'aff',
+        clusterIP: '10.96.0.30',
+        port: 53,
+        protocol: 'UDP',
+        affinitySeconds: 600,
+        endpoints: ips.map((ip) => ({ ip })),
+      });
+    const added = session.sync(snapshot([two, aff(['10.244.1.5', '10.244.2.7'])]));
     golden('partial-affinity.nft', added);
+    assert.doesNotMatch(added, /\b(add|delete|flush) set\b/, 'no set per Service or endpoint');
+
+    // An endpoint change rewrites the chain; the clients remembered in the set stay.
+    const changed = session.sync(snapshot([two, aff(['10.244.1.5', '10.244.3.9'])]));
+    assert.match(changed, /^flush chain ip kube-proxy affinity-[A-Z2-7]{10}-cluster$/m);
+    assert.match(
+      changed,
+      /@affinity-udp update @affinity-udp \{ ip saddr \. 10\.96\.0\.30 \. 53 \. 10\.244\.3\.9 \. 8080 timeout 600s \}/,
+    );
+    assert.doesNotMatch(changed, /10\.244\.2\.7/);
+    assert.doesNotMatch(changed, /\b(add|delete|flush) set\b/);
+
     const removed = session.sync(snapshot([two]));
     assert.match(removed, /^delete chain ip kube-proxy affinity-[A-Z2-7]{10}-cluster$/m);
-    assert.equal((removed.match(/^delete set ip kube-proxy affinity-[A-Z2-7]{16}$/gm) ?? []).length, 2);
+    assert.doesNotMatch(removed, /\b(delete|flush) set\b/);
     assert.ok(
       removed.indexOf('delete element') < removed.indexOf('delete chain'),
       'references go before the chain',
     );
-    assert.ok(
-      removed.indexOf('delete chain') < removed.indexOf('delete set'),
-      'the chain goes before its sets',
-    );
+  });
+
+  test('affinity: the chain remembers clients per service port and endpoint, and never drops traffic', () => {
+    const script = render(
+      undefined,
+      snapshot([
+        port({
+          name: 'aff',
+          clusterIP: '10.96.0.30',
+          port: 80,
+          affinitySeconds: 60,
+          endpoints: [{ ip: '10.244.1.5' }, { ip: '10.244.2.7' }, { ip: '10.244.3.9' }],
+        }),
+      ]),
+      OPTIONS_V4,
+      true,
+    ).script;
+    const rules = script
+      .split('\n')
+      .filter((line) => line.startsWith('add rule ip kube-proxy affinity-'))
+      .map((line) => line.replace(/^add rule ip kube-proxy affinity-[A-Z2-7]{10}-cluster /, ''));
+    const remember = (ip: string): string =>
+      `update @affinity-tcp { ip saddr . 10.96.0.30 . 80 . ${ip} . 8080 timeout 60s } meta l4proto tcp dnat to ${ip}:8080`;
+    const known = (ip: string): string =>
+      `ip saddr . ip daddr & 0.0.0.0 | 10.96.0.30 . th dport & 0 | 80 . ip daddr & 0.0.0.0 | ${ip} . th dport & 0 | 8080 @affinity-tcp ${remember(ip)}`;
+    assert.deepEqual(rules, [
+      known('10.244.1.5'),
+      known('10.244.2.7'),
+      known('10.244.3.9'),
+      `numgen random mod 3 == 0 ${remember('10.244.1.5')}`,
+      `numgen random mod 2 == 0 ${remember('10.244.2.7')}`,
+      remember('10.244.3.9'),
+      'meta l4proto tcp dnat to 10.244.3.9:8080',
+    ]);
   });
 });
 
