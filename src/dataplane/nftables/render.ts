@@ -19,6 +19,7 @@ import {
   type ServiceRecord,
 } from './service.ts';
 import { BASE_CHAINS, buildSkeleton, classChainDef, type Skeleton } from './skeleton.ts';
+import { withStableSlots } from './slots.ts';
 
 export interface NftState {
   readonly family: IPFamily;
@@ -335,7 +336,7 @@ function renderPartial(
     if (old && old.state === state && !nodeChanged) continue;
     const next = recordFor(state, node, old);
     if (next === old) continue;
-    swap(key, old, next);
+    swap(key, old, withStableSlots(next, old));
   }
   // Every snapshot key is now in `records`, so anything beyond that count was deleted.
   if (records.size > snapshot.servicePorts.size) {

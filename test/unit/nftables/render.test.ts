@@ -278,6 +278,33 @@ describe('nftables render: partial transactions', () => {
     assert.match(script, /delete chain ip kube-proxy ip-class-2\n/);
   });
 
+  test('replacing one endpoint rewrites one slot of each endpoint map, whatever the sort order', () => {
+    const session = new Session();
+    const ips = ['10.244.1.5', '10.244.1.6', '10.244.1.7', '10.244.1.8'];
+    const spec = (list: string[]): PortSpec => web(list, { nodePort: 30080 });
+    session.sync(snapshot([port(spec(ips))]), true);
+    // The replacement sorts first, which would shift every other endpoint by one slot.
+    const script = session.sync(snapshot([port(spec(['10.244.0.1', ...ips.slice(0, 3)]))]));
+    assert.equal(
+      script,
+      [
+        'delete element ip kube-proxy ip-endpoints-tcp {',
+        '\t10.96.0.10 . 80 . 3,',
+        '}',
+        'delete element ip kube-proxy nodeport-endpoints-tcp {',
+        '\t30080 . 3,',
+        '}',
+        'add element ip kube-proxy ip-endpoints-tcp {',
+        '\t10.96.0.10 . 80 . 3 : 10.244.0.1 . 8080,',
+        '}',
+        'add element ip kube-proxy nodeport-endpoints-tcp {',
+        '\t30080 . 3 : 10.244.0.1 . 8080,',
+        '}',
+        '',
+      ].join('\n'),
+    );
+  });
+
   test('affinity: a chain per service port over the shared client sets, removed with the service', () => {
     const session = new Session();
     session.sync(snapshot([two]), true);
