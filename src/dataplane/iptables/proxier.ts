@@ -23,13 +23,14 @@ import {
   type Runner,
 } from './backend.ts';
 import {
+  CANARY_TABLES,
   chainExists,
   chainsInSave,
   ensureChain,
   ensureRule,
-  hasJumpRule,
   JUMP_RULES,
   localAddressesIn,
+  missingBaseText,
   parseSave,
   restore,
   saveAll,
@@ -93,8 +94,6 @@ export interface IptablesProxier extends Proxier {
   info(): IptablesProxierInfo | undefined;
   needsFullSync(): Promise<boolean>;
 }
-
-const CANARY_TABLES = ['mangle', 'nat', 'filter'] as const;
 
 async function readSysctl(run: Runner, key: string): Promise<string | undefined> {
   try {
@@ -177,8 +176,8 @@ export function createIptablesProxier(
    * Full syncs: canaries, our chains and the jumps into them (spec 3.2, 3.4). Upstream checks
    * each with its own `iptables -C`; with the legacy backend every such call reads the whole
    * table from the kernel, which at scale costs more than the restore itself. We read every
-   * table once and only create what is missing. Returns the dump, or undefined if it failed
-   * (then every piece is checked one by one, as upstream does).
+   * table once and create what is missing with one small restore. Returns the dump, or
+   * undefined if it failed (then every piece is checked one by one, as upstream does).
    */
   async function ensureBase(t: IptablesTools): Promise<Map<string, SavedTable> | undefined> {
     let saved: Map<string, SavedTable> | undefined;
@@ -189,17 +188,17 @@ export function createIptablesProxier(
         ipFamily: family,
       });
     }
-    for (const table of CANARY_TABLES) {
-      if (!saved?.get(table)?.chains.has(KUBE_PROXY_CANARY))
-        await ensureChain(run, t, table, KUBE_PROXY_CANARY);
+    if (saved) {
+      const missing = missingBaseText(saved);
+      if (missing !== '') await restore(run, t, missing);
+      return saved;
     }
+    for (const table of CANARY_TABLES) await ensureChain(run, t, table, KUBE_PROXY_CANARY);
     for (const jump of JUMP_RULES) {
-      if (!saved?.get(jump.table)?.chains.has(jump.target))
-        await ensureChain(run, t, jump.table, jump.target);
-      if (saved && hasJumpRule(saved, jump)) continue;
+      await ensureChain(run, t, jump.table, jump.target);
       await ensureRule(run, t, jump.table, jump.chain, jump.args);
     }
-    return saved;
+    return undefined;
   }
 
   async function sync(request: SyncRequest): Promise<SyncResult> {

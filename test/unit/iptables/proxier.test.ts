@@ -92,12 +92,13 @@ class FakeTools {
     if (this.failRestore) {
       return Promise.reject(new ExecError(file, 1, '', `${file}: line 3 failed\n`, 'exit status 1'));
     }
-    // Apply chain declarations and deletions, enough for stale detection.
+    // Apply chain declarations and deletions (enough for stale detection) and inserted rules.
     let table = '';
     for (const line of (options?.input ?? '').split('\n')) {
       if (line.startsWith('*')) table = line.slice(1);
       else if (line.startsWith(':')) this.chains.get(table)?.add(line.slice(1, line.indexOf(' ')));
       else if (line.startsWith('-X ')) this.chains.get(table)?.delete(line.slice(3));
+      else if (line.startsWith('-I ')) this.rules.add(`${table} ${line.slice(3).replaceAll('"', '')}`);
     }
     return Promise.resolve({ stdout: '', stderr: '', code: 0 });
   }
@@ -138,7 +139,7 @@ const other = servicePortState({
   endpoints: [{ ip: '10.244.1.6', port: 80 }],
 });
 
-test('first sync is full: canaries, jumps, one restore with the rendered text', async () => {
+test('first sync is full: one read, one restore of what is missing, one restore of the rules', async () => {
   const tools = new FakeTools();
   const proxier = createIptablesProxier(options(), { run: tools.run });
   // Before the first sync there is no canary to ask about; the first sync is full regardless.
@@ -158,15 +159,57 @@ test('first sync is full: canaries, jumps, one restore with the rendered text', 
   );
   for (const table of ['mangle', 'nat', 'filter'])
     assert.ok(tools.chains.get(table)!.has('KUBE-PROXY-CANARY'));
-  const inserted = tools.calls.filter((c) => c.args.includes('-I')).map((c) => c.args.join(' '));
-  assert.equal(inserted.length, 14);
-  assert.equal(
-    inserted[0],
-    '-w 5 -W 100000 -t filter -I INPUT -m conntrack --ctstate NEW -m comment --comment kubernetes externally-visible service portals -j KUBE-EXTERNAL-SERVICES',
-  );
-  assert.equal(inserted.at(-1), '-w 5 -W 100000 -t filter -I OUTPUT -j KUBE-FIREWALL');
   assert.ok(tools.calls.every((c) => !c.file.startsWith('iptables') || c.file.startsWith('iptables-legacy')));
-  const restore = tools.restores()[0]!;
+  // One read of every table, then what is missing in one small restore (no -N/-C/-I calls),
+  // in upstream's order: each jump is prepended, so INPUT ends up holding them reversed.
+  assert.deepEqual(
+    tools.since(0).filter((c) => c.startsWith('iptables')),
+    [
+      'iptables-legacy', // --version
+      'iptables-legacy-save all',
+      'iptables-legacy-restore',
+      'iptables-legacy-restore',
+    ],
+  );
+  const [base, restore] = tools.restores() as [Call, Call];
+  assert.deepEqual(base.args, ['-w', '5', '-W', '100000', '--noflush', '--counters']);
+  assert.equal(
+    base.input,
+    [
+      '*mangle',
+      ':KUBE-PROXY-CANARY - [0:0]',
+      'COMMIT',
+      '*nat',
+      ':KUBE-PROXY-CANARY - [0:0]',
+      ':KUBE-SERVICES - [0:0]',
+      ':KUBE-POSTROUTING - [0:0]',
+      '-I OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+      '-I PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+      '-I POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING',
+      'COMMIT',
+      '*filter',
+      ':KUBE-PROXY-CANARY - [0:0]',
+      ':KUBE-EXTERNAL-SERVICES - [0:0]',
+      ':KUBE-NODEPORTS - [0:0]',
+      ':KUBE-SERVICES - [0:0]',
+      ':KUBE-FORWARD - [0:0]',
+      ':KUBE-PROXY-FIREWALL - [0:0]',
+      ':KUBE-FIREWALL - [0:0]',
+      '-I INPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals" -j KUBE-EXTERNAL-SERVICES',
+      '-I FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals" -j KUBE-EXTERNAL-SERVICES',
+      '-I INPUT -m comment --comment "kubernetes health check service ports" -j KUBE-NODEPORTS',
+      '-I FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+      '-I OUTPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+      '-I FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD',
+      '-I INPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL',
+      '-I OUTPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL',
+      '-I FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL',
+      '-I INPUT -j KUBE-FIREWALL',
+      '-I OUTPUT -j KUBE-FIREWALL',
+      'COMMIT',
+      '',
+    ].join('\n'),
+  );
   assert.equal(restore.file, 'iptables-legacy-restore');
   assert.deepEqual(restore.args, ['-w', '5', '-W', '100000', '--noflush', '--counters']);
   const expected = renderIptables({ snapshot: snapshot([web]), full: true, options: BASE_OPTIONS });
@@ -280,6 +323,10 @@ test('the periodic full sync reads the kernel once and puts back what was change
   assert.equal(tools.since(calls).filter((c) => c.endsWith('-save all')).length, 1);
   assert.equal(tools.since(calls).filter((c) => c.includes('-save')).length, 1);
   assert.ok(tools.rules.has(removed), 'jump rule put back');
+  assert.equal(
+    tools.restores().at(-2)?.input,
+    '*nat\n-I PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES\nCOMMIT\n',
+  );
   assert.equal(result.details?.['natChainsDeleted'], 1);
   assert.ok(!tools.chains.get('nat')!.has('KUBE-SEP-BYHAND0000000000'));
   // `periodic` on a partial request means nothing: partial syncs never check the jumps.
@@ -384,7 +431,7 @@ test('nodePortAddresses CIDRs: local addresses from `ip -j addr`; IPv6 uses ip6t
       .filter((c) => c.file.includes('tables'))
       .every((c) => c.file.startsWith('ip6tables-legacy')),
   );
-  assert.match(v6tools.restores()[0]!.input!, /-d fd00:1::10 -j KUBE-NODEPORTS\nCOMMIT/);
+  assert.match(v6tools.restores().at(-1)!.input!, /-d fd00:1::10 -j KUBE-NODEPORTS\nCOMMIT/);
   await assert.rejects(v6.sync({ snapshot: snapshot([web]), full: true }), /got a IPv4 snapshot/);
 });
 
@@ -394,7 +441,7 @@ test('tcp_be_liberal set: no INVALID drop', async () => {
   const proxier = createIptablesProxier(options(), { run: tools.run });
   await proxier.sync({ snapshot: snapshot([web]), full: true });
   assert.equal(proxier.info()?.conntrackInvalidDrop, false);
-  assert.doesNotMatch(tools.restores()[0]!.input!, /INVALID/);
+  assert.doesNotMatch(tools.restores().at(-1)!.input!, /INVALID/);
 });
 
 test('without a record (the kernel read failed), large clusters retry the scan once per syncPeriod', async () => {
@@ -410,6 +457,9 @@ test('without a record (the kernel read failed), large clusters retry the scan o
   await proxier.sync({ snapshot: snapshot([web]), full: true });
   assert.equal(saves(), 2);
   assert.ok(tools.chains.get('nat')!.has('KUBE-PROXY-CANARY'));
+  // Without the dump every piece is checked and created one by one, as upstream does.
+  assert.equal(tools.calls.filter((c) => c.args.includes('-C')).length, 14);
+  assert.equal(tools.rules.size, 14);
   tools.failSave = false;
   now = 10_000;
   await proxier.sync({ snapshot: snapshot([web], { changed: [] }), full: false });
