@@ -236,9 +236,9 @@ export function createIptablesProxier(
     } else if (!readKernel && recorded !== undefined) {
       existingNatChains = recorded;
     } else if (!largeClusterMode || now() - lastStaleScan > syncPeriodMs) {
-      // No record: the kernel read of an earlier sync failed. iptables-save can take seconds on
-      // big hosts and stale chains are harmless (unreferenced), so large clusters try at most
-      // once per syncPeriod.
+      // Neither a record nor a nat table in this sync's dump (a read failed, or the legacy nat
+      // table did not exist yet). iptables-save can take seconds on big hosts and stale chains
+      // are harmless (unreferenced), so large clusters try at most once per syncPeriod.
       lastStaleScan = now();
       try {
         existingNatChains = chainsInSave(await saveTable(run, t, 'nat'));
