@@ -148,7 +148,8 @@ export class FamilySync {
   private async syncOnce(): Promise<void> {
     const { proxier, metrics } = this.options;
     const start = this.clock.now();
-    const full = this.needFullSync || start - this.lastFullSync >= (this.options.fullSyncPeriodMs ?? HOUR_MS);
+    const periodic = start - this.lastFullSync >= (this.options.fullSyncPeriodMs ?? HOUR_MS);
+    const full = this.needFullSync || periodic;
     const labels = { ip_family: this.family };
     metrics?.serviceChangesPending.set(0);
     metrics?.endpointChangesPending.set(labels, 0);
@@ -159,7 +160,7 @@ export class FamilySync {
       // followed by a full sync so nothing is lost.
       this.needFullSync = true;
       snapshot = withCarried(this.options.source.snapshot(), this.carried);
-      result = await proxier.sync({ snapshot, full });
+      result = await proxier.sync({ snapshot, full, periodic });
       this.carried = undefined;
     } catch (error) {
       // What only a snapshot's change set knows (UDP endpoint changes for conntrack cleanup,

@@ -9,6 +9,13 @@ export interface SyncRequest {
    * When false the backend may rewrite only what belongs to snapshot.changedServices.
    */
   readonly full: boolean;
+  /**
+   * This full sync is the periodic repair (upstream's hourly full sync), the one that undoes
+   * changes made to our rules behind our back. A backend that keeps a record of what it wrote
+   * must compare with the kernel here instead of trusting the record. Other full syncs (node
+   * topology changes) may trust it.
+   */
+  readonly periodic?: boolean;
 }
 
 export interface SyncResult {

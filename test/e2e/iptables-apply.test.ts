@@ -172,6 +172,58 @@ for (const backend of ['legacy', 'nft'] as const) {
       assert.equal(afterCounts.get(serviceChainNames('default/b:http', 'TCP').cluster), 1 + 2);
     });
 
+    test('stale chains: leftovers go at the first sync, later ones without reading the kernel', async () => {
+      const { run } = await newNs();
+      const tool = `iptables-${backend}`;
+      // What an earlier run left: a service chain jumping to an endpoint chain.
+      const leftovers: (readonly string[])[] = [
+        ['-N', 'KUBE-SEP-LEFTOVER2222222222'],
+        ['-A', 'KUBE-SEP-LEFTOVER2222222222', '-p', 'tcp', '-j', 'DNAT', '--to-destination', '10.1.2.3:80'],
+        ['-N', 'KUBE-SVC-LEFTOVER1111111111'],
+        ['-A', 'KUBE-SVC-LEFTOVER1111111111', '-j', 'KUBE-SEP-LEFTOVER2222222222'],
+      ];
+      for (const args of leftovers) await run(tool, ['-t', 'nat', ...args]);
+      const calls: string[] = [];
+      const recording: Runner = (file, args, options) => {
+        calls.push(file);
+        return run(file, args, options);
+      };
+      const proxier = createIptablesProxier(proxierOptions(backend), { run: recording });
+      const a = servicePortState(svc('a', '10.96.0.1', 2));
+      const b = servicePortState(svc('b', '10.96.0.2', 2));
+      const first = await proxier.sync({ snapshot: snapshot([a, b]), full: false });
+      assert.equal(first.details?.['natChainsDeleted'], 2);
+      let chains = chainsOf(await save(run, backend, 'nat'));
+      assert.ok(!chains.has('KUBE-SVC-LEFTOVER1111111111') && !chains.has('KUBE-SEP-LEFTOVER2222222222'));
+      const aOnly = renderIptables({ snapshot: snapshot([a]), full: true, options: { ...BASE_OPTIONS } });
+      const bChains = [...chains].filter((c) => /^KUBE-(SVC|SEP)-/.test(c) && !aOnly.activeNatChains.has(c));
+      assert.equal(bChains.length, 1 + 2);
+
+      // b leaves the model; a forced full sync (as for a node topology change) deletes its
+      // chains from the record: one restore, no read of the kernel.
+      calls.length = 0;
+      const second = await proxier.sync({ snapshot: snapshot([a], { changed: [] }), full: true });
+      assert.deepEqual(calls, [`iptables-${backend}-restore`]);
+      assert.equal(second.details?.['natChainsDeleted'], 3);
+      chains = chainsOf(await save(run, backend, 'nat'));
+      for (const chain of bChains) assert.ok(!chains.has(chain), chain);
+      assert.ok(chains.has(serviceChainNames('default/a:http', 'TCP').cluster));
+    });
+
+    test('a jump rule deleted by hand comes back with the periodic full sync, once', async () => {
+      const { run } = await newNs();
+      const proxier = createIptablesProxier(proxierOptions(backend), { run });
+      const a = servicePortState(svc('a', '10.96.0.1', 2));
+      await proxier.sync({ snapshot: snapshot([a]), full: true });
+      const jump = ['-m', 'comment', '--comment', 'kubernetes service portals', '-j', 'KUBE-SERVICES'];
+      await run(`iptables-${backend}`, ['-t', 'nat', '-D', 'PREROUTING', ...jump]);
+      assert.doesNotMatch(await save(run, backend, 'nat'), /^-A PREROUTING .*-j KUBE-SERVICES$/m);
+      await proxier.sync({ snapshot: snapshot([a], { changed: [] }), full: true, periodic: true });
+      const nat = await save(run, backend, 'nat');
+      assert.equal(nat.match(/^-A PREROUTING .*-j KUBE-SERVICES$/gm)?.length, 1);
+      assert.equal(nat.match(/^-A OUTPUT .*-j KUBE-SERVICES$/gm)?.length, 1);
+    });
+
     test('a failed restore leaves the previous rules and forces a full sync', async () => {
       const { run } = await newNs();
       let corrupt = false;

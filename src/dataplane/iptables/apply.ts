@@ -11,6 +11,7 @@ import {
   KUBE_FORWARD,
   KUBE_NODEPORTS,
   KUBE_POSTROUTING,
+  KUBE_PROXY_CANARY,
   KUBE_PROXY_FIREWALL,
   KUBE_SERVICES,
 } from './chains.ts';
@@ -161,6 +162,43 @@ export function hasJumpRule(saved: ReadonlyMap<string, SavedTable>, jump: JumpRu
       (!jump.args.includes('--comment') || (comment !== undefined && line.includes(comment))) &&
       (!wantsNew || /--ctstate NEW\b/.test(line)),
   );
+}
+
+/** Tables holding a canary chain, in the order they are ensured. */
+export const CANARY_TABLES: readonly Table[] = ['mangle', 'nat', 'filter'];
+
+/**
+ * iptables-restore input (for `--noflush`) that creates the canaries and jump targets missing
+ * from `saved` and prepends the missing jump rules, in upstream's order; '' when nothing is
+ * missing. The same result as upstream's `-N` / `-C` / `-I` calls, in one process instead of
+ * up to 31, each of which would take the xtables lock and read its whole table. Only missing
+ * chains are declared: declaring an existing one would flush it.
+ */
+export function missingBaseText(saved: ReadonlyMap<string, SavedTable>): string {
+  const chains = new Map<Table, string[]>(CANARY_TABLES.map((table) => [table, []]));
+  const rules = new Map<Table, string[]>(CANARY_TABLES.map((table) => [table, []]));
+  const declare = (table: Table, chain: string): void => {
+    const declared = chains.get(table);
+    if (declared && !saved.get(table)?.chains.has(chain) && !declared.includes(chain)) declared.push(chain);
+  };
+  for (const table of CANARY_TABLES) declare(table, KUBE_PROXY_CANARY);
+  for (const jump of JUMP_RULES) {
+    declare(jump.table, jump.target);
+    if (!hasJumpRule(saved, jump)) {
+      // The arguments are constants; only the comments have spaces.
+      const args = jump.args.map((arg) => (arg.includes(' ') ? `"${arg}"` : arg));
+      rules.get(jump.table)?.push(`-I ${jump.chain} ${args.join(' ')}`);
+    }
+  }
+  let text = '';
+  for (const table of CANARY_TABLES) {
+    const declared = chains.get(table) ?? [];
+    const inserted = rules.get(table) ?? [];
+    if (declared.length === 0 && inserted.length === 0) continue;
+    text += `*${table}\n${declared.map((chain) => `:${chain} - [0:0]\n`).join('')}`;
+    text += `${inserted.map((rule) => `${rule}\n`).join('')}COMMIT\n`;
+  }
+  return text;
 }
 
 /** Chain names declared in `iptables-save` output (`:NAME POLICY [p:b]`). */

@@ -1,6 +1,13 @@
 // The iptables Proxier: decides what a sync writes (full or partial), renders, and applies with
 // one iptables-restore per sync. It owns the "next sync must be full" flag for everything it can
 // see itself: first sync, a failed restore, a vanished canary.
+//
+// It also keeps a record of the per-service nat chains its last successful restore left in the
+// kernel, so that a sync need not read the kernel to know which chains are stale: with the legacy
+// backend that read (iptables-save of the whole nat table) costs a quarter of the restore. The
+// kernel is read instead whenever the record cannot be trusted: the first sync (leftovers of an
+// earlier run), any sync after a failed one, after the canary was lost, and the periodic full
+// sync, which is also the one that puts back jump rules someone deleted by hand.
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { log } from '../../log/log.ts';
@@ -16,13 +23,14 @@ import {
   type Runner,
 } from './backend.ts';
 import {
+  CANARY_TABLES,
   chainExists,
   chainsInSave,
   ensureChain,
   ensureRule,
-  hasJumpRule,
   JUMP_RULES,
   localAddressesIn,
+  missingBaseText,
   parseSave,
   restore,
   saveAll,
@@ -87,8 +95,6 @@ export interface IptablesProxier extends Proxier {
   needsFullSync(): Promise<boolean>;
 }
 
-const CANARY_TABLES = ['mangle', 'nat', 'filter'] as const;
-
 async function readSysctl(run: Runner, key: string): Promise<string | undefined> {
   try {
     return (await run('sysctl', ['-n', key])).stdout.trim();
@@ -121,6 +127,14 @@ export function createIptablesProxier(
   let cache: IptablesRenderCache | undefined;
   let largeClusterMode = false;
   let lastStaleScan = -Infinity;
+  /**
+   * KUBE-SVC/SVL/EXT/FW/SEP chains in the nat table after our last successful restore; undefined
+   * when unknown (nothing synced yet, a sync failed, the canary vanished, or the last sync could
+   * not list the table). Only we create such chains, so while it is defined it is the truth.
+   */
+  let natChainsInKernel: ReadonlySet<string> | undefined;
+  /** Bumped when the canary vanishes: a sync that was running then must not restore the record. */
+  let flushesSeen = 0;
 
   async function init(): Promise<IptablesProxierInfo> {
     if (info) return info;
@@ -162,8 +176,8 @@ export function createIptablesProxier(
    * Full syncs: canaries, our chains and the jumps into them (spec 3.2, 3.4). Upstream checks
    * each with its own `iptables -C`; with the legacy backend every such call reads the whole
    * table from the kernel, which at scale costs more than the restore itself. We read every
-   * table once and only create what is missing. Returns the dump, or undefined if it failed
-   * (then every piece is checked one by one, as upstream does).
+   * table once and create what is missing with one small restore. Returns the dump, or
+   * undefined if it failed (then every piece is checked one by one, as upstream does).
    */
   async function ensureBase(t: IptablesTools): Promise<Map<string, SavedTable> | undefined> {
     let saved: Map<string, SavedTable> | undefined;
@@ -174,17 +188,17 @@ export function createIptablesProxier(
         ipFamily: family,
       });
     }
-    for (const table of CANARY_TABLES) {
-      if (!saved?.get(table)?.chains.has(KUBE_PROXY_CANARY))
-        await ensureChain(run, t, table, KUBE_PROXY_CANARY);
+    if (saved) {
+      const missing = missingBaseText(saved);
+      if (missing !== '') await restore(run, t, missing);
+      return saved;
     }
+    for (const table of CANARY_TABLES) await ensureChain(run, t, table, KUBE_PROXY_CANARY);
     for (const jump of JUMP_RULES) {
-      if (!saved?.get(jump.table)?.chains.has(jump.target))
-        await ensureChain(run, t, jump.table, jump.target);
-      if (saved && hasJumpRule(saved, jump)) continue;
+      await ensureChain(run, t, jump.table, jump.target);
       await ensureRule(run, t, jump.table, jump.chain, jump.args);
     }
-    return saved;
+    return undefined;
   }
 
   async function sync(request: SyncRequest): Promise<SyncResult> {
@@ -198,25 +212,36 @@ export function createIptablesProxier(
       throw new Error(`iptables proxier (${family}): got a ${snapshot.family} snapshot`);
     }
     const full = request.full || needFull;
-    // Whatever happens from here, a failure leaves the kernel in an unknown mix: resync fully.
+    // Whatever happens from here, a failure leaves the kernel in an unknown mix: resync fully,
+    // reading the kernel rather than our record.
     needFull = true;
-    const saved = full ? await ensureBase(t) : undefined;
+    const flushesAtStart = flushesSeen;
+    const recorded = natChainsInKernel;
+    natChainsInKernel = undefined;
+    // A full sync we can trust our record for (a node topology change) rewrites every chain and
+    // deletes the recorded stale ones without reading the kernel; the jump rules and canaries
+    // were ensured by an earlier full sync and are watched by the canary check.
+    const readKernel = full && (recorded === undefined || request.periodic === true);
+    const saved = readKernel ? await ensureBase(t) : undefined;
 
     let endpoints = 0;
     for (const state of snapshot.servicePorts.values()) endpoints += state.endpoints.length;
     largeClusterMode = endpoints > (opts.largeClusterThreshold ?? LARGE_CLUSTER_ENDPOINTS_THRESHOLD);
-    // iptables-save can take seconds on big hosts; stale chains are harmless (unreferenced),
-    // so large clusters scan at most once per syncPeriod.
-    let existingNatChains: Set<string> | undefined;
+    let existingNatChains: ReadonlySet<string> | undefined;
     const savedNat = saved?.get('nat');
     if (savedNat) {
       // The full sync's dump already lists the nat chains (what ensureBase added is not ours).
       existingNatChains = savedNat.chains;
       lastStaleScan = now();
+    } else if (!readKernel && recorded !== undefined) {
+      existingNatChains = recorded;
     } else if (!largeClusterMode || now() - lastStaleScan > syncPeriodMs) {
+      // Neither a record nor a nat table in this sync's dump (a read failed, or the legacy nat
+      // table did not exist yet). iptables-save can take seconds on big hosts and stale chains
+      // are harmless (unreferenced), so large clusters try at most once per syncPeriod.
+      lastStaleScan = now();
       try {
         existingNatChains = chainsInSave(await saveTable(run, t, 'nat'));
-        lastStaleScan = now();
       } catch (error) {
         log.error('Failed to execute iptables-save: stale chains will not be deleted', error, {
           ipFamily: family,
@@ -265,7 +290,14 @@ export function createIptablesProxier(
       log.error('Failed to execute iptables-restore', error, { ipFamily: family, full });
       throw error;
     }
-    needFull = false;
+    // A flush seen while we ran may have removed what we just wrote: stay full and read the kernel.
+    if (flushesSeen === flushesAtStart) {
+      needFull = false;
+      // The stale chains this text deleted are gone and every active chain exists (written now
+      // or, in a partial sync, by an earlier one); without a complete view of the table we
+      // know nothing.
+      if (existingNatChains !== undefined) natChainsInKernel = out.activeNatChains;
+    }
     const total = (performance.now() - started) / 1000;
     const dumpDir = (deps.env ?? process.env)[DUMP_RULES_ENV];
     if (full && dumpDir) dumpRules(join(dumpDir, `iptables-${t.backend}-${family}.rules`), out.text);
@@ -298,6 +330,8 @@ export function createIptablesProxier(
     // Someone is flushing the tables: wait (briefly) for the flush to finish everywhere before
     // the full resync, or we might write rules that are flushed right after.
     log.info('iptables canary removed, waiting for the flush to complete', { ipFamily: family });
+    natChainsInKernel = undefined;
+    flushesSeen++;
     const deadline = now() + 5000;
     for (;;) {
       const [nat, filter] = await Promise.all([

@@ -34,6 +34,9 @@ class FakeTools {
   ]);
   readonly rules = new Set<string>();
   failRestore = false;
+  failSave = false;
+  /** Awaited by every restore before it applies anything (to interleave a canary check). */
+  restoreGate: Promise<void> | undefined;
   liberal = '0';
   addrs: unknown[] = [];
 
@@ -45,17 +48,11 @@ class FakeTools {
     if (file === 'sysctl') return args[0] === '-n' ? ok(`${this.liberal}\n`) : ok();
     if (file === 'ip') return ok(JSON.stringify(this.addrs));
     if (file.endsWith('-restore')) {
-      if (this.failRestore) return fail(1, `${file}: line 3 failed\n`);
-      // Apply chain declarations and deletions of the nat table, enough for stale detection.
-      let table = '';
-      for (const line of (options?.input ?? '').split('\n')) {
-        if (line.startsWith('*')) table = line.slice(1);
-        else if (line.startsWith(':')) this.chains.get(table)?.add(line.slice(1, line.indexOf(' ')));
-        else if (line.startsWith('-X ')) this.chains.get(table)?.delete(line.slice(3));
-      }
-      return ok();
+      if (this.restoreGate) return this.restoreGate.then(() => this.restoreNow(file, options));
+      return this.restoreNow(file, options);
     }
     if (file.endsWith('-save')) {
+      if (this.failSave) return fail(4, 'iptables-save: timed out');
       // `-t TABLE` dumps one table; no -t dumps every table, with the rules we inserted.
       const tables = args.includes('-t') ? [args[args.indexOf('-t') + 1] ?? ''] : [...this.chains.keys()];
       const dump = tables.flatMap((table) => [
@@ -91,6 +88,30 @@ class FakeTools {
     }
   };
 
+  private restoreNow(file: string, options: ExecOptions | undefined): Promise<ExecResult> {
+    if (this.failRestore) {
+      return Promise.reject(new ExecError(file, 1, '', `${file}: line 3 failed\n`, 'exit status 1'));
+    }
+    // Apply chain declarations and deletions (enough for stale detection) and inserted rules.
+    let table = '';
+    for (const line of (options?.input ?? '').split('\n')) {
+      if (line.startsWith('*')) table = line.slice(1);
+      else if (line.startsWith(':')) this.chains.get(table)?.add(line.slice(1, line.indexOf(' ')));
+      else if (line.startsWith('-X ')) this.chains.get(table)?.delete(line.slice(3));
+      else if (line.startsWith('-I ')) this.rules.add(`${table} ${line.slice(3).replaceAll('"', '')}`);
+    }
+    return Promise.resolve({ stdout: '', stderr: '', code: 0 });
+  }
+
+  /** Tools run since call number `from`, as `file` or `file all` / `file table` for saves. */
+  since(from: number): string[] {
+    return this.calls
+      .slice(from)
+      .map((c) =>
+        c.file.endsWith('-save') ? `${c.file} ${c.args.includes('-t') ? 'table' : 'all'}` : c.file,
+      );
+  }
+
   restores(): Call[] {
     return this.calls.filter((c) => c.file.endsWith('-restore'));
   }
@@ -118,7 +139,7 @@ const other = servicePortState({
   endpoints: [{ ip: '10.244.1.6', port: 80 }],
 });
 
-test('first sync is full: canaries, jumps, one restore with the rendered text', async () => {
+test('first sync is full: one read, one restore of what is missing, one restore of the rules', async () => {
   const tools = new FakeTools();
   const proxier = createIptablesProxier(options(), { run: tools.run });
   // Before the first sync there is no canary to ask about; the first sync is full regardless.
@@ -138,15 +159,57 @@ test('first sync is full: canaries, jumps, one restore with the rendered text', 
   );
   for (const table of ['mangle', 'nat', 'filter'])
     assert.ok(tools.chains.get(table)!.has('KUBE-PROXY-CANARY'));
-  const inserted = tools.calls.filter((c) => c.args.includes('-I')).map((c) => c.args.join(' '));
-  assert.equal(inserted.length, 14);
-  assert.equal(
-    inserted[0],
-    '-w 5 -W 100000 -t filter -I INPUT -m conntrack --ctstate NEW -m comment --comment kubernetes externally-visible service portals -j KUBE-EXTERNAL-SERVICES',
-  );
-  assert.equal(inserted.at(-1), '-w 5 -W 100000 -t filter -I OUTPUT -j KUBE-FIREWALL');
   assert.ok(tools.calls.every((c) => !c.file.startsWith('iptables') || c.file.startsWith('iptables-legacy')));
-  const restore = tools.restores()[0]!;
+  // One read of every table, then what is missing in one small restore (no -N/-C/-I calls),
+  // in upstream's order: each jump is prepended, so INPUT ends up holding them reversed.
+  assert.deepEqual(
+    tools.since(0).filter((c) => c.startsWith('iptables')),
+    [
+      'iptables-legacy', // --version
+      'iptables-legacy-save all',
+      'iptables-legacy-restore',
+      'iptables-legacy-restore',
+    ],
+  );
+  const [base, restore] = tools.restores() as [Call, Call];
+  assert.deepEqual(base.args, ['-w', '5', '-W', '100000', '--noflush', '--counters']);
+  assert.equal(
+    base.input,
+    [
+      '*mangle',
+      ':KUBE-PROXY-CANARY - [0:0]',
+      'COMMIT',
+      '*nat',
+      ':KUBE-PROXY-CANARY - [0:0]',
+      ':KUBE-SERVICES - [0:0]',
+      ':KUBE-POSTROUTING - [0:0]',
+      '-I OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+      '-I PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+      '-I POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING',
+      'COMMIT',
+      '*filter',
+      ':KUBE-PROXY-CANARY - [0:0]',
+      ':KUBE-EXTERNAL-SERVICES - [0:0]',
+      ':KUBE-NODEPORTS - [0:0]',
+      ':KUBE-SERVICES - [0:0]',
+      ':KUBE-FORWARD - [0:0]',
+      ':KUBE-PROXY-FIREWALL - [0:0]',
+      ':KUBE-FIREWALL - [0:0]',
+      '-I INPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals" -j KUBE-EXTERNAL-SERVICES',
+      '-I FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals" -j KUBE-EXTERNAL-SERVICES',
+      '-I INPUT -m comment --comment "kubernetes health check service ports" -j KUBE-NODEPORTS',
+      '-I FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+      '-I OUTPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+      '-I FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD',
+      '-I INPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL',
+      '-I OUTPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL',
+      '-I FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL',
+      '-I INPUT -j KUBE-FIREWALL',
+      '-I OUTPUT -j KUBE-FIREWALL',
+      'COMMIT',
+      '',
+    ].join('\n'),
+  );
   assert.equal(restore.file, 'iptables-legacy-restore');
   assert.deepEqual(restore.args, ['-w', '5', '-W', '100000', '--noflush', '--counters']);
   const expected = renderIptables({ snapshot: snapshot([web]), full: true, options: BASE_OPTIONS });
@@ -154,7 +217,7 @@ test('first sync is full: canaries, jumps, one restore with the rendered text', 
   assert.equal(await proxier.needsFullSync(), false);
 });
 
-test('later syncs are partial, skip the jump checks and delete stale chains', async () => {
+test('later syncs are partial, read nothing and delete stale chains from the record', async () => {
   const tools = new FakeTools();
   const proxier = createIptablesProxier(options(), { run: tools.run });
   await proxier.sync({ snapshot: snapshot([web, other]), full: true });
@@ -164,15 +227,12 @@ test('later syncs are partial, skip the jump checks and delete stale chains', as
     full: false,
   });
   assert.equal(result.full, false);
-  const calls = tools.calls.slice(before);
-  assert.deepEqual(
-    calls.map((c) => c.file),
-    ['iptables-legacy-save', 'iptables-legacy-restore'],
-  );
-  const text = calls[1]!.input!;
+  assert.deepEqual(tools.since(before), ['iptables-legacy-restore']);
+  const text = tools.calls.at(-1)!.input!;
   assert.doesNotMatch(text, /^:KUBE-SVC-CDGGSHYLG3RE2FKL/m, 'web is unchanged: not rewritten');
   assert.equal(text.match(/^-X KUBE-S(VC|EP)-/gm)?.length, 2);
   assert.equal(result.details?.['natChainsDeleted'], 2);
+  assert.ok(![...tools.chains.get('nat')!].some((c) => c.startsWith('KUBE-SVC-') && !text.includes(c)));
   // A full request is honoured even when nothing failed.
   assert.equal((await proxier.sync({ snapshot: snapshot([web], { changed: [] }), full: true })).full, true);
 });
@@ -207,20 +267,72 @@ test('a failed restore throws with the tool output and input context; the next s
   );
 });
 
-test('a full sync with everything in place reads the kernel once and restores once', async () => {
+test('a full sync after a successful one trusts the record: one restore, nothing read', async () => {
+  const tools = new FakeTools();
+  const proxier = createIptablesProxier(options(), { run: tools.run });
+  await proxier.sync({ snapshot: snapshot([web, other]), full: true });
+  const webOnly = renderIptables({ snapshot: snapshot([web]), full: true, options: BASE_OPTIONS });
+  const otherChains = [...tools.chains.get('nat')!].filter(
+    (c) => /^KUBE-(SVC|SEP)-/.test(c) && !webOnly.activeNatChains.has(c),
+  );
+  assert.equal(otherChains.length, 2);
+  const calls = tools.calls.length;
+  // `other` left the model and is not in changedServices (a full sync does not need it): its
+  // chains are deleted although the kernel was not read.
+  const result = await proxier.sync({ snapshot: snapshot([web], { changed: [] }), full: true });
+  assert.equal(result.full, true);
+  assert.deepEqual(tools.since(calls), ['iptables-legacy-restore']);
+  assert.equal(result.details?.['natChainsDeleted'], 2);
+  for (const chain of otherChains) assert.ok(!tools.chains.get('nat')!.has(chain), chain);
+  for (const chain of webOnly.activeNatChains) assert.ok(tools.chains.get('nat')!.has(chain), chain);
+});
+
+test('the first sync reads the kernel and removes stale chains an earlier run left', async () => {
+  const tools = new FakeTools();
+  tools.chains.get('nat')!.add('KUBE-SVC-LEFTOVER0000000').add('KUBE-SEP-LEFTOVER0000000').add('CNI-FOREIGN');
+  const proxier = createIptablesProxier(options(), { run: tools.run });
+  const result = await proxier.sync({ snapshot: snapshot([web]), full: false });
+  assert.equal(result.full, true);
+  assert.ok(tools.since(0).includes('iptables-legacy-save all'));
+  assert.equal(result.details?.['natChainsDeleted'], 2);
+  const nat = tools.chains.get('nat')!;
+  assert.ok(!nat.has('KUBE-SVC-LEFTOVER0000000') && !nat.has('KUBE-SEP-LEFTOVER0000000'));
+  assert.ok(nat.has('CNI-FOREIGN'), 'chains that are not ours stay');
+});
+
+test('the periodic full sync reads the kernel once and puts back what was changed by hand', async () => {
   const tools = new FakeTools();
   const proxier = createIptablesProxier(options(), { run: tools.run });
   await proxier.sync({ snapshot: snapshot([web]), full: true });
-  const calls = tools.calls.length;
-  await proxier.sync({ snapshot: snapshot([web], { changed: [] }), full: true });
-  const files = tools.calls.slice(calls).map((c) => `${c.file} ${c.args.includes('-t') ? 'table' : 'all'}`);
-  assert.deepEqual(files, ['iptables-legacy-save all', 'iptables-legacy-restore all']);
-  // And a jump someone deleted is put back by the next full sync.
   const removed = [...tools.rules].find((r) => r.includes('KUBE-SERVICES') && r.startsWith('nat PREROUTING'));
   assert.ok(removed);
   tools.rules.delete(removed);
+  tools.chains.get('nat')!.add('KUBE-SEP-BYHAND0000000000');
+  // A full sync that trusts the record does not notice...
+  let calls = tools.calls.length;
   await proxier.sync({ snapshot: snapshot([web], { changed: [] }), full: true });
-  assert.ok(tools.rules.has(removed));
+  assert.deepEqual(tools.since(calls), ['iptables-legacy-restore']);
+  assert.ok(!tools.rules.has(removed));
+  // ...the periodic one does, with one read of every table.
+  calls = tools.calls.length;
+  const result = await proxier.sync({
+    snapshot: snapshot([web], { changed: [] }),
+    full: true,
+    periodic: true,
+  });
+  assert.equal(tools.since(calls).filter((c) => c.endsWith('-save all')).length, 1);
+  assert.equal(tools.since(calls).filter((c) => c.includes('-save')).length, 1);
+  assert.ok(tools.rules.has(removed), 'jump rule put back');
+  assert.equal(
+    tools.restores().at(-2)?.input,
+    '*nat\n-I PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES\nCOMMIT\n',
+  );
+  assert.equal(result.details?.['natChainsDeleted'], 1);
+  assert.ok(!tools.chains.get('nat')!.has('KUBE-SEP-BYHAND0000000000'));
+  // `periodic` on a partial request means nothing: partial syncs never check the jumps.
+  calls = tools.calls.length;
+  await proxier.sync({ snapshot: snapshot([web], { changed: [] }), full: false, periodic: true });
+  assert.deepEqual(tools.since(calls), ['iptables-legacy-restore']);
 });
 
 test('a vanished canary forces a full sync', async () => {
@@ -229,10 +341,36 @@ test('a vanished canary forces a full sync', async () => {
   await proxier.sync({ snapshot: snapshot([web]), full: true });
   assert.equal(await proxier.needsFullSync(), false);
   for (const chains of tools.chains.values()) chains.clear();
+  tools.rules.clear();
   assert.equal(await proxier.needsFullSync(), true);
+  const calls = tools.calls.length;
   const result = await proxier.sync({ snapshot: snapshot([web], { changed: [] }), full: false });
   assert.equal(result.full, true);
+  assert.ok(tools.since(calls).includes('iptables-legacy-save all'), 'the kernel is read, not the record');
   assert.ok(tools.chains.get('mangle')!.has('KUBE-PROXY-CANARY'));
+  assert.equal([...tools.rules].length, 14, 'every jump rule put back');
+});
+
+test('a flush noticed while a sync runs: the next sync is full and reads the kernel', async () => {
+  const tools = new FakeTools();
+  const proxier = createIptablesProxier(options(), { run: tools.run });
+  await proxier.sync({ snapshot: snapshot([web]), full: true });
+  let open = (): void => undefined;
+  tools.restoreGate = new Promise((resolve) => (open = resolve));
+  const running = proxier.sync({ snapshot: snapshot([web], { changed: [] }), full: false });
+  // The flush happens while the partial sync's restore waits for the lock; the canary check
+  // sees it before that restore (which writes no canary) completes.
+  for (const chains of tools.chains.values()) chains.clear();
+  tools.rules.clear();
+  assert.equal(await proxier.needsFullSync(), true);
+  open();
+  tools.restoreGate = undefined;
+  assert.equal((await running).full, false);
+  const calls = tools.calls.length;
+  const next = await proxier.sync({ snapshot: snapshot([web], { changed: [] }), full: false });
+  assert.equal(next.full, true);
+  assert.ok(tools.since(calls).includes('iptables-legacy-save all'));
+  assert.ok(tools.chains.get('nat')!.has('KUBE-PROXY-CANARY'));
 });
 
 test('nodePortAddresses CIDRs: local addresses from `ip -j addr`; IPv6 uses ip6tables', async () => {
@@ -293,7 +431,7 @@ test('nodePortAddresses CIDRs: local addresses from `ip -j addr`; IPv6 uses ip6t
       .filter((c) => c.file.includes('tables'))
       .every((c) => c.file.startsWith('ip6tables-legacy')),
   );
-  assert.match(v6tools.restores()[0]!.input!, /-d fd00:1::10 -j KUBE-NODEPORTS\nCOMMIT/);
+  assert.match(v6tools.restores().at(-1)!.input!, /-d fd00:1::10 -j KUBE-NODEPORTS\nCOMMIT/);
   await assert.rejects(v6.sync({ snapshot: snapshot([web]), full: true }), /got a IPv4 snapshot/);
 });
 
@@ -303,10 +441,10 @@ test('tcp_be_liberal set: no INVALID drop', async () => {
   const proxier = createIptablesProxier(options(), { run: tools.run });
   await proxier.sync({ snapshot: snapshot([web]), full: true });
   assert.equal(proxier.info()?.conntrackInvalidDrop, false);
-  assert.doesNotMatch(tools.restores()[0]!.input!, /INVALID/);
+  assert.doesNotMatch(tools.restores().at(-1)!.input!, /INVALID/);
 });
 
-test('large clusters scan for stale chains at most once per syncPeriod', async () => {
+test('without a record (the kernel read failed), large clusters retry the scan once per syncPeriod', async () => {
   const tools = new FakeTools();
   let now = 0;
   const proxier = createIptablesProxier(options({ largeClusterThreshold: 1, syncPeriodMs: 30_000 }), {
@@ -314,14 +452,25 @@ test('large clusters scan for stale chains at most once per syncPeriod', async (
     now: () => now,
   });
   const saves = (): number => tools.calls.filter((c) => c.file.endsWith('-save')).length;
+  tools.failSave = true;
+  // The dump of every table fails (jumps then checked one by one), and so does the nat scan.
   await proxier.sync({ snapshot: snapshot([web]), full: true });
-  assert.equal(saves(), 1);
+  assert.equal(saves(), 2);
+  assert.ok(tools.chains.get('nat')!.has('KUBE-PROXY-CANARY'));
+  // Without the dump every piece is checked and created one by one, as upstream does.
+  assert.equal(tools.calls.filter((c) => c.args.includes('-C')).length, 14);
+  assert.equal(tools.rules.size, 14);
+  tools.failSave = false;
   now = 10_000;
   await proxier.sync({ snapshot: snapshot([web], { changed: [] }), full: false });
-  assert.equal(saves(), 1);
+  assert.equal(saves(), 2);
   now = 40_001;
   await proxier.sync({ snapshot: snapshot([web], { changed: [] }), full: false });
-  assert.equal(saves(), 2);
+  assert.equal(saves(), 3);
+  // That scan gave a record: no more reads.
+  now = 80_000;
+  await proxier.sync({ snapshot: snapshot([web], { changed: [] }), full: false });
+  assert.equal(saves(), 3);
 });
 
 test('invalid options are refused up front, naming the field', () => {

@@ -100,7 +100,34 @@ test('full sync at least every hour', async () => {
   await clock.advance(0);
   await clock.advance(3_600_001);
   assert.equal(proxier.requests.length, 2);
-  assert.equal(proxier.requests[1]?.full, true);
+  // Marked periodic: the backend must compare with the kernel rather than trust its record.
+  const hourly = proxier.requests[1];
+  assert.deepEqual([hourly?.full, hourly?.periodic], [true, true]);
+  sync.stop();
+});
+
+test('only the hourly full sync is periodic; a node topology change is not', async () => {
+  const { clock, proxier, sync } = setup();
+  sync.start();
+  await clock.advance(0);
+  sync.requestSync();
+  await clock.advance(1000);
+  sync.requestFullSync();
+  await clock.advance(1000);
+  assert.deepEqual(
+    proxier.requests.map((r) => [r.full, r.periodic]),
+    [
+      [true, true],
+      [false, false],
+      [true, false],
+    ],
+  );
+  // The hour counts from the last full sync, forced or not.
+  await clock.advance(3_600_000 - 2000);
+  assert.equal(proxier.requests.length, 3);
+  await clock.advance(2000);
+  assert.equal(proxier.requests.length, 4);
+  assert.deepEqual([proxier.requests[3]?.full, proxier.requests[3]?.periodic], [true, true]);
   sync.stop();
 });
 
