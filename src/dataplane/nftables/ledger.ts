@@ -1,6 +1,5 @@
 // Who wants which element. Most elements belong to one service port, but some are shared
-// (a cluster IP in @cluster-ips for every port of a Service, a pod IP in @hairpin for every
-// Service it backs) and a few can be contested (two Services listing the same external IP and
+// (a cluster IP in @cluster-ips for every port of a Service) and a few can be contested (two Services listing the same external IP and
 // port). Each element key keeps its claims; the claim of the smallest service port key wins, so
 // the table does not depend on the order in which Services arrived. Claims are the records'
 // own Element objects: the bookkeeping allocates nothing per element in the common case.
@@ -64,9 +63,13 @@ export function lookup(ledger: Ledger, set: string, key: string): Element | unde
 
 function sameChildren(a: Children | undefined, b: Children | undefined): boolean {
   if (a === b) return true;
-  if (!a || !b || a.set !== b.set || a.keys.length !== b.keys.length) return false;
-  for (let i = 0; i < a.keys.length; i++)
-    if (a.keys[i] !== b.keys[i] || a.values[i] !== b.values[i]) return false;
+  if (!a || !b || a.set !== b.set || a.prefix !== b.prefix || a.endpoints.length !== b.endpoints.length)
+    return false;
+  for (let i = 0; i < a.endpoints.length; i++) {
+    const x = a.endpoints[i];
+    const y = b.endpoints[i];
+    if (x !== y && (x?.ip !== y?.ip || x?.port !== y?.port)) return false;
+  }
   return true;
 }
 

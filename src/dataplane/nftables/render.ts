@@ -12,8 +12,11 @@ import { nftFamily, parseClassChain, TABLE, TABLE_COMMENT } from './names.ts';
 import { optionsFingerprint, type NftablesOptions } from './options.ts';
 import {
   buildRecord,
+  endpointText,
   nodeFacts,
+  slotKey,
   type ChainDef,
+  type Children,
   type Element,
   type NodeFacts,
   type ServiceRecord,
@@ -30,6 +33,8 @@ export interface NftState {
   readonly ledger: Ledger;
   /** Endpoint class chain -> number of service ports referencing it. */
   readonly classRefs: Map<string, number>;
+  /** Endpoint address in @hairpin -> number of service ports putting it there. */
+  readonly hairpinRefs: Map<string, number>;
   /** Set when a later render took this state over; a spent state must not be rendered from. */
   readonly handle: { spent: boolean };
 }
@@ -115,12 +120,21 @@ function recordFor(state: ServicePortState, node: NodeFacts, old: ServiceRecord 
   return old && old.state === state && old.nodeKey === node.key ? old : buildRecord(state, node);
 }
 
-function addRefs(refs: Map<string, number>, record: ServiceRecord, delta: 1 | -1): void {
-  for (const chain of record.classChains) {
-    const count = (refs.get(chain) ?? 0) + delta;
-    if (count > 0) refs.set(chain, count);
-    else refs.delete(chain);
+function count(refs: Map<string, number>, names: readonly string[], delta: 1 | -1): void {
+  for (const name of names) {
+    const n = (refs.get(name) ?? 0) + delta;
+    if (n > 0) refs.set(name, n);
+    else refs.delete(name);
   }
+}
+
+function hairpinText(ip: string): string {
+  return `${ip} . ${ip}`;
+}
+
+/** `key . slot : endpoint` lines of a dispatch element's endpoint map elements. */
+function pushChildren(list: string[], children: Children): void {
+  children.endpoints.forEach((ep, i) => list.push(`${slotKey(children, i)} : ${endpointText(ep)}`));
 }
 
 function classDefs(family: IPFamily, names: Iterable<string>): ChainDef[] {
@@ -176,12 +190,14 @@ function renderFull(
   const records = new Map<string, ServiceRecord>();
   const ledger = newLedger();
   const classRefs = new Map<string, number>();
+  const hairpinRefs = new Map<string, number>();
   const affinityChains: ChainDef[] = [];
   for (const [key, state] of snapshot.servicePorts) {
     const record = recordFor(state, node, previous?.records.get(key));
     records.set(key, record);
     claimAll(ledger, record);
-    addRefs(classRefs, record, 1);
+    count(classRefs, record.classChains, 1);
+    count(hairpinRefs, record.hairpin, 1);
     affinityChains.push(...record.affinityChains);
   }
   const classChains = classDefs(options.family, classRefs.keys());
@@ -228,14 +244,10 @@ function renderFull(
       const entry = Array.isArray(claims) ? claims[0] : claims;
       if (!entry) continue;
       items.push(elementText(key, entry));
-      const children = entry.children;
-      if (children) {
-        const childItems = listOf(texts, children.set);
-        for (let i = 0; i < children.keys.length; i++)
-          childItems.push(`${children.keys[i]} : ${children.values[i]}`);
-      }
+      if (entry.children) pushChildren(listOf(texts, entry.children.set), entry.children);
     }
   }
+  listOf(texts, 'hairpin').push(...[...hairpinRefs.keys()].sort(compare).map(hairpinText));
   let elementOps = 0;
   for (const set of skeleton.sets) {
     const items = texts.get(set.name) ?? [];
@@ -260,6 +272,7 @@ function renderFull(
     records,
     ledger,
     classRefs,
+    hairpinRefs,
     handle: { spent: false },
   };
   return {
@@ -276,7 +289,7 @@ function renderPartial(
   node: NodeFacts,
 ): RenderResult {
   const { prefix, setOrder, options } = context;
-  const { records, ledger, classRefs } = previous;
+  const { records, ledger, classRefs, hairpinRefs } = previous;
   const nodeChanged = previous.nodeKey !== node.key;
   // Element keys touched by this sync, with the element as it was before.
   const touched = new Map<string, Map<string, Element | undefined>>();
@@ -289,9 +302,12 @@ function renderPartial(
     if (!keys.has(key)) keys.set(key, lookup(ledger, set, key));
   };
   const refsBefore = new Map<string, number>();
+  const hairpinBefore = new Map<string, number>();
   const noteRefs = (record: ServiceRecord): void => {
     for (const chain of record.classChains)
       if (!refsBefore.has(chain)) refsBefore.set(chain, classRefs.get(chain) ?? 0);
+    for (const ip of record.hairpin)
+      if (!hairpinBefore.has(ip)) hairpinBefore.set(ip, hairpinRefs.get(ip) ?? 0);
   };
   const newChains: ChainDef[] = [];
   const changedChains: ChainDef[] = [];
@@ -306,7 +322,8 @@ function renderPartial(
         release(ledger.get(element.set), element);
       }
       noteRefs(old);
-      addRefs(classRefs, old, -1);
+      count(classRefs, old.classChains, -1);
+      count(hairpinRefs, old.hairpin, -1);
     }
     if (next) {
       for (const element of next.elements) {
@@ -314,7 +331,8 @@ function renderPartial(
         claim(setOf(ledger, element.set), element);
       }
       noteRefs(next);
-      addRefs(classRefs, next, 1);
+      count(classRefs, next.classChains, 1);
+      count(hairpinRefs, next.hairpin, 1);
       records.set(key, next);
     } else {
       records.delete(key);
@@ -376,6 +394,11 @@ function renderPartial(
       diffChildren(before, after, dels, adds);
     }
   }
+  for (const [ip, before] of hairpinBefore) {
+    const after = hairpinRefs.get(ip) ?? 0;
+    if (before > 0 && after === 0) listOf(dels, 'hairpin').push(hairpinText(ip));
+    if (before === 0 && after > 0) listOf(adds, 'hairpin').push(hairpinText(ip));
+  }
   const ordered = (lists: Map<string, string[]>): [string, string[]][] =>
     [...lists].sort(
       (a, b) => (setOrder.get(a[0]) ?? 1e9) - (setOrder.get(b[0]) ?? 1e9) || compare(a[0], b[0]),
@@ -414,24 +437,24 @@ function diffChildren(
   const old = before?.children;
   const next = after?.children;
   if (old === next) return;
+  // Slot key -> endpoint text of the new selection, for the keys the old one also had.
   const kept = new Map<string, string>();
   if (old && next && old.set === next.set) {
-    for (let i = 0; i < next.keys.length; i++) kept.set(next.keys[i] as string, next.values[i] as string);
+    next.endpoints.forEach((ep, i) => kept.set(slotKey(next, i), endpointText(ep)));
   }
   if (old) {
-    for (let i = 0; i < old.keys.length; i++) {
-      const key = old.keys[i] as string;
-      const value = kept.get(key);
-      if (value === old.values[i]) kept.delete(key);
+    old.endpoints.forEach((ep, i) => {
+      const key = slotKey(old, i);
+      if (kept.get(key) === endpointText(ep)) kept.delete(key);
       else listOf(dels, old.set).push(key);
-    }
+    });
   }
   if (next) {
     const list = listOf(adds, next.set);
-    for (let i = 0; i < next.keys.length; i++) {
-      const key = next.keys[i] as string;
-      if (!old || old.set !== next.set || kept.has(key)) list.push(`${key} : ${next.values[i]}`);
-    }
+    next.endpoints.forEach((ep, i) => {
+      const key = slotKey(next, i);
+      if (!old || old.set !== next.set || kept.has(key)) list.push(`${key} : ${endpointText(ep)}`);
+    });
   }
 }
 
@@ -448,14 +471,10 @@ export function describeState(state: NftState): {
       const entry = lookup(state.ledger, set, key);
       if (!entry) continue;
       listOf(lists, set).push(elementText(key, entry));
-      const children = entry.children;
-      if (children) {
-        for (let i = 0; i < children.keys.length; i++) {
-          listOf(lists, children.set).push(`${children.keys[i]} : ${children.values[i]}`);
-        }
-      }
+      if (entry.children) pushChildren(listOf(lists, entry.children.set), entry.children);
     }
   }
+  for (const ip of state.hairpinRefs.keys()) listOf(lists, 'hairpin').push(hairpinText(ip));
   const elements: Record<string, string[]> = {};
   for (const [set, items] of [...lists].sort((a, b) => compare(a[0], b[0]))) {
     if (items.length > 0) elements[set] = items.sort(compare);

@@ -20,8 +20,8 @@ import {
 /**
  * One element of one set or map, claimed by one service port (`owner`). `value` is '' for set
  * elements, `comment` '' for none. A dispatch element carries the endpoint map elements it
- * selects from (`children`: keys and values, index order), so the bookkeeping handles a whole
- * endpoint selection as one unit: whoever owns the dispatch key owns its endpoints.
+ * selects from (`children`), so the bookkeeping handles a whole endpoint selection as one unit:
+ * whoever owns the dispatch key owns its endpoints.
  */
 export interface Element {
   readonly owner: string;
@@ -32,10 +32,24 @@ export interface Element {
   readonly children?: Children | undefined;
 }
 
+/**
+ * The endpoint map elements of one selection: slot i is `<prefix> . i : <endpoint i>`. The
+ * texts are written out only when a transaction needs them: at 10k Services a record of them
+ * would hold a third of a million strings.
+ */
 export interface Children {
   readonly set: string;
-  readonly keys: readonly string[];
-  readonly values: readonly string[];
+  readonly prefix: string;
+  /** The model's own Endpoint objects, in slot order. */
+  readonly endpoints: readonly Endpoint[];
+}
+
+export function slotKey(children: Children, slot: number): string {
+  return `${children.prefix} . ${slot}`;
+}
+
+export function endpointText(ep: Endpoint): string {
+  return `${ep.ip} . ${ep.port}`;
 }
 
 export interface ChainDef {
@@ -51,6 +65,11 @@ export interface ServiceRecord {
   /** Endpoint class chains referenced by this record's dispatch elements. */
   readonly classChains: readonly string[];
   readonly affinityChains: readonly ChainDef[];
+  /**
+   * Endpoint addresses this service port puts in @hairpin (as `ip . ip`). Shared by every
+   * Service an endpoint backs, so the renderer counts references instead of keeping claims.
+   */
+  readonly hairpin: readonly string[];
 }
 
 export interface NodeFacts {
@@ -174,16 +193,10 @@ export function buildRecord(state: ServicePortState, node: NodeFacts): ServiceRe
     }
     const chain = classChain(selector, endpoints.length);
     classChains.add(chain);
-    const keys: string[] = [];
-    const values: string[] = [];
-    endpoints.forEach((ep, i) => {
-      keys.push(`${endpointKey} . ${i}`);
-      values.push(`${ep.ip} . ${ep.port}`);
-    });
     add(dispatchMap(selector), key, `goto ${chain}`, '', {
       set: endpointMap(selector, p),
-      keys,
-      values,
+      prefix: endpointKey,
+      endpoints,
     });
   };
 
@@ -244,7 +257,6 @@ export function buildRecord(state: ServicePortState, node: NodeFacts): ServiceRe
   // cost of a full sync for nothing.
   const hairpin = new Set<string>();
   for (const ep of sel.allReachable) if (ep.isLocal || ep.nodeName === '') hairpin.add(ep.ip);
-  for (const ip of [...hairpin].sort()) add('hairpin', `${ip} . ${ip}`);
 
   return {
     state,
@@ -254,5 +266,6 @@ export function buildRecord(state: ServicePortState, node: NodeFacts): ServiceRe
     affinityChains: [...affinityChains.values()].sort((a, b) =>
       a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
     ),
+    hairpin: [...hairpin].sort(),
   };
 }

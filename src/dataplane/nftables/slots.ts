@@ -4,7 +4,8 @@
 // every slot after an endpoint that sorts differently (one replaced pod rewrote all ten slots of
 // a Service, times every map it appears in); keeping the survivors where they were makes a
 // one-endpoint change one slot per map.
-import type { Element, ServiceRecord } from './service.ts';
+import type { Endpoint } from '../../model/types.ts';
+import { endpointText, type Element, type ServiceRecord } from './service.ts';
 
 /**
  * `next` reordered so that every value also present in `before` keeps its slot when that slot
@@ -42,19 +43,33 @@ export function alignSlots(before: readonly string[], next: readonly string[]): 
  */
 export function withStableSlots(next: ServiceRecord, old: ServiceRecord | undefined): ServiceRecord {
   if (!old) return next;
-  const previous = new Map<string, readonly string[]>();
+  const previous = new Map<string, readonly Endpoint[]>();
   for (const element of old.elements) {
-    if (element.children) previous.set(`${element.set} ${element.key}`, element.children.values);
+    if (element.children) previous.set(`${element.set} ${element.key}`, element.children.endpoints);
   }
   if (previous.size === 0) return next;
   let elements: Element[] | undefined;
   next.elements.forEach((element, i) => {
     const children = element.children;
     const before = children ? previous.get(`${element.set} ${element.key}`) : undefined;
-    const values = children && before ? alignSlots(before, children.values) : undefined;
-    if (!children || !values) return;
+    if (!children || !before) return;
+    const endpoints = reorder(before, children.endpoints);
+    if (!endpoints) return;
     elements ??= [...next.elements];
-    elements[i] = { ...element, children: { ...children, values } };
+    elements[i] = { ...element, children: { ...children, endpoints } };
   });
   return elements ? { ...next, elements } : next;
+}
+
+/** `next` endpoints in the slot order alignSlots gives their texts; undefined when unchanged. */
+function reorder(before: readonly Endpoint[], next: readonly Endpoint[]): Endpoint[] | undefined {
+  const texts = next.map(endpointText);
+  const order = alignSlots(before.map(endpointText), texts);
+  if (!order) return undefined;
+  const byText = new Map<string, Endpoint[]>();
+  next.forEach((ep, i) => {
+    const text = texts[i] as string;
+    byText.set(text, [...(byText.get(text) ?? []), ep]);
+  });
+  return order.map((text) => byText.get(text)?.shift() as Endpoint);
 }
