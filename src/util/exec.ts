@@ -1,10 +1,15 @@
 // The one way this program runs a system tool: with a deadline, optional stdin, and stderr kept
 // so a failure can say what the tool said. Every effect on the kernel goes through here.
 import { spawn } from 'node:child_process';
+import type { Writable } from 'node:stream';
 
 export interface ExecOptions {
-  /** Text written to the tool's stdin (e.g. an iptables-restore or nft -f - script). */
-  readonly input?: string;
+  /**
+   * Text written to the tool's stdin (e.g. an iptables-restore or nft -f - script), whole or
+   * in pieces that are produced only as the pipe takes them (a large script never has to exist
+   * as one string).
+   */
+  readonly input?: string | Iterable<string>;
   /** Kill the tool after this many milliseconds. Default 60 s. */
   readonly timeoutMs?: number;
   /** Extra environment entries. */
@@ -32,6 +37,11 @@ export class ExecError extends Error {
   }
 }
 
+/** The whole text of an `input` option (for tests and tools that need it as one string). */
+export function inputText(input: ExecOptions['input']): string {
+  return input === undefined ? '' : typeof input === 'string' ? input : [...input].join('');
+}
+
 /** Runs `file args…`; resolves on exit status 0, rejects with ExecError otherwise. */
 export function execTool(
   file: string,
@@ -47,6 +57,7 @@ export function execTool(
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;
+    let inputFailure: Error | undefined;
     const timer = setTimeout(() => {
       timedOut = true;
       child.kill('SIGKILL');
@@ -61,7 +72,9 @@ export function execTool(
       clearTimeout(timer);
       const stdout = Buffer.concat(out).toString('utf8');
       const stderr = Buffer.concat(err).toString('utf8');
-      if (timedOut) {
+      if (inputFailure) {
+        reject(new ExecError(command, code, stdout, stderr, `input failed: ${inputFailure.message}`));
+      } else if (timedOut) {
         reject(
           new ExecError(command, code, stdout, stderr, `timed out after ${options.timeoutMs ?? 60_000} ms`),
         );
@@ -74,6 +87,40 @@ export function execTool(
     });
     // A tool that exits before reading all of stdin gives EPIPE; its exit status tells the story.
     child.stdin.on('error', () => undefined);
-    child.stdin.end(options.input ?? '');
+    const input = options.input ?? '';
+    if (typeof input === 'string') child.stdin.end(input);
+    else
+      writePieces(child.stdin, input[Symbol.iterator](), (error) => {
+        // Killed before its stdin closes, so the tool never sees an end of input and never
+        // acts on a truncated script (nft would commit whatever complete commands it read).
+        inputFailure = error;
+        child.kill('SIGKILL');
+      });
   });
+}
+
+/**
+ * Writes the pieces one after the other, waiting for the pipe to drain; then ends it. A piece
+ * that cannot be produced calls `fail` first, then breaks the pipe.
+ */
+function writePieces(stdin: Writable, pieces: Iterator<string>, fail: (error: Error) => void): void {
+  for (;;) {
+    let next: IteratorResult<string>;
+    try {
+      next = pieces.next();
+    } catch (error) {
+      fail(error instanceof Error ? error : new Error(String(error)));
+      stdin.destroy();
+      return;
+    }
+    if (next.done) {
+      stdin.end();
+      return;
+    }
+    if (!stdin.write(next.value)) {
+      if (stdin.destroyed) return;
+      stdin.once('drain', () => writePieces(stdin, pieces, fail));
+      return;
+    }
+  }
 }

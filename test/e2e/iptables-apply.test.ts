@@ -2,6 +2,7 @@
 // namespace -> read back with iptables-save, with both backends. Traffic is the lead's e2e;
 // here we prove what the kernel holds after each kind of sync.
 import assert from 'node:assert/strict';
+import { inputText } from '../../src/util/exec.ts';
 import { after, describe, test } from 'node:test';
 import { performance } from 'node:perf_hooks';
 import type { Runner, IptablesBackend } from '../../src/dataplane/iptables/backend.ts';
@@ -230,7 +231,7 @@ for (const backend of ['legacy', 'nft'] as const) {
       const flaky: Runner = (file, args, options) => {
         if (corrupt && file.endsWith('-restore') && options?.input) {
           // A jump to a chain that does not exist: the kernel (not the parser) refuses it.
-          const input = options.input.replace(
+          const input = inputText(options.input).replace(
             /-j KUBE-MARK-MASQ\n(?![\s\S]*-j KUBE-MARK-MASQ\n)/,
             '-j KUBE-NO-SUCH-CHAIN\n',
           );

@@ -35,6 +35,12 @@ export function dispatchMap(selector: Selector): string {
 export function endpointMap(selector: Selector, p: Proto): string {
   return `${selector}-endpoints-${p}`;
 }
+const ENDPOINT_MAP = /^(ip|ip-shortcut|nodeport|nodeport-shortcut)-endpoints-(tcp|udp|sctp)$/;
+export function parseEndpointMap(name: string): { selector: Selector; proto: Proto } | undefined {
+  const match = ENDPOINT_MAP.exec(name);
+  if (!match) return undefined;
+  return { selector: match[1] as Selector, proto: match[2] as Proto };
+}
 export function classChain(selector: Selector, count: number): string {
   return `${selector}-class-${count}`;
 }

@@ -123,7 +123,7 @@ export async function createNftablesProxier(
         const applyStart = performance.now();
         if (result.script !== '') {
           try {
-            await run('nft', ['-f', '-'], { input: result.script, timeoutMs: APPLY_TIMEOUT_MS });
+            await run('nft', ['-f', '-'], { input: result.chunks(), timeoutMs: APPLY_TIMEOUT_MS });
           } catch (error) {
             throw new Error(describeNftFailure(error, result.script), { cause: error });
           }

@@ -6,9 +6,9 @@
 // spent and only `next` may be used (the proxier keeps `next` on success and forgets both on
 // failure, which forces a full render). This keeps a one-endpoint change O(change) instead of
 // copying bookkeeping for 100k elements on every sync.
-import type { IPFamily, ProxySnapshot, ServicePortState } from '../../model/types.ts';
+import type { Endpoint, IPFamily, ProxySnapshot, ServicePortState } from '../../model/types.ts';
 import { claim, lookup, newLedger, release, sameElement, setOf, type Ledger } from './ledger.ts';
-import { nftFamily, parseClassChain, TABLE, TABLE_COMMENT } from './names.ts';
+import { dispatchMap, nftFamily, parseClassChain, parseEndpointMap, TABLE, TABLE_COMMENT } from './names.ts';
 import { optionsFingerprint, type NftablesOptions } from './options.ts';
 import {
   buildRecord,
@@ -21,7 +21,7 @@ import {
   type NodeFacts,
   type ServiceRecord,
 } from './service.ts';
-import { BASE_CHAINS, buildSkeleton, classChainDef, type Skeleton } from './skeleton.ts';
+import { BASE_CHAINS, buildSkeleton, classChainDef, type SetDecl, type Skeleton } from './skeleton.ts';
 import { withStableSlots } from './slots.ts';
 
 export interface NftState {
@@ -42,6 +42,12 @@ export interface NftState {
 export interface RenderResult {
   /** Transaction text for `nft -f -`; '' when a partial render found nothing to change. */
   readonly script: string;
+  /**
+   * The same text in pieces of a few thousand lines, generated while they are read: a full
+   * render at 10k Services is 13 MB of text that need never exist as one string (the proxier
+   * writes the pieces to nft's stdin). Each call starts over.
+   */
+  readonly chunks: () => Iterable<string>;
   readonly next: NftState;
   /** Figures for logs and benchmarks. */
   readonly stats: { readonly servicePorts: number; readonly changed: number; readonly elementOps: number };
@@ -237,23 +243,7 @@ function renderFull(
     for (const rule of chain.rules) out.push(`add rule ${prefix} ${chain.name} ${rule}`);
   }
   for (const [set, items] of skeleton.fixedElements) pushElements(out, 'add', prefix, set, items);
-  const texts = new Map<string, string[]>();
-  for (const [set, elements] of ledger) {
-    const items = listOf(texts, set);
-    for (const [key, claims] of elements) {
-      const entry = Array.isArray(claims) ? claims[0] : claims;
-      if (!entry) continue;
-      items.push(elementText(key, entry));
-      if (entry.children) pushChildren(listOf(texts, entry.children.set), entry.children);
-    }
-  }
-  listOf(texts, 'hairpin').push(...[...hairpinRefs.keys()].sort(compare).map(hairpinText));
-  let elementOps = 0;
-  for (const set of skeleton.sets) {
-    const items = texts.get(set.name) ?? [];
-    elementOps += items.length;
-    pushElements(out, 'add', prefix, set.name, items);
-  }
+  const tail: string[] = [];
   if (previous) {
     // Objects of the previous sync that no Service needs any more (their references are gone:
     // every map was flushed above and refilled without them).
@@ -262,9 +252,18 @@ function renderFull(
     for (const record of previous.records.values()) {
       for (const chain of record.affinityChains) if (!keepChains.has(chain.name)) staleChains.add(chain.name);
     }
-    for (const name of [...staleChains].sort()) out.push(`delete chain ${prefix} ${name}`);
+    for (const name of [...staleChains].sort()) tail.push(`delete chain ${prefix} ${name}`);
   }
-  out.push('');
+  tail.push('');
+  let elementOps = hairpinRefs.size;
+  for (const elements of ledger.values()) {
+    for (const claims of elements.values()) {
+      const entry = Array.isArray(claims) ? claims[0] : claims;
+      if (entry) elementOps += 1 + (entry.children?.endpoints.length ?? 0);
+    }
+  }
+  const chunks = (): Iterable<string> =>
+    inChunks([out, elementLines(prefix, skeleton.sets, ledger, hairpinRefs), tail]);
   const next: NftState = {
     family: options.family,
     fingerprint,
@@ -276,7 +275,10 @@ function renderFull(
     handle: { spent: false },
   };
   return {
-    script: out.join('\n'),
+    get script() {
+      return [...chunks()].join('');
+    },
+    chunks,
     next,
     stats: { servicePorts: records.size, changed: records.size, elementOps },
   };
@@ -420,11 +422,72 @@ function renderPartial(
   }
   if (out.length > 0) out.push('');
   const next: NftState = { ...previous, nodeKey: node.key, handle: { spent: false } };
+  const script = out.join('\n');
   return {
-    script: out.join('\n'),
+    script,
+    chunks: () => [script],
     next,
     stats: { servicePorts: records.size, changed, elementOps },
   };
+}
+
+/** Lines per piece of a streamed full render: about 250 KB of text. */
+const CHUNK_LINES = 4096;
+
+/** Joins lines into pieces of CHUNK_LINES (each ending with a newline), lazily. */
+function* inChunks(sources: readonly Iterable<string>[]): Generator<string> {
+  let lines: string[] = [];
+  for (const source of sources) {
+    for (const line of source) {
+      lines.push(line);
+      if (lines.length === CHUNK_LINES) {
+        yield `${lines.join('\n')}\n`;
+        lines = [];
+      }
+    }
+  }
+  // The last source ends with '' so the text ends with a newline, as before.
+  if (lines.length > 0) yield lines.join('\n');
+}
+
+/**
+ * `add element` commands for every set and map in skeleton order, one element per line. An
+ * endpoint map's elements are the children of its selector's dispatch elements.
+ */
+function* elementLines(
+  prefix: string,
+  sets: readonly SetDecl[],
+  ledger: Ledger,
+  hairpinRefs: ReadonlyMap<string, number>,
+): Generator<string> {
+  for (const set of sets) {
+    let empty = true;
+    for (const item of setItems(set.name, ledger, hairpinRefs)) {
+      if (empty) yield `add element ${prefix} ${set.name} {`;
+      empty = false;
+      yield `\t${item},`;
+    }
+    if (!empty) yield '}';
+  }
+}
+
+/** The element texts of one set or map, as `key [comment "…"] [: value]`. */
+function* setItems(set: string, ledger: Ledger, hairpinRefs: ReadonlyMap<string, number>): Generator<string> {
+  for (const [key, claims] of ledger.get(set) ?? []) {
+    const entry = Array.isArray(claims) ? claims[0] : claims;
+    if (entry) yield elementText(key, entry);
+  }
+  const parsed = parseEndpointMap(set);
+  if (parsed) {
+    for (const claims of ledger.get(dispatchMap(parsed.selector))?.values() ?? []) {
+      const children = (Array.isArray(claims) ? claims[0] : claims)?.children;
+      if (children?.set !== set) continue;
+      for (let i = 0; i < children.endpoints.length; i++) {
+        yield `${slotKey(children, i)} : ${endpointText(children.endpoints[i] as Endpoint)}`;
+      }
+    }
+  }
+  if (set === 'hairpin') for (const ip of [...hairpinRefs.keys()].sort(compare)) yield hairpinText(ip);
 }
 
 /** Endpoint map operations between two versions of one dispatch element. */

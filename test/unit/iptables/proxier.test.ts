@@ -2,7 +2,7 @@
 // that imitates the iptables tools. The real tools are exercised by test/e2e/iptables-apply.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ExecError, type ExecOptions, type ExecResult } from '../../../src/util/exec.ts';
+import { ExecError, type ExecOptions, type ExecResult, inputText } from '../../../src/util/exec.ts';
 import {
   createIptablesProxier,
   type IptablesProxierOptions,
@@ -41,7 +41,11 @@ class FakeTools {
   addrs: unknown[] = [];
 
   run = (file: string, args: readonly string[], options?: ExecOptions): Promise<ExecResult> => {
-    this.calls.push({ file, args, input: options?.input });
+    this.calls.push({
+      file,
+      args,
+      input: options?.input === undefined ? undefined : inputText(options.input),
+    });
     const fail = (code: number, stderr: string): Promise<ExecResult> =>
       Promise.reject(new ExecError([file, ...args].join(' '), code, '', stderr, `exit status ${code}`));
     const ok = (stdout = ''): Promise<ExecResult> => Promise.resolve({ stdout, stderr: '', code: 0 });
@@ -94,7 +98,7 @@ class FakeTools {
     }
     // Apply chain declarations and deletions (enough for stale detection) and inserted rules.
     let table = '';
-    for (const line of (options?.input ?? '').split('\n')) {
+    for (const line of inputText(options?.input).split('\n')) {
       if (line.startsWith('*')) table = line.slice(1);
       else if (line.startsWith(':')) this.chains.get(table)?.add(line.slice(1, line.indexOf(' ')));
       else if (line.startsWith('-X ')) this.chains.get(table)?.delete(line.slice(3));

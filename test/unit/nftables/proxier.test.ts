@@ -9,7 +9,7 @@ import {
   parseNftVersion,
   type Runner,
 } from '../../../src/dataplane/nftables/proxier.ts';
-import { ExecError, type ExecOptions } from '../../../src/util/exec.ts';
+import { ExecError, type ExecOptions, inputText } from '../../../src/util/exec.ts';
 import { applyScript, emptyTable, FakeNftError, type FakeTable } from './fake-nft.ts';
 import { OPTIONS_V4, port, snapshot } from './fixtures.ts';
 
@@ -30,7 +30,7 @@ function fakeNft(version = 'nftables v1.0.6 (Lester Gooch #5)') {
         return Promise.reject(new ExecError('nft -f -', 1, '', stderr, 'exit status 1'));
       }
       try {
-        state.table = applyScript(state.table, options?.input ?? '');
+        state.table = applyScript(state.table, inputText(options?.input));
       } catch (error) {
         if (error instanceof FakeNftError)
           return Promise.reject(new ExecError('nft -f -', 1, '', error.message, 'exit status 1'));
