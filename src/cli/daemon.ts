@@ -25,8 +25,9 @@ import { ProxyHealth } from '../server/health.ts';
 import { healthzHandler, metricsHandler, serveHttp, type RunningServer } from '../server/http.ts';
 import { createProxyMetrics, type ProxyMetrics } from '../server/metrics.ts';
 import { FamilySync } from '../sync/family-sync.ts';
-import type { Proxier } from '../sync/proxier.ts';
+import type { Proxier, SyncResult } from '../sync/proxier.ts';
 import { parseCIDR, parseIP } from '../util/ip.ts';
+import { memoryRelease } from '../util/memory.ts';
 import type { Sysctl } from '../util/sysctl.ts';
 
 export interface HostPort {
@@ -276,7 +277,10 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
       metrics,
       ...(settings.conntrackRunner ? { runner: settings.conntrackRunner } : {}),
     });
-    const afterSync = async (snapshot: ProxySnapshot) => {
+    // A full sync leaves hundreds of MB of garbage at scale; give it back (src/util/memory.ts).
+    const release = memoryRelease();
+    const afterSync = async (snapshot: ProxySnapshot, result: SyncResult) => {
+      if (result.full) release.request();
       logProgrammed(snapshot);
       const steps = await Promise.allSettled([conntrack.afterSync(snapshot), serviceHealth.update(snapshot)]);
       for (const step of steps) {
