@@ -93,6 +93,21 @@ export function describeNftFailure(error: unknown, script: string): string {
   return `nft -f - failed: ${head}${shown.length > 0 ? `\n${shown.join('\n')}` : ''}`;
 }
 
+/** The pieces, with the time spent producing each one and each piece reported to `seen`. */
+function* watchedPieces(
+  pieces: Iterable<string>,
+  seen: (ms: number, piece: string | undefined) => void,
+): Generator<string> {
+  const iterator = pieces[Symbol.iterator]();
+  for (;;) {
+    const start = performance.now();
+    const next = iterator.next();
+    seen(performance.now() - start, next.done ? undefined : next.value);
+    if (next.done) return;
+    yield next.value;
+  }
+}
+
 export async function createNftablesProxier(
   options: NftablesOptions,
   deps: NftablesProxierDeps = {},
@@ -119,19 +134,30 @@ export async function createNftablesProxier(
         const result = render(previous, request.snapshot, options, full);
         // The old record is spent either way; it comes back only as `next` after success.
         previous = undefined;
-        const renderSeconds = (performance.now() - renderStart) / 1000;
+        const renderOnlyMs = performance.now() - renderStart;
+        let renderMs = renderOnlyMs;
         const applyStart = performance.now();
-        if (result.script !== '') {
+        // The text is generated while nft reads it: that time is rendering, not applying.
+        const dumpDir = process.env[DUMP_RULES_ENV];
+        const dumped: string[] | undefined = full && dumpDir ? [] : undefined;
+        let scriptBytes = 0;
+        const timed = watchedPieces(result.chunks(), (ms, piece) => {
+          renderMs += ms;
+          if (piece === undefined) return;
+          scriptBytes += piece.length;
+          dumped?.push(piece);
+        });
+        if (!result.empty) {
           try {
-            await run('nft', ['-f', '-'], { input: result.chunks(), timeoutMs: APPLY_TIMEOUT_MS });
+            await run('nft', ['-f', '-'], { input: timed, timeoutMs: APPLY_TIMEOUT_MS });
           } catch (error) {
             throw new Error(describeNftFailure(error, result.script), { cause: error });
           }
         }
         previous = result.next;
-        const applySeconds = (performance.now() - applyStart) / 1000;
-        const dumpDir = process.env[DUMP_RULES_ENV];
-        if (full && dumpDir) dumpRules(join(dumpDir, `nftables-${family}.rules`), result.script);
+        const renderSeconds = renderMs / 1000;
+        const applySeconds = (performance.now() - applyStart - (renderMs - renderOnlyMs)) / 1000;
+        if (dumped && dumpDir) dumpRules(join(dumpDir, `nftables-${family}.rules`), dumped.join(''));
         return {
           full,
           renderSeconds,
@@ -140,7 +166,7 @@ export async function createNftablesProxier(
             servicePorts: result.stats.servicePorts,
             changedServicePorts: result.stats.changed,
             elementOps: result.stats.elementOps,
-            scriptBytes: result.script.length,
+            scriptBytes,
           },
         };
       } finally {

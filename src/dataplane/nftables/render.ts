@@ -48,6 +48,8 @@ export interface RenderResult {
    * writes the pieces to nft's stdin). Each call starts over.
    */
   readonly chunks: () => Iterable<string>;
+  /** Nothing to apply (a partial render that found no change); cheaper than testing `script`. */
+  readonly empty: boolean;
   readonly next: NftState;
   /** Figures for logs and benchmarks. */
   readonly stats: { readonly servicePorts: number; readonly changed: number; readonly elementOps: number };
@@ -279,6 +281,7 @@ function renderFull(
       return [...chunks()].join('');
     },
     chunks,
+    empty: false,
     next,
     stats: { servicePorts: records.size, changed: records.size, elementOps },
   };
@@ -426,6 +429,7 @@ function renderPartial(
   return {
     script,
     chunks: () => [script],
+    empty: script === '',
     next,
     stats: { servicePorts: records.size, changed, elementOps },
   };
