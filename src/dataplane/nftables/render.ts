@@ -264,8 +264,7 @@ function renderFull(
       if (entry) elementOps += 1 + (entry.children?.endpoints.length ?? 0);
     }
   }
-  const chunks = (): Iterable<string> =>
-    inChunks([out, elementLines(prefix, skeleton.sets, ledger, hairpinRefs), tail]);
+  const chunks = (): Iterable<string> => fullText(out, prefix, skeleton.sets, ledger, hairpinRefs, tail);
   const next: NftState = {
     family: options.family,
     fingerprint,
@@ -438,60 +437,67 @@ function renderPartial(
 /** Lines per piece of a streamed full render: about 250 KB of text. */
 const CHUNK_LINES = 4096;
 
-/** Joins lines into pieces of CHUNK_LINES (each ending with a newline), lazily. */
-function* inChunks(sources: readonly Iterable<string>[]): Generator<string> {
-  let lines: string[] = [];
-  for (const source of sources) {
-    for (const line of source) {
-      lines.push(line);
-      if (lines.length === CHUNK_LINES) {
-        yield `${lines.join('\n')}\n`;
-        lines = [];
-      }
-    }
-  }
-  // The last source ends with '' so the text ends with a newline, as before.
-  if (lines.length > 0) yield lines.join('\n');
-}
-
 /**
- * `add element` commands for every set and map in skeleton order, one element per line. An
- * endpoint map's elements are the children of its selector's dispatch elements.
+ * The text of a full render in pieces of about CHUNK_LINES lines, each ending with a newline:
+ * `head`, then `add element` commands for every set and map in skeleton order (one element per
+ * line; an endpoint map's elements are the children of its selector's dispatch elements), then
+ * `tail`. Plain loops and one yield per piece: a generator per line cost half the render.
  */
-function* elementLines(
+function* fullText(
+  head: readonly string[],
   prefix: string,
   sets: readonly SetDecl[],
   ledger: Ledger,
   hairpinRefs: ReadonlyMap<string, number>,
+  tail: readonly string[],
 ): Generator<string> {
+  let lines: string[] = [...head];
   for (const set of sets) {
-    let empty = true;
-    for (const item of setItems(set.name, ledger, hairpinRefs)) {
-      if (empty) yield `add element ${prefix} ${set.name} {`;
-      empty = false;
-      yield `\t${item},`;
-    }
-    if (!empty) yield '}';
-  }
-}
-
-/** The element texts of one set or map, as `key [comment "…"] [: value]`. */
-function* setItems(set: string, ledger: Ledger, hairpinRefs: ReadonlyMap<string, number>): Generator<string> {
-  for (const [key, claims] of ledger.get(set) ?? []) {
-    const entry = Array.isArray(claims) ? claims[0] : claims;
-    if (entry) yield elementText(key, entry);
-  }
-  const parsed = parseEndpointMap(set);
-  if (parsed) {
-    for (const claims of ledger.get(dispatchMap(parsed.selector))?.values() ?? []) {
-      const children = (Array.isArray(claims) ? claims[0] : claims)?.children;
-      if (children?.set !== set) continue;
-      for (let i = 0; i < children.endpoints.length; i++) {
-        yield `${slotKey(children, i)} : ${endpointText(children.endpoints[i] as Endpoint)}`;
+    const header = `add element ${prefix} ${set.name} {`;
+    const start = lines.length;
+    lines.push(header);
+    let count = 0;
+    for (const [key, claims] of ledger.get(set.name) ?? []) {
+      const entry = Array.isArray(claims) ? claims[0] : claims;
+      if (!entry) continue;
+      lines.push(`\t${elementText(key, entry)},`);
+      count++;
+      if (lines.length >= CHUNK_LINES) {
+        yield `${lines.join('\n')}\n`;
+        lines = [];
       }
     }
+    const parsed = parseEndpointMap(set.name);
+    if (parsed) {
+      for (const claims of ledger.get(dispatchMap(parsed.selector))?.values() ?? []) {
+        const children = (Array.isArray(claims) ? claims[0] : claims)?.children;
+        if (children?.set !== set.name) continue;
+        const { prefix: slotPrefix, endpoints } = children;
+        for (let i = 0; i < endpoints.length; i++) {
+          const ep = endpoints[i] as Endpoint;
+          lines.push(`\t${slotPrefix} . ${i} : ${ep.ip} . ${ep.port},`);
+        }
+        count += endpoints.length;
+        if (lines.length >= CHUNK_LINES) {
+          yield `${lines.join('\n')}\n`;
+          lines = [];
+        }
+      }
+    }
+    if (set.name === 'hairpin') {
+      for (const ip of [...hairpinRefs.keys()].sort(compare)) lines.push(`\t${hairpinText(ip)},`);
+      count += hairpinRefs.size;
+    }
+    if (count === 0) {
+      // Nothing was added since the header, so the header is still in this piece.
+      lines.length = start;
+    } else {
+      lines.push('}');
+    }
   }
-  if (set === 'hairpin') for (const ip of [...hairpinRefs.keys()].sort(compare)) yield hairpinText(ip);
+  lines.push(...tail);
+  // The tail ends with '' so the text ends with a newline.
+  yield lines.join('\n');
 }
 
 /** Endpoint map operations between two versions of one dispatch element. */

@@ -122,6 +122,27 @@ describe('nftables render: full transactions', () => {
   });
 });
 
+describe('nftables render: streamed text', () => {
+  test('a large full render comes in pieces of whole lines that make up the script', () => {
+    const ports = Array.from({ length: 1500 }, (_, i) =>
+      port({
+        name: `s${i}`,
+        clusterIP: `10.96.${i >> 8}.${i & 255}`,
+        port: 80,
+        endpoints: [{ ip: `10.244.${i >> 8}.${i & 255}` }, { ip: `10.245.${i >> 8}.${i & 255}` }],
+      }),
+    );
+    const result = render(undefined, snapshot(ports), OPTIONS_V4, true);
+    const pieces = [...result.chunks()];
+    assert.ok(pieces.length > 1, `${pieces.length} piece(s)`);
+    for (const piece of pieces.slice(0, -1)) assert.ok(piece.endsWith('\n'));
+    assert.equal(pieces.join(''), result.script);
+    assert.ok(result.script.endsWith('}\n'));
+    assert.equal((result.script.match(/^\t10\.96\.\d+\.\d+ \. 80 \. [01] : /gm) ?? []).length, 3000);
+    assert.equal(result.empty, false);
+  });
+});
+
 describe('nftables render: partial transactions', () => {
   const two = port(web(['10.244.1.5', '10.244.2.7']));
 
