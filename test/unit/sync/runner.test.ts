@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BoundedFrequencyRunner } from '../../../src/sync/runner.ts';
+import { BoundedFrequencyRunner, realClock } from '../../../src/sync/runner.ts';
 import { FakeClock, settle } from '../../support/fake-clock.ts';
 
 function harness(options: { minIntervalMs?: number; retryIntervalMs?: number; maxIntervalMs?: number } = {}) {
@@ -128,4 +128,15 @@ test('a request during a run is served once after it, respecting minInterval', a
   await settle();
   runner.stop();
   assert.equal(clock.pendingTimers(), 0, 'stop clears timers');
+});
+
+test('the real clock runs a due-now callback on the next turn, and can cancel it', async () => {
+  const order: string[] = [];
+  const cancelled = realClock.setTimeout(() => order.push('cancelled'), 0);
+  realClock.clearTimeout(cancelled);
+  realClock.setTimeout(() => order.push('now'), 0);
+  const later = realClock.setTimeout(() => order.push('later'), 5);
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  assert.deepEqual(order, ['now', 'later']);
+  realClock.clearTimeout(later);
 });
