@@ -128,4 +128,12 @@ export interface ProxySnapshot {
   /** Counts of Service / EndpointSlice events folded into this snapshot (for metrics). */
   readonly serviceChanges: number;
   readonly endpointChanges: number;
+  /**
+   * A hint for renderers that keep state between syncs: this snapshot's number in its model's
+   * sequence, and the service port keys whose state object was added, replaced or removed since
+   * the snapshot numbered `generation - 1`. A renderer whose last snapshot was exactly that one
+   * may look at these keys only instead of comparing every service port; absent when unknown.
+   */
+  readonly generation?: number | undefined;
+  readonly changedServicePorts?: ReadonlySet<string> | undefined;
 }

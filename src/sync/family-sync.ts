@@ -243,5 +243,8 @@ function withCarried(snapshot: ProxySnapshot, carried: ProxySnapshot | undefined
     triggerTimes,
     serviceChanges: carried.serviceChanges + snapshot.serviceChanges,
     endpointChanges: carried.endpointChanges + snapshot.endpointChanges,
+    // The failed sync's renderer state is gone; changes since the snapshot before it are unknown.
+    generation: undefined,
+    changedServicePorts: undefined,
   };
 }

@@ -100,14 +100,30 @@ test('partial syncs converge to the full render of the last snapshot', () => {
             }),
         );
       let state: NftState | undefined;
+      let hintedState: NftState | undefined;
       let table = emptyTable();
       let last = build([]);
       sequence.forEach((specs, i) => {
+        const before = last;
         last = build(specs);
         const result = render(state, last, OPTIONS_V4, i === 0);
         table = applyScript(table, result.script);
         assertSlotsDense(dump(table).sets);
         state = result.next;
+        // The same sequence with the model's hint (which keys changed since the last snapshot)
+        // writes exactly the same transactions.
+        const changed = new Set<string>();
+        for (const key of new Set([...before.servicePorts.keys(), ...last.servicePorts.keys()])) {
+          if (before.servicePorts.get(key) !== last.servicePorts.get(key)) changed.add(key);
+        }
+        const hinted = render(
+          hintedState,
+          { ...last, generation: i, changedServicePorts: changed },
+          OPTIONS_V4,
+          i === 0,
+        );
+        assert.equal(hinted.script, result.script);
+        hintedState = hinted.next;
       });
       const fresh = render(undefined, last, OPTIONS_V4, true);
       assert.deepEqual(slotFree(dump(table)), slotFree(dump(applyScript(emptyTable(), fresh.script))));
