@@ -18,6 +18,7 @@ import {
   parseExactIP,
   parseTrimmedCIDR,
   stringField,
+  exactList,
 } from './validate.ts';
 
 export { formatProblem, type Problem } from './problem.ts';
@@ -222,7 +223,7 @@ export function servicePortsFromService(svc: Service, family: IPFamily): Service
       internalPolicyLocal,
     });
   }
-  return { ports, problems };
+  return { ports: exactList(ports), problems };
 }
 
 function familyIPs(
