@@ -105,7 +105,10 @@ export function parseRFC3339(text: string): number | undefined {
 }
 
 function hintNames(hints: unknown, list: string): string[] | undefined {
-  const names = (arrayField(hints, list) ?? [])
+  const entries = arrayField(hints, list);
+  // Most endpoints carry no hints: no lists to build for them.
+  if (entries === undefined || entries.length === 0) return undefined;
+  const names = entries
     .map((entry) => field(entry, 'name'))
     .filter((name): name is string => typeof name === 'string');
   return names.length > 0 ? sortedUnique(names) : undefined;
@@ -267,30 +270,42 @@ function replaces(candidate: Endpoint | SliceEndpoint, kept: Endpoint | undefine
   return kept === undefined || (kept.terminating && !candidate.terminating);
 }
 
+/**
+ * Sorted by endpoint string, one per `ip:port`. The sort is stable, so the copies of one
+ * endpoint stay in slice order and `replaces` picks among them as a merge would; without
+ * duplicates (the usual case) this is just the sort.
+ */
+function sortedDistinct(endpoints: Endpoint[]): Endpoint[] {
+  endpoints.sort(compareEndpoints);
+  let duplicates = false;
+  for (let i = 1; i < endpoints.length && !duplicates; i++)
+    duplicates = endpoints[i]?.endpoint === endpoints[i - 1]?.endpoint;
+  if (!duplicates) return endpoints;
+  const kept: Endpoint[] = [];
+  for (const ep of endpoints) {
+    const last = kept.at(-1);
+    if (last?.endpoint !== ep.endpoint) kept.push(ep);
+    else if (replaces(ep, last)) kept[kept.length - 1] = ep;
+  }
+  return exactList(kept);
+}
+
 /** Pairs a slice's endpoints with its ports; `nodeName` (this node) decides which are local. */
 export function sliceEndpoints(slice: ParsedEndpointSlice, nodeName: string): SliceEndpoints {
   const ports = slice.ports.map((port): SlicePortEndpoints => {
-    const byEndpoint = new Map<string, Endpoint>();
-    for (const ep of slice.endpoints) {
-      const endpoint = endpointString(ep.ip, port.port);
-      if (!replaces(ep, byEndpoint.get(endpoint))) continue;
-      byEndpoint.set(endpoint, {
-        ip: ep.ip,
-        port: port.port,
-        endpoint,
-        ready: ep.ready,
-        serving: ep.serving,
-        terminating: ep.terminating,
-        nodeName: ep.nodeName,
-        isLocal: ep.nodeName !== '' && ep.nodeName === nodeName,
-        zoneHints: ep.zoneHints,
-        nodeHints: ep.nodeHints,
-      });
-    }
-    return {
-      port: portMatchKey(port.name, port.protocol),
-      endpoints: [...byEndpoint.values()].sort(compareEndpoints),
-    };
+    const all = slice.endpoints.map((ep): Endpoint => ({
+      ip: ep.ip,
+      port: port.port,
+      endpoint: endpointString(ep.ip, port.port),
+      ready: ep.ready,
+      serving: ep.serving,
+      terminating: ep.terminating,
+      nodeName: ep.nodeName,
+      isLocal: ep.nodeName !== '' && ep.nodeName === nodeName,
+      zoneHints: ep.zoneHints,
+      nodeHints: ep.nodeHints,
+    }));
+    return { port: portMatchKey(port.name, port.protocol), endpoints: sortedDistinct(all) };
   });
   return { key: slice.key, service: slice.service, ports, triggerTimeMs: slice.triggerTimeMs };
 }
