@@ -8,10 +8,11 @@ import type { Node } from 'kubernetes-types/core/v1.d.ts';
 import type { KubeRequester } from '../k8s/client.ts';
 import { EventRecorder } from '../k8s/events.ts';
 import type { Reflector } from '../k8s/reflector.ts';
-import { watchEndpointSlices, watchNode, watchServices, type WatchTuning } from '../k8s/watches.ts';
+import { watchNode, type WatchTuning } from '../k8s/watches.ts';
 import { log } from '../log/log.ts';
-import { ProxyModel } from '../model/tracker.ts';
+import type { ProxyModel } from '../model/tracker.ts';
 import { formatProblem } from '../model/problem.ts';
+import { Intake } from './intake.ts';
 import type { IPFamily, ProxySnapshot } from '../model/types.ts';
 import { applyConntrackSettings, type ConntrackSettings } from '../conntrack/sysctls.ts';
 import { ConntrackReconciler, type Runner as ConntrackRunner } from '../conntrack/reconciler.ts';
@@ -208,6 +209,24 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
   nodeWatch.start();
   stoppers.push(() => nodeWatch.stop());
 
+  // Services and EndpointSlices are listed while the Node is looked up and the proxiers are
+  // created (intake.ts); --init-only never needs them.
+  const metrics = createProxyMetrics(settings.mode);
+  const intake = new Intake({
+    client: settings.client,
+    nodeName: settings.nodeName,
+    proxyStartTimeMs: startTimeMs,
+    metrics,
+    onProblem: (problem) => {
+      log.error('Skipping invalid object', undefined, { problem: formatProblem(problem) });
+    },
+    tuning,
+  });
+  if (!settings.initOnly) {
+    intake.start();
+    stoppers.push(() => intake.stop());
+  }
+
   try {
     const node = await waitForNode(nodeWatch, settings);
     const info = nodeInfoOf(node, settings.bindAddress);
@@ -230,7 +249,6 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
     const ipv6Available = secondary !== 'IPv6' || existsSync('/proc/net/if_inet6');
     if (ipv6Available && (await settings.supportsFamily(secondary))) families.push(secondary);
     else log.info('Running in single-stack mode', { ipFamily: info.primaryFamily });
-    const metrics = createProxyMetrics(settings.mode);
     const proxiers = await Promise.all(
       families.map((family) => settings.createProxier(family, info, metrics)),
     );
@@ -241,17 +259,7 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
     }
 
     // 4. Models and sync loops, one per family.
-    const models = proxiers.map(
-      (proxier) =>
-        new ProxyModel({
-          family: proxier.family,
-          nodeName: settings.nodeName,
-          proxyStartTimeMs: startTimeMs,
-          onProblem: (problem) => {
-            log.error('Skipping invalid object', undefined, { problem: formatProblem(problem) });
-          },
-        }),
-    );
+    const models = intake.useFamilies(proxiers.map((proxier) => proxier.family));
     for (const model of models) model.setNode(node);
     // After each successful sync: service health checks and stale UDP conntrack entries (2.3).
     const npa = settings.nodePortAddresses ?? { kind: 'all' };
@@ -372,66 +380,19 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
       await Promise.all(servers.map((server) => server.close()));
     });
 
-    // 6. Informers: every event goes to every family's model; a real change asks for a sync once
-    // the loops run (before that, the first sync picks everything up, and nothing is "queued"
-    // for healthz: upstream requests syncs only once both informers have synced).
-    let servicesSynced = false;
-    let slicesSynced = false;
+    // 6. Informers (started above): every event goes to every family's model; a real change asks
+    // for a sync once the loops run (before that, the first sync picks everything up, and nothing
+    // is "queued" for healthz: upstream requests syncs only once both informers have synced).
     let started = false;
-    const changed = () => {
+    intake.onChange(() => {
       if (!started) return;
       models.forEach((model, i) => {
         if (model.hasPendingChanges()) syncs[i]?.requestSync();
       });
-    };
-    const maybeStart = () => {
-      if (started || !servicesSynced || !slicesSynced) return;
+    });
+    intake.whenSynced(() => {
       started = true;
       for (const sync of syncs) sync.start();
-    };
-    /** Feeds one event to every family's model and keeps upstream's change counters. */
-    const onEvent = (kind: 'service' | 'endpoint', apply: (model: ProxyModel) => boolean) => {
-      if (kind === 'service') metrics.serviceChangesTotal.inc();
-      else metrics.endpointChangesTotal.inc();
-      let anyPending = false;
-      for (const model of models) {
-        if (!apply(model)) continue;
-        anyPending = true;
-        if (kind === 'endpoint') metrics.endpointChangesPending.inc({ ip_family: model.family });
-      }
-      if (anyPending && kind === 'service') metrics.serviceChangesPending.inc();
-      changed();
-    };
-    const serviceWatch = watchServices(
-      settings.client,
-      {
-        onAdd: (svc) => onEvent('service', (model) => model.upsertService(svc)),
-        onUpdate: (_old, svc) => onEvent('service', (model) => model.upsertService(svc)),
-        onDelete: (svc) => onEvent('service', (model) => model.deleteService(svc)),
-        onSynced: () => {
-          servicesSynced = true;
-          maybeStart();
-        },
-      },
-      tuning,
-    );
-    const sliceWatch = watchEndpointSlices(
-      settings.client,
-      {
-        onAdd: (slice) => onEvent('endpoint', (model) => model.upsertSlice(slice)),
-        onUpdate: (_old, slice) => onEvent('endpoint', (model) => model.upsertSlice(slice)),
-        onDelete: (slice) => onEvent('endpoint', (model) => model.deleteSlice(slice)),
-        onSynced: () => {
-          slicesSynced = true;
-          maybeStart();
-        },
-      },
-      tuning,
-    );
-    serviceWatch.start();
-    sliceWatch.start();
-    stoppers.push(async () => {
-      await Promise.all([serviceWatch.stop(), sliceWatch.stop()]);
     });
 
     // 7. Our Node from now on: topology changes force a full sync; deletion, new IPs or (with

@@ -307,9 +307,8 @@ export class Reflector<T extends KubeObject> {
 
   async #listAndWatch(): Promise<void> {
     const rv = this.#relistResourceVersion();
-    let result: { items: T[]; resourceVersion: string; pages: number };
     try {
-      result = await this.#list(rv);
+      await this.#list(rv);
     } catch (error) {
       if (this.#isStopped() || !(isExpired(error) || isTooLarge(error))) throw error;
       // The version we asked for is gone (or from the future): ask for the latest instead, at once.
@@ -318,98 +317,115 @@ export class Reflector<T extends KubeObject> {
         resourceVersion: rv,
       });
       this.#rvUnavailable = true;
-      result = await this.#list('');
+      await this.#list('');
     }
     this.#rvUnavailable = false;
-    this.#replace(result.items, result.resourceVersion);
     await this.#watchLoop();
   }
 
-  async #list(rv: string): Promise<{ items: T[]; resourceVersion: string; pages: number }> {
+  #getPage(path: string): Promise<ListPage> {
+    return this.#opts.client
+      .getJSON(path, { signal: this.#abort.signal, timeoutMs: this.#opts.listTimeoutMs ?? 60_000 })
+      .then((value) => asListPage(value, this.#opts.path));
+  }
+
+  /**
+   * Lists everything and makes the store equal to it, telling the handlers what changed (a relist
+   * diff). Each page is delivered as it arrives, while the next one is already being fetched: the
+   * list is never held whole (at 44k Services that is hundreds of MiB of parsed JSON), and taking
+   * in a page overlaps with the server producing the next. Objects gone from the list are deleted
+   * once it is complete. A list that fails half-way leaves what it delivered: each of those is a
+   * real state of its object, and the next list diffs against it.
+   */
+  async #list(rv: string): Promise<void> {
     const started = this.#now();
     const pageSize = this.#opts.pageSize ?? 500;
     // As client-go: an exact relist ("not older than" a given RV) is paginated only if the server
     // paginated before; "0" and "" always are.
     let limit: number | undefined = rv === '' || rv === '0' || this.#paginatedResult ? pageSize : undefined;
-    const items: T[] = [];
+    const seen = new Set<string>();
     let pages = 0;
     let cont: string | undefined;
     let listRV = '';
-    for (;;) {
-      const path = this.#query({
+    const pathFor = (): string =>
+      this.#query({
         limit: limit !== undefined ? String(limit) : undefined,
         ...(cont !== undefined ? { continue: cont } : { resourceVersion: rv === '' ? undefined : rv }),
       });
+    let request = this.#getPage(pathFor());
+    for (;;) {
       let page: ListPage;
       try {
-        page = asListPage(
-          await this.#opts.client.getJSON(path, {
-            signal: this.#abort.signal,
-            timeoutMs: this.#opts.listTimeoutMs ?? 60_000,
-          }),
-          this.#opts.path,
-        );
+        page = await request;
       } catch (error) {
         if (cont !== undefined && isExpired(error) && !this.#isStopped()) {
           // The continue token expired mid-list: list everything at once at the requested RV.
+          // What was delivered stays; the full list re-delivers it unchanged (same versions).
           log.v(2).info('List continuation expired, listing without pagination', { reflector: this.name });
-          items.length = 0;
           cont = undefined;
           limit = undefined;
+          request = this.#getPage(pathFor());
           continue;
         }
         throw error;
       }
       pages++;
-      // The API server leaves kind/apiVersion out of list items but not out of watch events;
-      // fill them in so handlers see the same shape either way.
-      const itemKind = typeof page.kind === 'string' ? page.kind.replace(/List$/, '') : undefined;
-      for (const item of page.items ?? []) {
-        if (!hasName(item)) throw new Error(`list ${this.#opts.path}: item without metadata.name`);
-        const typed = item as T & { kind?: string; apiVersion?: string };
-        if (typed.kind === undefined && itemKind !== undefined) typed.kind = itemKind;
-        if (typed.apiVersion === undefined && typeof page.apiVersion === 'string')
-          typed.apiVersion = page.apiVersion;
-        items.push(typed);
-      }
       listRV = page.metadata?.resourceVersion ?? listRV;
       const next = page.metadata?.continue;
-      if (next === undefined || next === '') break;
-      if (pages === 1) this.#paginatedResult = true;
-      cont = next;
+      const more = next !== undefined && next !== '';
+      if (more) {
+        if (pages === 1) this.#paginatedResult = true;
+        cont = next;
+        request = this.#getPage(pathFor());
+        // Settled below or abandoned when this page throws; never an unhandled rejection.
+        request.catch(() => undefined);
+      }
+      this.#deliverPage(page, seen);
+      if (!more) break;
     }
     this.stats.lists++;
-    this.#opts.metrics?.onList?.({ durationMs: this.#now() - started, items: items.length, pages });
-    return { items, resourceVersion: listRV, pages };
+    this.#opts.metrics?.onList?.({ durationMs: this.#now() - started, items: seen.size, pages });
+    this.#finishList(seen, listRV);
+  }
+
+  #deliverPage(page: ListPage, seen: Set<string>): void {
+    // The API server leaves kind/apiVersion out of list items but not out of watch events;
+    // fill them in so handlers see the same shape either way.
+    const itemKind = typeof page.kind === 'string' ? page.kind.replace(/List$/, '') : undefined;
+    for (const item of page.items ?? []) {
+      if (!hasName(item)) throw new Error(`list ${this.#opts.path}: item without metadata.name`);
+      const typed = item as T & { kind?: string; apiVersion?: string };
+      if (typed.kind === undefined && itemKind !== undefined) typed.kind = itemKind;
+      if (typed.apiVersion === undefined && typeof page.apiVersion === 'string')
+        typed.apiVersion = page.apiVersion;
+      const key = objectKey(typed);
+      seen.add(key);
+      const old = this.#store.get(key);
+      this.#store.set(key, this.#cached(typed));
+      if (old === undefined) this.#call('onAdd', key, () => this.#opts.handlers.onAdd?.(typed));
+      else if (old.metadata?.resourceVersion !== typed.metadata?.resourceVersion) {
+        this.#call('onUpdate', key, () => this.#opts.handlers.onUpdate?.(old, typed));
+      }
+    }
   }
 
   #cached(obj: T): T {
     return this.#opts.cacheTransform ? this.#opts.cacheTransform(obj) : obj;
   }
 
-  /** Makes the store equal the list, telling the handlers what changed (a relist diff). */
-  #replace(items: readonly T[], resourceVersion: string): void {
+  /** After a complete list: deletes what it did not contain, then marks the reflector synced. */
+  #finishList(seen: ReadonlySet<string>, resourceVersion: string): void {
     const isRelist = this.#synced;
     if (isRelist) this.stats.relists++;
-    const fresh = new Map<string, T>();
-    for (const item of items) fresh.set(objectKey(item), item);
     for (const [key, old] of this.#store) {
-      if (!fresh.has(key)) {
+      if (!seen.has(key)) {
         this.#store.delete(key);
         this.#call('onDelete', key, () => this.#opts.handlers.onDelete?.(old));
       }
     }
-    for (const [key, item] of fresh) {
-      const old = this.#store.get(key);
-      this.#store.set(key, this.#cached(item));
-      if (old === undefined) this.#call('onAdd', key, () => this.#opts.handlers.onAdd?.(item));
-      else if (old.metadata?.resourceVersion !== item.metadata?.resourceVersion) {
-        this.#call('onUpdate', key, () => this.#opts.handlers.onUpdate?.(old, item));
-      }
-    }
     this.#setRV(resourceVersion);
     this.stats.lastSyncTime = this.#now();
-    log.v(4).info('Listed', { reflector: this.name, items: items.length, resourceVersion });
+    log.v(4).info('Listed', { reflector: this.name, items: seen.size, resourceVersion });
     if (!this.#synced) {
       this.#synced = true;
       this.#call('onSynced', '', () => this.#opts.handlers.onSynced?.());

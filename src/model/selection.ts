@@ -2,6 +2,7 @@
 // traffic may use, which local-policy traffic may use, and which must exist at all. Pure.
 import type { Endpoint, EndpointSelection, ServicePort } from './types.ts';
 import { compareEndpoints } from './endpointslice.ts';
+import { exactList } from './validate.ts';
 
 export interface NodeTopology {
   readonly name: string;
@@ -64,6 +65,15 @@ function servingTerminating(ep: Endpoint): boolean {
 
 const NONE: readonly Endpoint[] = Object.freeze([]);
 
+/**
+ * The endpoints that pass, in order; the list itself when all do (the usual case for the cluster
+ * set), so a selection holds no copy of its state's endpoint list.
+ */
+function keep(endpoints: readonly Endpoint[], passes: (ep: Endpoint) => boolean): readonly Endpoint[] {
+  const kept = endpoints.filter(passes);
+  return kept.length === endpoints.length ? endpoints : exactList(kept);
+}
+
 /** `endpoints` must be sorted by endpoint string (as the model keeps them); outputs keep that order. */
 export function selectEndpoints(
   sp: ServicePort,
@@ -76,10 +86,10 @@ export function selectEndpoints(
 
   if (usesClusterEndpoints(sp)) {
     mode = topologyMode(endpoints, node);
-    clusterEndpoints = endpoints.filter((ep) => ep.ready && allowedByTopology(ep, mode, node));
+    clusterEndpoints = keep(endpoints, (ep) => ep.ready && allowedByTopology(ep, mode, node));
     // No ready endpoint usable: fall back to endpoints still serving while terminating, so
     // connections drain gracefully instead of being rejected (topology ignored here).
-    if (clusterEndpoints.length === 0) clusterEndpoints = endpoints.filter(servingTerminating);
+    if (clusterEndpoints.length === 0) clusterEndpoints = keep(endpoints, servingTerminating);
     hasAnyEndpoints = clusterEndpoints.length > 0;
   }
 
@@ -102,10 +112,10 @@ export function selectEndpoints(
   let localEndpoints: readonly Endpoint[] = NONE;
   let localFallback = false;
   if (hasLocalReady) {
-    localEndpoints = endpoints.filter((ep) => ep.isLocal && ep.ready);
+    localEndpoints = keep(endpoints, (ep) => ep.isLocal && ep.ready);
   } else if (hasLocalServingTerminating) {
     localFallback = true;
-    localEndpoints = endpoints.filter((ep) => ep.isLocal && servingTerminating(ep));
+    localEndpoints = keep(endpoints, (ep) => ep.isLocal && servingTerminating(ep));
   }
 
   if (!usesClusterEndpoints(sp)) {

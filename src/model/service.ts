@@ -18,6 +18,7 @@ import {
   parseExactIP,
   parseTrimmedCIDR,
   stringField,
+  exactList,
 } from './validate.ts';
 
 export { formatProblem, type Problem } from './problem.ts';
@@ -26,6 +27,15 @@ export { formatProblem, type Problem } from './problem.ts';
 export const DEFAULT_AFFINITY_TIMEOUT_SECONDS = 10800;
 /** API maximum of sessionAffinityConfig.clientIP.timeoutSeconds (one day). */
 export const MAX_AFFINITY_TIMEOUT_SECONDS = 86400;
+
+// Most Services have no affinity, external IPs, VIPs or source ranges: they share one constant
+// each instead of holding an object or empty list of their own (30k of them at 10k Services).
+const NO_AFFINITY: SessionAffinity = Object.freeze({ type: 'None' });
+const NO_STRINGS: readonly string[] = Object.freeze([]);
+
+function listOf(values: ReadonlySet<string>): readonly string[] {
+  return values.size === 0 ? NO_STRINGS : [...values];
+}
 
 export interface ServicePortsResult {
   /** Empty when the Service is skipped (headless, ExternalName, no IP of the family, invalid). */
@@ -123,7 +133,7 @@ export function servicePortsFromService(svc: Service, family: IPFamily): Service
     healthCheckNodePort = typeof value === 'number' ? value : 0;
   }
 
-  let sessionAffinity: SessionAffinity = { type: 'None' };
+  let sessionAffinity: SessionAffinity = NO_AFFINITY;
   if (field(spec, 'sessionAffinity') === 'ClientIP') {
     const timeoutField = 'spec.sessionAffinityConfig.clientIP.timeoutSeconds';
     const value = field(field(field(spec, 'sessionAffinityConfig'), 'clientIP'), 'timeoutSeconds');
@@ -167,14 +177,14 @@ export function servicePortsFromService(svc: Service, family: IPFamily): Service
     if (parsed.family === family) sourceRanges.add(parsed.text);
   });
   // Duplicates are dropped: they would only repeat rules (or collide as nftables set elements).
-  const loadBalancerSourceRanges = [...sourceRanges];
+  const loadBalancerSourceRanges = listOf(sourceRanges);
 
   const portsValue = field(spec, 'ports');
   if (portsValue !== undefined && portsValue !== null && !Array.isArray(portsValue)) {
     problem('spec.ports', `not a list: ${describeValue(portsValue)}`);
     return skip();
   }
-  const vips = [...loadBalancerVIPs];
+  const vips = listOf(loadBalancerVIPs);
   const ports: ServicePort[] = [];
   const seen = new Set<string>();
   const portList: readonly unknown[] = Array.isArray(portsValue) ? (portsValue as readonly unknown[]) : [];
@@ -222,7 +232,7 @@ export function servicePortsFromService(svc: Service, family: IPFamily): Service
       internalPolicyLocal,
     });
   }
-  return { ports, problems };
+  return { ports: exactList(ports), problems };
 }
 
 function familyIPs(
@@ -230,7 +240,7 @@ function familyIPs(
   family: IPFamily,
   fieldPath: string,
   problem: (field: string, message: string) => void,
-): string[] {
+): readonly string[] {
   const out = new Set<string>();
   values.forEach((value, i) => {
     const parsed = parseExactIP(value);
@@ -241,5 +251,5 @@ function familyIPs(
     // Other-family entries are expected on dual-stack Services: skipped without a problem.
     if (parsed.family === family) out.add(parsed.text);
   });
-  return [...out];
+  return listOf(out);
 }

@@ -9,7 +9,6 @@
 // selection step, over endpoint lists that are already merged.
 //
 // Pure in the architecture's sense: no I/O and no clock (the proxy start time is passed in).
-import { createHash } from 'node:crypto';
 import type { Node, Service } from 'kubernetes-types/core/v1.d.ts';
 import type { EndpointSlice } from 'kubernetes-types/discovery/v1.d.ts';
 import type {
@@ -25,15 +24,17 @@ import type {
 import { describeValue, type Problem, type ProblemKind } from './problem.ts';
 import { servicePortsFromService } from './service.ts';
 import {
-  mergeEndpointSlices,
+  mergeSliceEndpoints,
   objectKey,
   parseEndpointSlice,
   portMatchKey,
-  type ParsedEndpointSlice,
+  sliceEndpoints,
+  type SliceEndpoints,
 } from './endpointslice.ts';
 import { selectEndpoints, type NodeTopology } from './selection.ts';
+import { sameValue } from './equal.ts';
 import { emptyNodeContext, nodeContextFromNode } from './node.ts';
-import { compareStrings, field, stringField } from './validate.ts';
+import { compareStrings, exactList, field, stringField } from './validate.ts';
 
 export interface ProxyModelOptions {
   readonly family: IPFamily;
@@ -61,47 +62,44 @@ export interface SnapshotWork {
 
 interface ServiceRecord {
   readonly ports: readonly ServicePort[];
-  readonly fingerprint: string;
 }
 
 interface SliceRecord {
-  readonly slice: ParsedEndpointSlice;
-  /** Everything that affects endpoints; the trigger time is deliberately not part of it. */
-  readonly fingerprint: string;
-}
-
-interface StateFingerprint {
-  readonly servicePort: string;
-  readonly endpoints: string;
-  readonly selection: string;
+  readonly slice: SliceEndpoints;
 }
 
 const NO_ENDPOINTS: readonly Endpoint[] = Object.freeze([]);
 
-/**
- * Change detection compares digests of the JSON text, not the text itself: keeping the text
- * would hold a second and third copy of every Service and EndpointSlice (tens of MiB at 10k
- * Services). SHA-1 is fast, and a collision would need two different API states with one digest.
- */
-function digest(text: string): string {
-  return createHash('sha1').update(text).digest('base64');
+// Change detection compares the parsed values structurally (equal.ts). Neither JSON text nor a
+// digest of it is kept: hashing cost most of the model's time at start, and the digests were a
+// string per object and three per service port.
+
+/** Same effect on the proxy: both absent, or the same service ports. */
+function sameService(a: ServiceRecord | null | undefined, b: ServiceRecord | null | undefined): boolean {
+  if (!a || !b) return !a && !b;
+  return sameValue(a.ports, b.ports);
 }
 
-const EMPTY_ENDPOINTS_DIGEST = digest('[]');
-
-function fingerprintOf(record: ServiceRecord | SliceRecord | null | undefined): string {
-  return record?.fingerprint ?? '';
+/** Same effect on the proxy; the trigger time is deliberately not part of it. */
+function sameSlice(a: SliceRecord | null | undefined, b: SliceRecord | null | undefined): boolean {
+  if (!a || !b) return !a && !b;
+  return a.slice.service === b.slice.service && sameValue(a.slice.ports, b.slice.ports);
 }
 
-function selectionFingerprint(selection: EndpointSelection): string {
-  const names = (list: readonly Endpoint[]): string[] => list.map((ep) => ep.endpoint);
-  return digest(
-    JSON.stringify([
-      names(selection.clusterEndpoints),
-      names(selection.localEndpoints),
-      names(selection.allReachable),
-      selection.hasAnyEndpoints,
-    ]),
+function sameEndpointNames(a: readonly Endpoint[], b: readonly Endpoint[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i]?.endpoint !== b[i]?.endpoint) return false;
+  return true;
+}
+
+/** Selections are compared by endpoint names: which endpoints, not their details (those are in `endpoints`). */
+function sameSelection(a: EndpointSelection, b: EndpointSelection): boolean {
+  return (
+    a.hasAnyEndpoints === b.hasAnyEndpoints &&
+    sameEndpointNames(a.clusterEndpoints, b.clusterEndpoints) &&
+    sameEndpointNames(a.localEndpoints, b.localEndpoints) &&
+    sameEndpointNames(a.allReachable, b.allReachable)
   );
 }
 
@@ -118,7 +116,7 @@ export class ProxyModel {
   // State consumed by the last snapshot.
   readonly #appliedServices = new Map<ServiceName, ServiceRecord>();
   readonly #appliedSlices = new Map<string, SliceRecord>();
-  readonly #slicesByService = new Map<ServiceName, Map<string, ParsedEndpointSlice>>();
+  readonly #slicesByService = new Map<ServiceName, Map<string, SliceEndpoints>>();
 
   // Received since the last snapshot; only entries that differ from the applied state. null
   // stands for "absent" (deleted, or skipped as invalid / not for this family).
@@ -135,7 +133,6 @@ export class ProxyModel {
 
   // The last snapshot's states, with what is needed to update them incrementally.
   #states: ReadonlyMap<string, ServicePortState> = new Map();
-  readonly #fingerprints = new Map<string, StateFingerprint>();
   readonly #keysByService = new Map<ServiceName, readonly string[]>();
   #lastWork: SnapshotWork = { recomputedServices: 0, reselectedServicePorts: 0 };
 
@@ -171,7 +168,7 @@ export class ProxyModel {
     try {
       const { ports, problems } = servicePortsFromService(svc, this.family);
       for (const problem of problems) this.#onProblem(problem);
-      if (ports.length > 0) record = { ports, fingerprint: digest(JSON.stringify(ports)) };
+      if (ports.length > 0) record = { ports };
     } catch (error) {
       this.#internalProblem('Service', svc, error);
     }
@@ -190,10 +187,7 @@ export class ProxyModel {
     try {
       const parsed = parseEndpointSlice(slice, this.family);
       for (const problem of parsed.problems) this.#onProblem(problem);
-      if (parsed.slice) {
-        const { service, ports, endpoints } = parsed.slice;
-        record = { slice: parsed.slice, fingerprint: digest(JSON.stringify([service, ports, endpoints])) };
-      }
+      if (parsed.slice) record = { slice: sliceEndpoints(parsed.slice, this.nodeName) };
     } catch (error) {
       this.#internalProblem('EndpointSlice', slice, error);
     }
@@ -259,8 +253,7 @@ export class ProxyModel {
       for (const service of dirty) {
         const ports = this.#appliedServices.get(service)?.ports ?? [];
         const slices = this.#slicesByService.get(service);
-        const merged =
-          ports.length > 0 && slices ? mergeEndpointSlices(slices.values(), this.nodeName) : undefined;
+        const merged = ports.length > 0 && slices ? mergeSliceEndpoints(slices.values()) : undefined;
         const oldKeys = this.#keysByService.get(service) ?? [];
         const newKeys: string[] = [];
         for (const sp of ports) {
@@ -268,53 +261,38 @@ export class ProxyModel {
           newKeys.push(key);
           const portEndpoints = merged?.get(portMatchKey(sp.id.portName, sp.id.protocol)) ?? NO_ENDPOINTS;
           const previous = this.#states.get(key);
-          const previousFingerprint = previous ? this.#fingerprints.get(key) : undefined;
-          const servicePortText = digest(JSON.stringify(sp));
-          const endpointsText = digest(JSON.stringify(portEndpoints));
           // Unchanged parts keep their identity, for renderers that cache finer than per state.
           // The selection is computed over the endpoint objects the state will hold, so its
           // lists always refer to members of state.endpoints.
-          const servicePort =
-            previous && previousFingerprint?.servicePort === servicePortText ? previous.servicePort : sp;
+          const servicePort = previous && sameValue(previous.servicePort, sp) ? previous.servicePort : sp;
           const endpoints =
-            previous && previousFingerprint?.endpoints === endpointsText ? previous.endpoints : portEndpoints;
+            previous && sameValue(previous.endpoints, portEndpoints) ? previous.endpoints : portEndpoints;
           const selection = selectEndpoints(servicePort, endpoints, topology);
-          const fingerprint: StateFingerprint = {
-            servicePort: servicePortText,
-            endpoints: endpointsText,
-            selection: selectionFingerprint(selection),
-          };
           if (
             previous &&
             servicePort === previous.servicePort &&
             endpoints === previous.endpoints &&
-            previousFingerprint?.selection === fingerprint.selection
+            sameSelection(previous.selection, selection)
           ) {
             continue; // unchanged: `next` already holds the previous object
           }
           if (!previous) keysAdded = true;
           next.set(key, { servicePort, endpoints, selection });
-          this.#fingerprints.set(key, fingerprint);
           changed.add(service);
-          if (
-            sp.id.protocol === 'UDP' &&
-            (previousFingerprint?.endpoints ?? EMPTY_ENDPOINTS_DIGEST) !== fingerprint.endpoints
-          ) {
-            udpEndpointsChanged = true;
-          }
+          const endpointsChanged = previous ? endpoints !== previous.endpoints : endpoints.length > 0;
+          if (sp.id.protocol === 'UDP' && endpointsChanged) udpEndpointsChanged = true;
         }
         const kept = new Set(newKeys);
         for (const key of oldKeys) {
           if (kept.has(key)) continue;
           const previous = this.#states.get(key);
           next.delete(key);
-          this.#fingerprints.delete(key);
           changed.add(service);
           if (previous?.servicePort.id.protocol === 'UDP' && previous.endpoints.length > 0) {
             udpEndpointsChanged = true;
           }
         }
-        if (newKeys.length > 0) this.#keysByService.set(service, newKeys);
+        if (newKeys.length > 0) this.#keysByService.set(service, exactList(newKeys));
         else this.#keysByService.delete(service);
       }
 
@@ -323,11 +301,8 @@ export class ProxyModel {
           if (dirty.has(state.servicePort.id.service)) continue; // selected above with this zone
           reselected++;
           const selection = selectEndpoints(state.servicePort, state.endpoints, topology);
-          const fingerprint = this.#fingerprints.get(key);
-          const selectionText = selectionFingerprint(selection);
-          if (!fingerprint || fingerprint.selection === selectionText) continue;
+          if (sameSelection(state.selection, selection)) continue;
           next.set(key, { servicePort: state.servicePort, endpoints: state.endpoints, selection });
-          this.#fingerprints.set(key, { ...fingerprint, selection: selectionText });
           changed.add(state.servicePort.id.service);
         }
       }
@@ -403,8 +378,8 @@ export class ProxyModel {
     const current = this.#pendingServices.has(name)
       ? this.#pendingServices.get(name)
       : this.#appliedServices.get(name);
-    if (fingerprintOf(current) === fingerprintOf(record)) return false;
-    if (fingerprintOf(this.#appliedServices.get(name)) === fingerprintOf(record)) {
+    if (sameService(current, record)) return false;
+    if (sameService(this.#appliedServices.get(name), record)) {
       this.#pendingServices.delete(name); // back to what the last snapshot has: a revert
     } else {
       this.#pendingServices.set(name, record);
@@ -417,8 +392,8 @@ export class ProxyModel {
     const current = this.#pendingSlices.has(key)
       ? this.#pendingSlices.get(key)
       : this.#appliedSlices.get(key);
-    if (fingerprintOf(current) === fingerprintOf(record)) return false;
-    if (fingerprintOf(this.#appliedSlices.get(key)) === fingerprintOf(record)) {
+    if (sameSlice(current, record)) return false;
+    if (sameSlice(this.#appliedSlices.get(key), record)) {
       this.#pendingSlices.delete(key);
     } else {
       this.#pendingSlices.set(key, record);

@@ -100,6 +100,45 @@ describe('fake API server', () => {
     server.create(service('c', { tier: 'back' }));
   });
 
+  test('a selected list in pages: every match once, in key order, at the first page’s snapshot', async () => {
+    const names = Array.from({ length: 25 }, (_, i) => `p${String(i).padStart(2, '0')}`);
+    // Created out of order; every third one does not match the selector.
+    for (const name of [...names].reverse())
+      server.create(service(name, { paged: Number(name.slice(1)) % 3 === 0 ? 'no' : 'yes' }, 'paging'));
+    const expected = names.filter((name) => Number(name.slice(1)) % 3 !== 0);
+    const seen: string[] = [];
+    const remaining: (number | undefined)[] = [];
+    const rvs = new Set<string>();
+    let token = '';
+    do {
+      const page = (await client.getJSON(
+        `/api/v1/namespaces/paging/services?limit=4&labelSelector=paged%3Dyes${token ? `&continue=${token}` : ''}`,
+      )) as List;
+      seen.push(...page.items.map((i) => i.metadata.name));
+      remaining.push(page.metadata.remainingItemCount);
+      rvs.add(page.metadata.resourceVersion);
+      token = page.metadata.continue ?? '';
+      // Writes between pages are not part of this list.
+      if (seen.length === 4) {
+        server.delete('Service', 'paging', 'p10');
+        server.create(service('p05x', { paged: 'yes' }, 'paging'));
+      }
+    } while (token !== '');
+    assert.deepEqual(seen, expected);
+    assert.deepEqual(remaining, [12, 8, 4, undefined]);
+    assert.equal(rvs.size, 1);
+    const now = (await client.getJSON(
+      '/api/v1/namespaces/paging/services?labelSelector=paged%3Dyes',
+    )) as List;
+    assert.deepEqual(
+      now.items.map((i) => i.metadata.name),
+      [...expected.slice(0, 4), 'p05x', ...expected.slice(4)].filter((name) => name !== 'p10'),
+    );
+    for (const item of now.items) server.delete('Service', 'paging', item.metadata.name);
+    for (const name of names.filter((n) => Number(n.slice(1)) % 3 === 0))
+      server.delete('Service', 'paging', name);
+  });
+
   test('watch replays history after the given resourceVersion; older than compaction is 410; newer than now is 504', async () => {
     const rv = server.resourceVersion();
     server.create(service('f'));

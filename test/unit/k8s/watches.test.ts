@@ -91,6 +91,8 @@ describe("kube-proxy's three watches", () => {
       const cachedService = rs.get('default/web');
       assert.equal(cachedService?.spec, undefined);
       assert.ok(cachedService?.metadata?.resourceVersion);
+      assert.deepEqual(Object.keys(cachedService), ['metadata']);
+      assert.deepEqual(Object.keys(cachedService.metadata).sort(), ['name', 'namespace', 'resourceVersion']);
       assert.equal(re.get('default/web-abc')?.endpoints, undefined);
       assert.deepEqual(rn.get('worker-1')?.spec?.podCIDRs, ['10.244.1.0/24']);
 

@@ -2,7 +2,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   mergeEndpointSlices,
+  mergeSliceEndpoints,
   parseEndpointSlice,
+  sliceEndpoints,
   parseRFC3339,
   type ParsedEndpointSlice,
 } from '../../../src/model/endpointslice.ts';
@@ -187,6 +189,48 @@ describe('mergeEndpointSlices (spec 1.3)', () => {
       assert.equal(eps[0]?.terminating, false);
       assert.equal(eps[0].ready, true);
     }
+  });
+
+  it('dedupes within one slice by the same rule, and across three slices whatever their order', () => {
+    const inOne = parsed({
+      name: 'web-a',
+      endpoints: [ep('10.0.0.1', { ready: false, terminating: true }), ep('10.0.0.1'), ep('10.0.0.2')],
+    });
+    assert.deepEqual(
+      (mergeEndpointSlices([inOne], 'node-a').get('http/TCP') ?? []).map((e) => [e.endpoint, e.terminating]),
+      [
+        ['10.0.0.1:8080', false],
+        ['10.0.0.2:8080', false],
+      ],
+    );
+    const t1 = parsed({
+      name: 'web-a',
+      endpoints: [ep('10.0.0.1', { ready: false, terminating: true, nodeName: 'x' })],
+    });
+    const t2 = parsed({
+      name: 'web-b',
+      endpoints: [ep('10.0.0.1', { ready: false, terminating: true, nodeName: 'y' })],
+    });
+    const live = parsed({ name: 'web-c', endpoints: [ep('10.0.0.1', { nodeName: 'z' })] });
+    for (const order of [
+      [t1, t2, live],
+      [live, t2, t1],
+      [t2, live, t1],
+    ]) {
+      assert.equal(mergeEndpointSlices(order, 'node-a').get('http/TCP')?.[0]?.nodeName, 'z');
+    }
+    // All terminating: the first in slice-key order wins, not the first to arrive.
+    assert.equal(mergeEndpointSlices([t2, t1], 'node-a').get('http/TCP')?.[0]?.nodeName, 'x');
+  });
+
+  it("a Service's only slice is used as it is: its lists are the merge result", () => {
+    const one = sliceEndpoints(parsed({ endpoints: [ep('10.0.0.2'), ep('10.0.0.1')] }), 'node-a');
+    const merged = mergeSliceEndpoints([one]);
+    assert.equal(merged.get('http/TCP'), one.ports[0]?.endpoints);
+    assert.deepEqual(
+      merged.get('http/TCP')?.map((e) => e.endpoint),
+      ['10.0.0.1:8080', '10.0.0.2:8080'],
+    );
   });
 
   it('marks endpoints on this node as local and brackets IPv6 endpoint strings', () => {

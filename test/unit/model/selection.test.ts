@@ -105,6 +105,15 @@ describe('selectEndpoints: cluster traffic policy (spec 1.5 steps 1-3)', () => {
     });
   });
 
+  it('holds no copy of the list when every endpoint is used', () => {
+    const eps = [e(1), e(2), e(3, { local: true })];
+    const all = selectEndpoints(sp(), eps, NODE);
+    assert.equal(all.clusterEndpoints, eps);
+    assert.equal(all.allReachable, eps);
+    const some = selectEndpoints(sp(), [...eps, e(4, { ready: false, serving: false })], NODE);
+    assert.deepEqual(summary(some).cluster, ['1', '2', '3']);
+  });
+
   it('falls back to serving terminating endpoints when none is ready', () => {
     const eps = [
       e(1, TERMINATING),

@@ -1,0 +1,178 @@
+// The Service and EndpointSlice watches feeding one ProxyModel per IP family. Listing and parsing
+// every Service and EndpointSlice is most of a cold start at scale, so the watches start before
+// the daemon knows which families its node uses (that needs the Node, then the proxiers): there
+// is a model for each family from the start, and the one the node turns out not to use is
+// dropped by useFamilies(). Until then nothing of a family is made visible: its problems are
+// held back and its pending-change gauges are counted aside, so a dropped family leaves no log
+// line and no metric series behind.
+import type { Service } from 'kubernetes-types/core/v1.d.ts';
+import type { EndpointSlice } from 'kubernetes-types/discovery/v1.d.ts';
+import type { KubeRequester } from '../k8s/client.ts';
+import type { Reflector } from '../k8s/reflector.ts';
+import { watchEndpointSlices, watchServices, type WatchTuning } from '../k8s/watches.ts';
+import type { Problem } from '../model/problem.ts';
+import { ProxyModel } from '../model/tracker.ts';
+import type { IPFamily } from '../model/types.ts';
+import type { ProxyMetrics } from '../server/metrics.ts';
+
+export interface IntakeOptions {
+  readonly client: KubeRequester;
+  readonly nodeName: string;
+  readonly proxyStartTimeMs: number;
+  readonly metrics: Pick<
+    ProxyMetrics,
+    'serviceChangesTotal' | 'endpointChangesTotal' | 'serviceChangesPending' | 'endpointChangesPending'
+  >;
+  readonly onProblem: (problem: Problem) => void;
+  readonly tuning?: WatchTuning<never>;
+}
+
+const ALL_FAMILIES: readonly IPFamily[] = ['IPv4', 'IPv6'];
+
+export class Intake {
+  #options: IntakeOptions;
+  #models: ProxyModel[];
+  /** Families in use; undefined until useFamilies(). */
+  #families: readonly IPFamily[] | undefined;
+  #heldProblems = new Map<IPFamily, Problem[]>();
+  #heldEndpointPending = new Map<IPFamily, number>();
+  /** Service events that were pending in exactly these families (joined with ','). */
+  #heldServicePending = new Map<string, number>();
+  #servicesSynced = false;
+  #slicesSynced = false;
+  #onChange: () => void = () => undefined;
+  #onSynced: (() => void) | undefined;
+  #watches: Reflector<Service | EndpointSlice>[] = [];
+
+  constructor(options: IntakeOptions) {
+    this.#options = options;
+    this.#models = ALL_FAMILIES.map(
+      (family) =>
+        new ProxyModel({
+          family,
+          nodeName: options.nodeName,
+          proxyStartTimeMs: options.proxyStartTimeMs,
+          onProblem: (problem) => {
+            if (this.#families === undefined) {
+              const held = this.#heldProblems.get(family) ?? [];
+              held.push(problem);
+              this.#heldProblems.set(family, held);
+            } else options.onProblem(problem);
+          },
+        }),
+    );
+  }
+
+  /** Starts both watches; calling it twice does nothing. */
+  start(): void {
+    if (this.#watches.length > 0) return;
+    const { client, tuning } = this.#options;
+    const services = watchServices(
+      client,
+      {
+        onAdd: (svc) => this.#onEvent('service', (model) => model.upsertService(svc)),
+        onUpdate: (_old, svc) => this.#onEvent('service', (model) => model.upsertService(svc)),
+        onDelete: (svc) => this.#onEvent('service', (model) => model.deleteService(svc)),
+        onSynced: () => {
+          this.#servicesSynced = true;
+          this.#maybeSynced();
+        },
+      },
+      tuning,
+    );
+    const slices = watchEndpointSlices(
+      client,
+      {
+        onAdd: (slice) => this.#onEvent('endpoint', (model) => model.upsertSlice(slice)),
+        onUpdate: (_old, slice) => this.#onEvent('endpoint', (model) => model.upsertSlice(slice)),
+        onDelete: (slice) => this.#onEvent('endpoint', (model) => model.deleteSlice(slice)),
+        onSynced: () => {
+          this.#slicesSynced = true;
+          this.#maybeSynced();
+        },
+      },
+      tuning,
+    );
+    this.#watches = [
+      services as Reflector<Service | EndpointSlice>,
+      slices as Reflector<Service | EndpointSlice>,
+    ];
+    for (const watch of this.#watches) watch.start();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.#watches.map((watch) => watch.stop()));
+  }
+
+  /**
+   * Keeps the models of these families, in this order, and returns them; the others are dropped.
+   * What the kept families held back (problems, pending counts) is released now.
+   */
+  useFamilies(families: readonly IPFamily[]): ProxyModel[] {
+    if (this.#families !== undefined) throw new Error('intake: useFamilies called twice');
+    const models = families.map((family) => {
+      const model = this.#models.find((m) => m.family === family);
+      if (!model) throw new Error(`intake: no model for ${family}`);
+      return model;
+    });
+    this.#models = models;
+    this.#families = families;
+    const { metrics, onProblem } = this.#options;
+    for (const family of families) {
+      for (const problem of this.#heldProblems.get(family) ?? []) onProblem(problem);
+      const pending = this.#heldEndpointPending.get(family) ?? 0;
+      if (pending > 0) metrics.endpointChangesPending.inc({ ip_family: family }, pending);
+    }
+    for (const [pendingIn, count] of this.#heldServicePending) {
+      if (pendingIn.split(',').some((family) => (families as readonly string[]).includes(family)))
+        metrics.serviceChangesPending.inc(count);
+    }
+    this.#heldProblems.clear();
+    this.#heldEndpointPending.clear();
+    this.#heldServicePending.clear();
+    return models;
+  }
+
+  /** Called after every event that reached the models (the daemon asks for syncs from it). */
+  onChange(callback: () => void): void {
+    this.#onChange = callback;
+  }
+
+  /** Calls back once both watches have delivered their first complete list (at once if they have). */
+  whenSynced(callback: () => void): void {
+    this.#onSynced = callback;
+    this.#maybeSynced();
+  }
+
+  #maybeSynced(): void {
+    if (!this.#servicesSynced || !this.#slicesSynced || !this.#onSynced) return;
+    const callback = this.#onSynced;
+    this.#onSynced = undefined;
+    callback();
+  }
+
+  /** Feeds one event to every family's model and keeps upstream's change counters. */
+  #onEvent(kind: 'service' | 'endpoint', apply: (model: ProxyModel) => boolean): void {
+    const { metrics } = this.#options;
+    if (kind === 'service') metrics.serviceChangesTotal.inc();
+    else metrics.endpointChangesTotal.inc();
+    const pendingIn: IPFamily[] = [];
+    for (const model of this.#models) if (apply(model)) pendingIn.push(model.family);
+    if (pendingIn.length > 0) {
+      if (this.#families === undefined) this.#hold(kind, pendingIn);
+      else if (kind === 'service') metrics.serviceChangesPending.inc();
+      else for (const family of pendingIn) metrics.endpointChangesPending.inc({ ip_family: family });
+    }
+    this.#onChange();
+  }
+
+  #hold(kind: 'service' | 'endpoint', pendingIn: readonly IPFamily[]): void {
+    if (kind === 'service') {
+      const key = pendingIn.join(',');
+      this.#heldServicePending.set(key, (this.#heldServicePending.get(key) ?? 0) + 1);
+    } else {
+      for (const family of pendingIn)
+        this.#heldEndpointPending.set(family, (this.#heldEndpointPending.get(family) ?? 0) + 1);
+    }
+  }
+}
