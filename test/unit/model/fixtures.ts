@@ -2,6 +2,7 @@
 // sends them; `raw` casts let tests feed deliberately malformed ones.
 import type { Node, Service, ServicePort as ApiServicePort } from 'kubernetes-types/core/v1.d.ts';
 import type { Endpoint as ApiEndpoint, EndpointSlice } from 'kubernetes-types/discovery/v1.d.ts';
+import type { ProxySnapshot } from '../../../src/model/types.ts';
 
 export function rawService(value: unknown): Service {
   return value as Service;
@@ -126,4 +127,13 @@ export function node(
     spec: options.podCIDRs ? { podCIDRs: options.podCIDRs } : {},
     status: { addresses: options.addresses ?? [] },
   };
+}
+
+/**
+ * A copy of a snapshot whose service port map stays as it was: the model changes its map in
+ * place at the next snapshot() (ProxySnapshot.servicePorts), so tests comparing two snapshots
+ * keep the earlier one this way.
+ */
+export function frozen(snapshot: ProxySnapshot): ProxySnapshot {
+  return { ...snapshot, servicePorts: new Map(snapshot.servicePorts) };
 }

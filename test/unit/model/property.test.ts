@@ -9,7 +9,7 @@ import type { EndpointSlice } from 'kubernetes-types/discovery/v1.d.ts';
 import { ProxyModel } from '../../../src/model/tracker.ts';
 import type { IPFamily, ProxySnapshot, ServicePortState } from '../../../src/model/types.ts';
 import { joinHostPort, parseCIDR, parseIP } from '../../../src/util/ip.ts';
-import { node, rawService, rawSlice } from './fixtures.ts';
+import { frozen, node, rawService, rawSlice } from './fixtures.ts';
 
 const RUNS = 200;
 
@@ -288,7 +288,7 @@ describe('ProxyModel properties', () => {
     fc.assert(
       fc.property(OPS, (ops) => {
         const model = newModel('IPv4');
-        let previous = model.snapshot();
+        let previous = frozen(model.snapshot());
         for (const op of ops) {
           if (op.op === 'upsertService') model.upsertService(toService(op.value));
           else if (op.op === 'deleteService')
@@ -319,7 +319,14 @@ describe('ProxyModel properties', () => {
               }
             }
             if (next.changedServices.size > 0) assert.ok(pending, 'changes imply pending changes');
-            previous = next;
+            // The renderers' hint: exactly the keys whose state object differs, numbered in sequence.
+            const differing = new Set<string>();
+            for (const key of new Set([...previous.servicePorts.keys(), ...next.servicePorts.keys()])) {
+              if (previous.servicePorts.get(key) !== next.servicePorts.get(key)) differing.add(key);
+            }
+            assert.deepEqual([...(next.changedServicePorts ?? [])].sort(), [...differing].sort());
+            assert.equal(next.generation, (previous.generation ?? 0) + 1);
+            previous = frozen(next);
           }
         }
       }),

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { ProxyModel } from '../../../src/model/tracker.ts';
 import { formatProblem, type Problem } from '../../../src/model/problem.ts';
 import type { ProxySnapshot } from '../../../src/model/types.ts';
-import { ep, node, service, slice } from './fixtures.ts';
+import { ep, frozen, node, service, slice } from './fixtures.ts';
 
 const START = Date.UTC(2024, 0, 1);
 
@@ -78,7 +78,7 @@ describe('ProxyModel: snapshots', () => {
     m.upsertService(service({ name: 'b' }));
     m.upsertSlice(slice({ service: 'a', name: 'a-1' }));
     m.upsertSlice(slice({ service: 'b', name: 'b-1' }));
-    const first = m.snapshot();
+    const first = frozen(m.snapshot());
     m.upsertSlice(slice({ service: 'a', name: 'a-1', endpoints: [ep('10.244.1.5'), ep('10.244.1.6')] }));
     const second = m.snapshot();
     assert.deepEqual([...second.changedServices], ['default/a']);
@@ -407,7 +407,7 @@ describe('ProxyModel: cost follows the change', () => {
         slice({ service: name, name: `${name}-1`, endpoints: [ep(`10.244.${i >> 8}.${i & 255}`)] }),
       );
     }
-    const first = m.snapshot();
+    const first = frozen(m.snapshot());
     assert.equal(first.servicePorts.size, N);
     assert.equal(m.lastSnapshotWork.recomputedServices, N);
     m.upsertSlice(slice({ service: 'svc-42', name: 'svc-42-1', endpoints: [ep('10.245.0.1')] }));
@@ -415,6 +415,8 @@ describe('ProxyModel: cost follows the change', () => {
     assert.equal(m.lastSnapshotWork.recomputedServices, 1);
     assert.equal(m.lastSnapshotWork.reselectedServicePorts, 0);
     assert.deepEqual([...second.changedServices], ['default/svc-42']);
+    assert.deepEqual([...(second.changedServicePorts ?? [])], ['default/svc-42:http/TCP']);
+    assert.equal(second.generation, (first.generation ?? 0) + 1);
     assert.deepEqual(endpointsOf(second, 'default/svc-42:http/TCP'), ['10.245.0.1:8080']);
     let reused = 0;
     for (const [key, state] of second.servicePorts) if (first.servicePorts.get(key) === state) reused++;
