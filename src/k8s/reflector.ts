@@ -4,6 +4,7 @@
 // 410 with synthetic deletes for objects that vanished meanwhile, and exponential backoff with
 // jitter on every error. It never gives up: only stop() ends it, and no handler exception or
 // malformed event can break the loop.
+import { flat } from '../util/flat.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ObjectMeta } from 'kubernetes-types/meta/v1.d.ts';
 import { log } from '../log/log.ts';
@@ -100,7 +101,7 @@ export interface ReflectorOptions<T extends KubeObject> {
 export function objectKey(obj: KubeObject): string {
   const ns = obj.metadata?.namespace ?? '';
   const name = obj.metadata?.name ?? '';
-  return ns === '' ? name : `${ns}/${name}`;
+  return ns === '' ? name : flat(ns, '/', name);
 }
 
 /** Exponential backoff with jitter that resets after a quiet period (client-go's manager). */

@@ -1,5 +1,6 @@
 // EndpointSlice -> validated slice data of one IP family, and the merge of a Service's slices
 // into endpoint lists per service port (spec 1.3, 1.4). Pure.
+import { flat } from '../util/flat.ts';
 import type { EndpointSlice } from 'kubernetes-types/discovery/v1.d.ts';
 import type { Endpoint, IPFamily, Protocol, ServiceName } from './types.ts';
 import { describeValue, problemsOf, type Problem } from './problem.ts';
@@ -62,7 +63,7 @@ export function objectKey(obj: unknown): string | undefined {
   const metadata = field(obj, 'metadata');
   const namespace = stringField(metadata, 'namespace');
   const name = stringField(metadata, 'name');
-  return namespace !== undefined && name !== undefined ? `${namespace}/${name}` : undefined;
+  return namespace !== undefined && name !== undefined ? flat(namespace, '/', name) : undefined;
 }
 
 // Go's time.RFC3339 layout as the API server writes it; fractional seconds are accepted on parse.
@@ -218,8 +219,8 @@ export function parseEndpointSlice(input: EndpointSlice, family: IPFamily): Endp
 
   return {
     slice: {
-      key: `${namespace}/${name}`,
-      service: `${namespace}/${serviceLabel}`,
+      key: flat(namespace, '/', name),
+      service: flat(namespace, '/', serviceLabel),
       ports: exactList(ports),
       endpoints: exactList(endpoints),
       triggerTimeMs,
@@ -230,7 +231,7 @@ export function parseEndpointSlice(input: EndpointSlice, family: IPFamily): Endp
 
 /** Key of a service port within its Service, as slices and Service ports are matched. */
 export function portMatchKey(portName: string, protocol: Protocol): string {
-  return `${portName}/${protocol}`;
+  return flat(portName, '/', protocol);
 }
 
 export function compareEndpoints(a: Endpoint, b: Endpoint): number {

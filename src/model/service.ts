@@ -5,6 +5,7 @@
 // do not parse is skipped whole (half a Service would route part of its traffic); a single bad
 // externalIP, load-balancer ingress IP or source range is dropped on its own, as upstream ignores
 // entries it cannot parse.
+import { flat } from '../util/flat.ts';
 import type { Service } from 'kubernetes-types/core/v1.d.ts';
 import type { IPFamily, Protocol, ServicePort, ServicePortName, SessionAffinity } from './types.ts';
 import { describeValue, problemsOf, type Problem } from './problem.ts';
@@ -49,14 +50,15 @@ export function makeServicePortName(
   portName: string,
   protocol: Protocol,
 ): ServicePortName {
-  const service = `${namespace}/${name}`;
+  // Kept for the life of the Service, once per port: flat (src/util/flat.ts).
+  const service = flat(namespace, '/', name);
   return {
     namespace,
     name,
     portName,
     protocol,
-    key: `${service}:${portName}/${protocol}`,
-    printable: portName ? `${service}:${portName}` : service,
+    key: flat(service, ':', portName, '/', protocol),
+    printable: portName ? flat(service, ':', portName) : service,
     service,
   };
 }

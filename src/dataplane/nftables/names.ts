@@ -29,11 +29,27 @@ export function nftFamily(family: IPFamily): 'ip' | 'ip6' {
 export const SELECTORS = ['ip', 'ip-shortcut', 'nodeport', 'nodeport-shortcut'] as const;
 export type Selector = (typeof SELECTORS)[number];
 
+// Names are looked up once per element and kept in records: the same string each time.
+const names = new Map<string, string>();
+function cachedName(...parts: readonly (string | number)[]): string {
+  const text = parts.join('');
+  let name = names.get(text);
+  if (name === undefined) {
+    name = text;
+    names.set(name, name);
+  }
+  return name;
+}
+
 export function dispatchMap(selector: Selector): string {
-  return `${selector}-dispatch`;
+  return cachedName(selector, '-dispatch');
 }
 export function endpointMap(selector: Selector, p: Proto): string {
-  return `${selector}-endpoints-${p}`;
+  return cachedName(selector, '-endpoints-', p);
+}
+/** `goto <chain>`, the value of a verdict map element. */
+export function gotoChain(chain: string): string {
+  return cachedName('goto ', chain);
 }
 const ENDPOINT_MAP = /^(ip|ip-shortcut|nodeport|nodeport-shortcut)-endpoints-(tcp|udp|sctp)$/;
 export function parseEndpointMap(name: string): { selector: Selector; proto: Proto } | undefined {
@@ -42,7 +58,7 @@ export function parseEndpointMap(name: string): { selector: Selector; proto: Pro
   return { selector: match[1] as Selector, proto: match[2] as Proto };
 }
 export function classChain(selector: Selector, count: number): string {
-  return `${selector}-class-${count}`;
+  return cachedName(selector, '-class-', count);
 }
 const CLASS_CHAIN = /^(ip|ip-shortcut|nodeport|nodeport-shortcut)-class-([1-9][0-9]*)$/;
 export function parseClassChain(name: string): { selector: Selector; count: number } | undefined {

@@ -3,6 +3,7 @@
 // ServicePortState object: unchanged states are reused by identity across snapshots, so a sync
 // only recomputes the service ports that changed (docs/nftables-layout.md explains each piece).
 import type { Endpoint, IPFamily, ServicePortState } from '../../model/types.ts';
+import { flat, flatten } from '../../util/flat.ts';
 import { cidrContains, parseCIDR, parseIP, type ParsedCIDR, type ParsedIP } from '../../util/ip.ts';
 import {
   affinitySet,
@@ -11,6 +12,7 @@ import {
   dnatTarget,
   endpointMap,
   escapeComment,
+  gotoChain,
   hashName,
   nftFamily,
   proto,
@@ -175,7 +177,7 @@ export function buildRecord(state: ServicePortState, node: NodeFacts): ServiceRe
     // `update` fails when the set is full, and then its rule does not match: traffic must still
     // reach an endpoint, without being remembered.
     rules.push(dnatTo(last));
-    affinityChains.set(name, { name, rules });
+    affinityChains.set(name, { name, rules: rules.map(flatten) });
     return name;
   };
 
@@ -188,12 +190,12 @@ export function buildRecord(state: ServicePortState, node: NodeFacts): ServiceRe
   ): void => {
     if (endpoints.length === 0) return;
     if (affinity > 0) {
-      add(dispatchMap(selector), key, `goto ${affinityChain(endpoints)}`);
+      add(dispatchMap(selector), key, gotoChain(affinityChain(endpoints)));
       return;
     }
     const chain = classChain(selector, endpoints.length);
     classChains.add(chain);
-    add(dispatchMap(selector), key, `goto ${chain}`, '', {
+    add(dispatchMap(selector), key, gotoChain(chain), '', {
       set: endpointMap(selector, p),
       prefix: endpointKey,
       endpoints,
@@ -201,11 +203,11 @@ export function buildRecord(state: ServicePortState, node: NodeFacts): ServiceRe
   };
 
   // Cluster IP.
-  const cipKey = `${sp.clusterIP} . ${p} . ${sp.port}`;
+  const cipKey = flat(sp.clusterIP, ' . ', p, ' . ', sp.port);
   add('cluster-ips', sp.clusterIP);
   if (hasInternal) {
-    add('service-ips', cipKey, `goto ${ENTRY_CLUSTER_IP}`, comment);
-    dispatch('ip', cipKey, `${sp.clusterIP} . ${sp.port}`, internalSel);
+    add('service-ips', cipKey, gotoChain(ENTRY_CLUSTER_IP), comment);
+    dispatch('ip', cipKey, flat(sp.clusterIP, ' . ', sp.port), internalSel);
   } else {
     add('no-endpoint-services', cipKey, verdict, comment);
   }
@@ -215,11 +217,12 @@ export function buildRecord(state: ServicePortState, node: NodeFacts): ServiceRe
   const externals = new Set([...sp.externalIPs, ...sp.loadBalancerVIPs]);
   externals.delete(sp.clusterIP);
   for (const ip of [...externals].sort()) {
-    const key = `${ip} . ${p} . ${sp.port}`;
+    const key = flat(ip, ' . ', p, ' . ', sp.port);
     if (hasAny) {
-      add('service-ips', key, `goto ${externalEntry}`, comment);
-      if (hasExternal) dispatch('ip', key, `${ip} . ${sp.port}`, externalSel);
-      if (sp.externalPolicyLocal) dispatch('ip-shortcut', key, `${ip} . ${sp.port}`, sel.clusterEndpoints);
+      const endpointKey = flat(ip, ' . ', sp.port);
+      add('service-ips', key, gotoChain(externalEntry), comment);
+      if (hasExternal) dispatch('ip', key, endpointKey, externalSel);
+      if (sp.externalPolicyLocal) dispatch('ip-shortcut', key, endpointKey, sel.clusterEndpoints);
     }
     if (!hasExternal) add('no-endpoint-services', key, verdict, comment);
   }
@@ -229,24 +232,25 @@ export function buildRecord(state: ServicePortState, node: NodeFacts): ServiceRe
   if (hasAny && vips.length > 0 && sp.loadBalancerSourceRanges.length > 0) {
     const sources = allowedSources(sp.loadBalancerSourceRanges, vips, node);
     for (const vip of vips) {
-      const key = `${vip} . ${p} . ${sp.port}`;
+      const key = flat(vip, ' . ', p, ' . ', sp.port);
       add('firewall-ips', key, '', comment);
-      for (const source of sources) add('firewall-allow', `${key} . ${source}`);
+      for (const source of sources) add('firewall-allow', flat(key, ' . ', source));
     }
   }
 
   // Node port.
   if (sp.nodePort > 0) {
-    const key = `${p} . ${sp.nodePort}`;
+    const key = flat(p, ' . ', sp.nodePort);
     if (hasAny) {
       add(
         'service-nodeports',
         key,
-        `goto ${sp.externalPolicyLocal ? ENTRY_NODEPORT_LOCAL : ENTRY_NODEPORT}`,
+        gotoChain(sp.externalPolicyLocal ? ENTRY_NODEPORT_LOCAL : ENTRY_NODEPORT),
         comment,
       );
-      if (hasExternal) dispatch('nodeport', key, `${sp.nodePort}`, externalSel);
-      if (sp.externalPolicyLocal) dispatch('nodeport-shortcut', key, `${sp.nodePort}`, sel.clusterEndpoints);
+      const endpointKey = String(sp.nodePort);
+      if (hasExternal) dispatch('nodeport', key, endpointKey, externalSel);
+      if (sp.externalPolicyLocal) dispatch('nodeport-shortcut', key, endpointKey, sel.clusterEndpoints);
     }
     if (!hasExternal) add('no-endpoint-nodeports', key, verdict, comment);
   }
