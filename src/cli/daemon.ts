@@ -285,10 +285,10 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
       metrics,
       ...(settings.conntrackRunner ? { runner: settings.conntrackRunner } : {}),
     });
-    // A full sync leaves hundreds of MB of garbage at scale; give it back (src/util/memory.ts).
+    // Syncs leave garbage V8 keeps; give it back once the loop is quiet (src/util/memory.ts).
     const release = memoryRelease();
     const afterSync = async (snapshot: ProxySnapshot, result: SyncResult) => {
-      if (result.full) release.request();
+      release.synced(result.full);
       logProgrammed(snapshot);
       const steps = await Promise.allSettled([conntrack.afterSync(snapshot), serviceHealth.update(snapshot)]);
       for (const step of steps) {

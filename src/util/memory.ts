@@ -1,9 +1,10 @@
-// Giving memory back after a large sync. A full sync at 10k Services allocates hundreds of MB of
-// short-lived text and bookkeeping; V8 keeps the heap it grew for them for a long time (its own
-// memory reducer waits for the process to look idle), so a per-node agent that should sit at a
-// small, steady footprint asks for one memory-reducing collection after such a sync instead.
-// Measured on the 10k bench state (bench/README.md): RSS 262 -> 187 MiB for a 50-100 ms pause,
-// taken after the rules are in the kernel, never on the way to them.
+// Giving memory back after syncs. A full sync at 10k Services allocates hundreds of MB of
+// short-lived text and bookkeeping, a burst of partial syncs tens; V8 keeps the heap it grew for
+// them for a long time (its own memory reducer waits for signs of idleness), so a per-node agent
+// that should sit at a small, steady footprint asks for one memory-reducing collection once the
+// sync loop has gone quiet. Measured at 10k Services (bench/README.md point 2): RSS 226 -> 150
+// MiB for a 110-145 ms pause, taken when no sync has run for a second, never on the way to the
+// kernel.
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
@@ -21,34 +22,61 @@ function collector(): Collect {
 }
 
 export interface MemoryRelease {
-  /** Asks for a collection soon (on a later turn of the event loop); repeated asks coalesce. */
-  request(): void;
+  /**
+   * A sync ran. Once none has run for `idleMs`, one collection runs if a full sync happened
+   * since the last one or the heap grew by more than `growthBytes` (a burst of partial syncs).
+   */
+  synced(full: boolean): void;
   /** Collections run so far (for tests and /debug). */
   readonly runs: number;
 }
 
-/**
- * Coalesces requests: at most one collection per `minIntervalMs`, run from a timer so the
- * caller (the end of a sync) is never slowed by it.
- */
-export function memoryRelease(options: { minIntervalMs?: number; now?: () => number } = {}): MemoryRelease {
+export interface MemoryReleaseOptions {
+  readonly idleMs?: number;
+  readonly growthBytes?: number;
+  /** At most one collection per this interval. */
+  readonly minIntervalMs?: number;
+  readonly now?: () => number;
+  readonly heapUsed?: () => number;
+  /** The collection itself (tests count calls instead of collecting). */
+  readonly collect?: () => void;
+}
+
+export function memoryRelease(options: MemoryReleaseOptions = {}): MemoryRelease {
+  const idleMs = options.idleMs ?? 1000;
+  const growthBytes = options.growthBytes ?? 16 * 2 ** 20;
   const minIntervalMs = options.minIntervalMs ?? 10_000;
   const now = options.now ?? Date.now;
+  const heapUsed = options.heapUsed ?? ((): number => process.memoryUsage().heapUsed);
+  const run =
+    options.collect ?? ((): void => collector()({ type: 'major', execution: 'sync', flavor: 'last-resort' }));
   let last = Number.NEGATIVE_INFINITY;
+  let heapAfterLast = heapUsed();
+  let fullSinceLast = false;
   let timer: NodeJS.Timeout | undefined;
   let runs = 0;
-  const run = (): void => {
-    timer = undefined;
-    last = now();
-    runs++;
-    collector()({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+  const arm = (delayMs: number): void => {
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = undefined;
+      if (!fullSinceLast && heapUsed() - heapAfterLast <= growthBytes) return;
+      const wait = last + minIntervalMs - now();
+      if (wait > 0) {
+        arm(wait);
+        return;
+      }
+      last = now();
+      runs++;
+      run();
+      fullSinceLast = false;
+      heapAfterLast = heapUsed();
+    }, delayMs);
+    timer.unref();
   };
   return {
-    request(): void {
-      if (timer) return;
-      const wait = Math.max(0, last + minIntervalMs - now());
-      timer = setTimeout(run, wait);
-      timer.unref();
+    synced(full: boolean): void {
+      if (full) fullSinceLast = true;
+      arm(idleMs);
     },
     get runs(): number {
       return runs;

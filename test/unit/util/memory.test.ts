@@ -3,19 +3,54 @@ import { test } from 'node:test';
 import { memoryRelease } from '../../../src/util/memory.ts';
 import { pollUntil } from '../../support/netns.ts';
 
-test('a requested collection runs soon, requests coalesce, and garbage is gone afterwards', async () => {
-  const release = memoryRelease({ minIntervalMs: 60_000 });
-  // 64 MiB of garbage that a collection must free.
+const quiet = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+test('after a full sync, one real collection runs once the loop is quiet, and frees the garbage', async () => {
+  const release = memoryRelease({ idleMs: 20 });
+  // 64 MiB of garbage that only a major collection frees.
   const garbage = { strings: Array.from({ length: 1 << 16 }, (_, i) => `${i}`.padEnd(1024, 'x')) };
   const before = process.memoryUsage().heapUsed;
   assert.equal(garbage.strings.length, 1 << 16);
   garbage.strings = [];
-  release.request();
-  release.request();
+  release.synced(true);
   await pollUntil('the collection', () => (release.runs === 1 ? true : undefined), 5000);
   assert.ok(process.memoryUsage().heapUsed < before - 32 * 2 ** 20, 'the garbage was collected');
-  // Within the interval a new request waits instead of collecting again.
-  release.request();
-  await new Promise((resolve) => setTimeout(resolve, 100));
+});
+
+test('nothing runs while syncs keep coming; partial syncs need the heap to have grown', async () => {
+  let heap = 100;
+  let collected = 0;
+  const release = memoryRelease({
+    idleMs: 40,
+    growthBytes: 10,
+    minIntervalMs: 0,
+    heapUsed: () => heap,
+    collect: () => collected++,
+  });
+  release.synced(false);
+  await quiet(80);
+  assert.equal(collected, 0, 'partial syncs without growth: no collection');
+  heap = 150;
+  for (let i = 0; i < 5; i++) {
+    release.synced(false);
+    await quiet(10);
+  }
+  assert.equal(collected, 0, 'not while busy');
+  await pollUntil('the collection', () => (collected === 1 ? true : undefined), 2000);
+  // The heap after the collection is the new base.
+  release.synced(false);
+  await quiet(80);
+  assert.equal(collected, 1);
   assert.equal(release.runs, 1);
+});
+
+test('collections are at least minIntervalMs apart', async () => {
+  let collected = 0;
+  const release = memoryRelease({ idleMs: 5, minIntervalMs: 150, collect: () => collected++ });
+  release.synced(true);
+  await pollUntil('the first collection', () => (collected === 1 ? true : undefined), 2000);
+  release.synced(true);
+  await quiet(60);
+  assert.equal(collected, 1, 'the second waits for the interval');
+  await pollUntil('the second collection', () => (collected === 2 ? true : undefined), 2000);
 });
