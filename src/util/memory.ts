@@ -24,7 +24,8 @@ function collector(): Collect {
 export interface MemoryRelease {
   /**
    * A sync ran. Once none has run for `idleMs`, one collection runs if a full sync happened
-   * since the last one or the heap grew by more than `growthBytes` (a burst of partial syncs).
+   * since the last one or the resident set grew by more than `growthBytes` (a burst of partial
+   * syncs: V8 keeps the pages it grew for their garbage, which is what we give back).
    */
   synced(full: boolean): void;
   /** Collections run so far (for tests and /debug). */
@@ -37,7 +38,7 @@ export interface MemoryReleaseOptions {
   /** At most one collection per this interval. */
   readonly minIntervalMs?: number;
   readonly now?: () => number;
-  readonly heapUsed?: () => number;
+  readonly resident?: () => number;
   /** The collection itself (tests count calls instead of collecting). */
   readonly collect?: () => void;
 }
@@ -47,11 +48,11 @@ export function memoryRelease(options: MemoryReleaseOptions = {}): MemoryRelease
   const growthBytes = options.growthBytes ?? 16 * 2 ** 20;
   const minIntervalMs = options.minIntervalMs ?? 10_000;
   const now = options.now ?? Date.now;
-  const heapUsed = options.heapUsed ?? ((): number => process.memoryUsage().heapUsed);
+  const resident = options.resident ?? ((): number => process.memoryUsage.rss());
   const run =
     options.collect ?? ((): void => collector()({ type: 'major', execution: 'sync', flavor: 'last-resort' }));
   let last = Number.NEGATIVE_INFINITY;
-  let heapAfterLast = heapUsed();
+  let residentAfterLast = resident();
   let fullSinceLast = false;
   let timer: NodeJS.Timeout | undefined;
   let runs = 0;
@@ -59,7 +60,7 @@ export function memoryRelease(options: MemoryReleaseOptions = {}): MemoryRelease
     if (timer) clearTimeout(timer);
     timer = setTimeout(() => {
       timer = undefined;
-      if (!fullSinceLast && heapUsed() - heapAfterLast <= growthBytes) return;
+      if (!fullSinceLast && resident() - residentAfterLast <= growthBytes) return;
       const wait = last + minIntervalMs - now();
       if (wait > 0) {
         arm(wait);
@@ -69,7 +70,7 @@ export function memoryRelease(options: MemoryReleaseOptions = {}): MemoryRelease
       runs++;
       run();
       fullSinceLast = false;
-      heapAfterLast = heapUsed();
+      residentAfterLast = resident();
     }, delayMs);
     timer.unref();
   };

@@ -17,14 +17,14 @@ test('after a full sync, one real collection runs once the loop is quiet, and fr
   assert.ok(process.memoryUsage().heapUsed < before - 32 * 2 ** 20, 'the garbage was collected');
 });
 
-test('nothing runs while syncs keep coming; partial syncs need the heap to have grown', async () => {
+test('nothing runs while syncs keep coming; partial syncs need the resident set to have grown', async () => {
   let heap = 100;
   let collected = 0;
   const release = memoryRelease({
     idleMs: 40,
     growthBytes: 10,
     minIntervalMs: 0,
-    heapUsed: () => heap,
+    resident: () => heap,
     collect: () => collected++,
   });
   release.synced(false);
@@ -37,7 +37,7 @@ test('nothing runs while syncs keep coming; partial syncs need the heap to have 
   }
   assert.equal(collected, 0, 'not while busy');
   await pollUntil('the collection', () => (collected === 1 ? true : undefined), 2000);
-  // The heap after the collection is the new base.
+  // The resident set after the collection is the new base.
   release.synced(false);
   await quiet(80);
   assert.equal(collected, 1);
