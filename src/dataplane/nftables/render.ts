@@ -495,10 +495,9 @@ function* fullText(
       for (const claims of ledger.get(dispatchMap(parsed.selector))?.values() ?? []) {
         const children = (Array.isArray(claims) ? claims[0] : claims)?.children;
         if (children?.set !== set.name) continue;
-        const { prefix: slotPrefix, endpoints } = children;
+        const endpoints = children.endpoints;
         for (let i = 0; i < endpoints.length; i++) {
-          const ep = endpoints[i] as Endpoint;
-          lines.push(`\t${slotPrefix} . ${i} : ${ep.ip} . ${ep.port},`);
+          lines.push(`\t${slotKey(children, i)} : ${endpointText(endpoints[i] as Endpoint)},`);
         }
         count += endpoints.length;
         if (lines.length >= CHUNK_LINES) {
