@@ -2,7 +2,7 @@
 // commands upstream runs around them (jump rules, canaries). Every call goes through a Runner,
 // so tests run the same code inside a network namespace.
 import type { IPFamily } from '../../model/types.ts';
-import { ExecError } from '../../util/exec.ts';
+import { ExecError, inSlices } from '../../util/exec.ts';
 import { cidrContains, parseCIDR, parseIP } from '../../util/ip.ts';
 import type { IptablesTools, Runner } from './backend.ts';
 import {
@@ -255,7 +255,8 @@ export class RestoreError extends Error {
  */
 export async function restore(run: Runner, tools: IptablesTools, text: string): Promise<void> {
   try {
-    await run(tools.restore, RESTORE_ARGS, { input: text, timeoutMs: 300_000 });
+    // In slices: at 10k Services the text is tens of MB, and one Buffer of it doubles the peak.
+    await run(tools.restore, RESTORE_ARGS, { input: inSlices(text), timeoutMs: 300_000 });
   } catch (error) {
     const stderr = error instanceof ExecError ? error.stderr : '';
     const reason = error instanceof Error ? error.message : String(error);

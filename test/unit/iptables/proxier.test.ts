@@ -41,10 +41,12 @@ class FakeTools {
   addrs: unknown[] = [];
 
   run = (file: string, args: readonly string[], options?: ExecOptions): Promise<ExecResult> => {
+    // An iterable input can be read once: the whole text, once.
+    const input = inputText(options?.input);
     this.calls.push({
       file,
       args,
-      input: options?.input === undefined ? undefined : inputText(options.input),
+      input: options?.input === undefined ? undefined : input,
     });
     const fail = (code: number, stderr: string): Promise<ExecResult> =>
       Promise.reject(new ExecError([file, ...args].join(' '), code, '', stderr, `exit status ${code}`));
@@ -52,8 +54,8 @@ class FakeTools {
     if (file === 'sysctl') return args[0] === '-n' ? ok(`${this.liberal}\n`) : ok();
     if (file === 'ip') return ok(JSON.stringify(this.addrs));
     if (file.endsWith('-restore')) {
-      if (this.restoreGate) return this.restoreGate.then(() => this.restoreNow(file, options));
-      return this.restoreNow(file, options);
+      if (this.restoreGate) return this.restoreGate.then(() => this.restoreNow(file, input));
+      return this.restoreNow(file, input);
     }
     if (file.endsWith('-save')) {
       if (this.failSave) return fail(4, 'iptables-save: timed out');
@@ -92,13 +94,13 @@ class FakeTools {
     }
   };
 
-  private restoreNow(file: string, options: ExecOptions | undefined): Promise<ExecResult> {
+  private restoreNow(file: string, input: string): Promise<ExecResult> {
     if (this.failRestore) {
       return Promise.reject(new ExecError(file, 1, '', `${file}: line 3 failed\n`, 'exit status 1'));
     }
     // Apply chain declarations and deletions (enough for stale detection) and inserted rules.
     let table = '';
-    for (const line of inputText(options?.input).split('\n')) {
+    for (const line of input.split('\n')) {
       if (line.startsWith('*')) table = line.slice(1);
       else if (line.startsWith(':')) this.chains.get(table)?.add(line.slice(1, line.indexOf(' ')));
       else if (line.startsWith('-X ')) this.chains.get(table)?.delete(line.slice(3));

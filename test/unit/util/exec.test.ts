@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { ExecError, execTool, inputText } from '../../../src/util/exec.ts';
+import { ExecError, execTool, inSlices, inputText } from '../../../src/util/exec.ts';
 
 describe('execTool', () => {
   test('a string input reaches the tool whole', async () => {
@@ -62,4 +62,15 @@ describe('execTool', () => {
     assert.equal(inputText('x'), 'x');
     assert.equal(inputText(undefined), '');
   });
+});
+
+test('inSlices cuts a text into consecutive slices that make it up again', () => {
+  const text = 'abcdefghij'.repeat(1000);
+  const slices = [...inSlices(text, 3000)];
+  assert.deepEqual(
+    slices.map((slice) => slice.length),
+    [3000, 3000, 3000, 1000],
+  );
+  assert.equal(slices.join(''), text);
+  assert.deepEqual([...inSlices('')], []);
 });
