@@ -4,23 +4,23 @@
 import type { IPFamily } from '../model/types.ts';
 import type { ProxyMetrics } from '../server/metrics.ts';
 import type { Proxier, SyncRequest, SyncResult } from '../sync/proxier.ts';
-import { cidrContains, parseCIDR, parseIP } from '../util/ip.ts';
+import { parseIP } from '../util/ip.ts';
+import {
+  localTrafficDetector,
+  type DetectLocalMode,
+  type LocalTrafficDetector,
+} from '../plan/local-traffic.ts';
+import { addressesInside, nodePortAddressesFor, type NodePortAddressSetting } from '../plan/node-ports.ts';
 import { log } from '../log/log.ts';
 import type { NodeInfo } from '../cli/daemon.ts';
 import { createIptablesProxier, detectIptablesBackend, type IptablesBackend } from './iptables/index.ts';
-import type { LocalDetector } from './iptables/options.ts';
 import type { Runner } from './iptables/backend.ts';
 import { execTool } from '../util/exec.ts';
 import { networkInterfaces } from 'node:os';
 import { createNftablesProxier } from './nftables/proxier.ts';
 import type { NftablesOptions } from './nftables/options.ts';
 
-export type DetectLocalMode = 'ClusterCIDR' | 'NodeCIDR' | 'BridgeInterface' | 'InterfaceNamePrefix';
-
-export type NodePortAddressSetting =
-  | { readonly kind: 'all' }
-  | { readonly kind: 'primary' }
-  | { readonly kind: 'cidrs'; readonly cidrs: readonly string[] };
+export type { DetectLocalMode, NodePortAddressSetting };
 
 export interface DataplaneSettings {
   readonly mode: 'iptables' | 'nftables';
@@ -36,39 +36,26 @@ export interface DataplaneSettings {
   readonly syncPeriodMs: number;
 }
 
-export function localDetectorFor(settings: DataplaneSettings, family: IPFamily): LocalDetector {
-  switch (settings.detectLocalMode) {
-    case 'ClusterCIDR': {
-      const cidrs = settings.clusterCIDRs.filter((cidr) => parseCIDR(cidr)?.family === family);
-      return cidrs.length > 0 ? { kind: 'cidr', cidrs } : { kind: 'none' };
-    }
-    case 'NodeCIDR':
-      return { kind: 'node-cidr' };
-    case 'BridgeInterface':
-      return { kind: 'bridge', iface: settings.bridgeInterface };
-    case 'InterfaceNamePrefix':
-      return { kind: 'prefix', prefix: settings.interfaceNamePrefix };
-  }
+/** The one local-traffic detector of a family, for every mode (plan/local-traffic.ts). */
+export function localDetectorFor(
+  settings: DataplaneSettings,
+  family: IPFamily,
+  node: Pick<NodeInfo, 'podCIDRs'>,
+): LocalTrafficDetector {
+  return localTrafficDetector(
+    { ...settings, mode: settings.detectLocalMode, podCIDRs: node.podCIDRs },
+    family,
+  );
 }
 
-/** `primary` becomes the node's own IP of the family as a host CIDR (spec 8.1). */
+/** `--nodeport-addresses` of one family for the iptables proxier: `primary` resolved to the node IP. */
 export function nodePortCIDRsFor(
   setting: NodePortAddressSetting,
   family: IPFamily,
   node: NodeInfo,
 ): { kind: 'all' } | { kind: 'cidrs'; cidrs: string[] } {
-  if (setting.kind === 'all') return { kind: 'all' };
-  if (setting.kind === 'primary') {
-    const cidrs = node.ips[family]
-      .map((ip) => parseIP(ip))
-      .filter(
-        (ip) => ip !== undefined && !(ip.family === 'IPv4' ? ip.text.startsWith('127.') : ip.text === '::1'),
-      )
-      .slice(0, 1)
-      .map((ip) => `${ip?.text ?? ''}/${family === 'IPv4' ? '32' : '128'}`);
-    return { kind: 'cidrs', cidrs };
-  }
-  return { kind: 'cidrs', cidrs: [...setting.cidrs] };
+  const resolved = nodePortAddressesFor(setting, family, node.ips[family]);
+  return resolved.matchAll ? { kind: 'all' } : { kind: 'cidrs', cidrs: [...resolved.cidrs] };
 }
 
 /** Counts failures (and partial failures) and rule gauges around any proxier. */
@@ -136,7 +123,7 @@ export function createDataplane(settings: DataplaneSettings, run: Runner = execT
             family,
             masqueradeBit: settings.masqueradeBit,
             masqueradeAll: settings.masqueradeAll,
-            localDetector: localDetectorFor(settings, family),
+            localDetector: localDetectorFor(settings, family, node),
             nodePortAddresses: nodePortCIDRsFor(settings.nodePortAddresses, family, node),
             localhostNodePorts: settings.localhostNodePorts,
             backend: await chooseBackend(),
@@ -158,7 +145,7 @@ export function createDataplane(settings: DataplaneSettings, run: Runner = execT
         family,
         masqueradeBit: settings.masqueradeBit,
         masqueradeAll: settings.masqueradeAll,
-        localDetector: nftLocalDetector(settings, family, node),
+        localDetector: localDetectorFor(settings, family, node),
         nodePortAddresses: nftNodePortAddresses(settings.nodePortAddresses, family, node),
       };
       const proxier = await createNftablesProxier(options, {
@@ -174,18 +161,6 @@ export function createDataplane(settings: DataplaneSettings, run: Runner = execT
   };
 }
 
-/** nftables has no NodeCIDR detector of its own: the node's podCIDR of the family is a CIDR. */
-export function nftLocalDetector(
-  settings: DataplaneSettings,
-  family: IPFamily,
-  node: NodeInfo,
-): NftablesOptions['localDetector'] {
-  const detector = localDetectorFor(settings, family);
-  if (detector.kind !== 'node-cidr') return detector;
-  const cidrs = node.podCIDRs.filter((cidr) => parseCIDR(cidr)?.family === family);
-  return cidrs.length > 0 ? { kind: 'cidr', cidrs } : { kind: 'none' };
-}
-
 /** This host's own interface addresses of a family (the process runs in the node's namespace). */
 function localAddresses(family: IPFamily): string[] {
   return Object.values(networkInterfaces())
@@ -195,22 +170,13 @@ function localAddresses(family: IPFamily): string[] {
     .filter((ip): ip is string => ip !== undefined);
 }
 
-/** nftables takes concrete IPs: `primary` is the node's IP, CIDRs select local addresses. */
+/** nftables takes concrete IPs: the node's and this host's addresses inside the CIDRs. */
 export function nftNodePortAddresses(
   setting: NodePortAddressSetting,
   family: IPFamily,
   node: NodeInfo,
 ): NftablesOptions['nodePortAddresses'] {
-  const resolved = nodePortCIDRsFor(setting, family, node);
-  if (resolved.kind === 'all') return { kind: 'all' };
-  const cidrs = resolved.cidrs.map((text) => parseCIDR(text)).filter((cidr) => cidr?.family === family);
-  // No CIDR of this family (e.g. `primary` on a node without an IPv6 address) means every
-  // address, as upstream and our iptables mode do; so does a /0.
-  if (cidrs.length === 0 || cidrs.some((cidr) => cidr?.prefix === 0)) return { kind: 'all' };
-  const candidates = [...new Set([...node.ips[family], ...localAddresses(family)])];
-  const ips = candidates.filter((text) => {
-    const ip = parseIP(text);
-    return ip !== undefined && cidrs.some((cidr) => cidr !== undefined && cidrContains(cidr, ip));
-  });
-  return { kind: 'ips', ips };
+  const resolved = nodePortAddressesFor(setting, family, node.ips[family]);
+  if (resolved.matchAll) return { kind: 'all' };
+  return { kind: 'ips', ips: addressesInside(resolved, [...node.ips[family], ...localAddresses(family)]) };
 }

@@ -33,7 +33,7 @@ import {
 } from './endpointslice.ts';
 import { selectEndpoints, type NodeTopology } from './selection.ts';
 import { sameValue } from './equal.ts';
-import { emptyNodeContext, nodeContextFromNode } from './node.ts';
+import { emptyNodeContext, nodeContextOf, parseNode } from './node.ts';
 import { compareStrings, exactList, field, stringField } from './validate.ts';
 
 export interface ProxyModelOptions {
@@ -43,6 +43,8 @@ export interface ProxyModelOptions {
   /** Trigger times at or before this instant are not reported (spec 1.3). */
   readonly proxyStartTimeMs: number;
   readonly onProblem?: (problem: Problem) => void;
+  /** --bind-address: when a specific IP, the node's primary IP of its family (model/node.ts). */
+  readonly bindAddress?: string | undefined;
 }
 
 export interface SetNodeResult {
@@ -112,6 +114,7 @@ export class ProxyModel {
   readonly nodeName: string;
   readonly #proxyStartTimeMs: number;
   readonly #onProblem: (problem: Problem) => void;
+  readonly #bindAddress: string | undefined;
 
   // State consumed by the last snapshot.
   readonly #appliedServices = new Map<ServiceName, ServiceRecord>();
@@ -141,6 +144,7 @@ export class ProxyModel {
   constructor(options: ProxyModelOptions) {
     this.family = options.family;
     this.nodeName = options.nodeName;
+    this.#bindAddress = options.bindAddress;
     this.#proxyStartTimeMs = options.proxyStartTimeMs;
     const sink = options.onProblem;
     // A failing problem sink must not turn bad input into an exception in the informer.
@@ -211,8 +215,9 @@ export class ProxyModel {
         this.#report('Node', node, 'metadata.name', `${describeValue(name)} is not this node, ignored`);
         return unchanged;
       }
-      const { context, problems } = nodeContextFromNode(node, this.family, this.nodeName);
-      for (const problem of problems) this.#onProblem(problem);
+      const parsed = parseNode(node, { bindAddress: this.#bindAddress });
+      const context = nodeContextOf(parsed, this.family);
+      for (const problem of parsed.problems) this.#onProblem(problem);
       const first = !this.#nodeSeen;
       this.#nodeSeen = true;
       const topologyChanged = context.zone !== this.#node.zone;

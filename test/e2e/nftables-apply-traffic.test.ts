@@ -62,7 +62,7 @@ describe('nftables layout with real traffic', { skip: kernelSkipReason() }, () =
     proxier = await createNftablesProxier(
       {
         ...OPTIONS_V4,
-        localDetector: { kind: 'cidr', cidrs: ['10.244.0.0/16'] },
+        localDetector: { kind: 'cidr', cidr: '10.244.0.0/16' },
         nodePortAddresses: { kind: 'ips', ips: [NODE_IP] },
       },
       { run },

@@ -42,12 +42,12 @@ import {
   LARGE_CLUSTER_ENDPOINTS_THRESHOLD,
   NO_NFACCT,
   effectiveLocalhostNodePorts,
-  nodePortAddressesFor,
   validateIptablesOptions,
   type IptablesOptions,
   type NfacctCounters,
 } from './options.ts';
 import { renderIptables, type IptablesRenderCache } from './render.ts';
+import { nodePortAddressesFor } from '../../plan/node-ports.ts';
 
 /** IptablesOptions with the host-dependent parts optional: detected at init when omitted. */
 export interface IptablesProxierOptions extends Omit<
@@ -118,7 +118,8 @@ export function createIptablesProxier(
     conntrackInvalidDrop: true,
   });
   if (problems.length > 0) throw new Error(`iptables proxier (${family}): ${problems.join('; ')}`);
-  const nodePortAddresses = nodePortAddressesFor(family, proxierOptions.nodePortAddresses);
+  // Already resolved (no `primary`): node IPs do not matter here.
+  const nodePortAddresses = nodePortAddressesFor(proxierOptions.nodePortAddresses, family, []);
 
   let info: IptablesProxierInfo | undefined;
   let options: IptablesOptions | undefined;
@@ -158,7 +159,7 @@ export function createIptablesProxier(
       conntrackInvalidDrop,
       nfacct: proxierOptions.nfacct ?? NO_NFACCT,
     };
-    const localhostNodePorts = effectiveLocalhostNodePorts(fixed);
+    const localhostNodePorts = effectiveLocalhostNodePorts(fixed, []);
     if (localhostNodePorts && (proxierOptions.setRouteLocalnet ?? true)) {
       // Localhost NodePorts need the kernel to route 127/8 destinations; without it they
       // silently do not work, so failing here is the honest outcome.

@@ -6,7 +6,7 @@
 // ServicePortState object while a port and its endpoints are unchanged, so a sync costs
 // rendering only what changed plus joining cached strings.
 import type { ProxySnapshot, ServicePortState } from '../../model/types.ts';
-import { cidrContains, parseCIDR, parseIP, type ParsedIP } from '../../util/ip.ts';
+import { cidrContains, parseCIDR, parseIP } from '../../util/ip.ts';
 import {
   FILTER_CHAINS,
   KUBE_EXTERNAL_SERVICES,
@@ -26,9 +26,12 @@ import { commentArg, masqueradeMark, probability } from './format.ts';
 import {
   LARGE_CLUSTER_ENDPOINTS_THRESHOLD,
   effectiveLocalhostNodePorts,
-  nodePortAddressesFor,
   type IptablesOptions,
 } from './options.ts';
+import { primaryNodeIP } from '../../model/node.ts';
+import type { LocalTrafficDetector } from '../../plan/local-traffic.ts';
+import { nodePortAddressesFor } from '../../plan/node-ports.ts';
+import { planOf, type PlanNode } from '../../plan/service-port.ts';
 
 /** Carried from one render to the next (opaque to callers). */
 export interface IptablesRenderCache {
@@ -112,27 +115,20 @@ interface Context {
   readonly ifNotLocal: string | undefined;
   /** Emit the nfacct-counted 127.0.0.0/8 NodePort rule. */
   readonly localhostNodePortCounter: boolean;
-  /** The node IP checked against loadBalancerSourceRanges (3.5 step 8). */
-  readonly nodeIP: ParsedIP | undefined;
+  /** What the traffic plan needs of the node (its IP decides source-range exceptions). */
+  readonly planNode: PlanNode;
   readonly largeClusterMode: boolean;
 }
 
 const NODEPORTS_COMMENT = '"kubernetes service nodeports; NOTE: this must be the last rule in this chain"';
 
-function localMatches(options: IptablesOptions, snapshot: ProxySnapshot): [string, string] | undefined {
-  const detector = options.localDetector;
+/** The local-traffic detector as an iptables match and its negation. */
+function localMatches(detector: LocalTrafficDetector): [string, string] | undefined {
   switch (detector.kind) {
     case 'none':
       return undefined;
     case 'cidr':
-    case 'node-cidr': {
-      const candidates = detector.kind === 'cidr' ? detector.cidrs : snapshot.node.podCIDRs;
-      for (const text of candidates) {
-        const cidr = parseCIDR(text);
-        if (cidr && cidr.family === options.family) return [`-s ${cidr.text}`, `! -s ${cidr.text}`];
-      }
-      return undefined;
-    }
+      return [`-s ${detector.cidr}`, `! -s ${detector.cidr}`];
     case 'bridge':
       return [`-i ${detector.iface}`, `! -i ${detector.iface}`];
     case 'prefix':
@@ -141,18 +137,16 @@ function localMatches(options: IptablesOptions, snapshot: ProxySnapshot): [strin
 }
 
 function makeContext(options: IptablesOptions, snapshot: ProxySnapshot, largeClusterMode: boolean): Context {
-  const local = localMatches(options, snapshot);
+  const local = localMatches(options.localDetector);
   const localhostNodePortCounter =
-    effectiveLocalhostNodePorts(options) && options.nfacct.localhostNodePortsAccepted;
-  // Upstream falls back to the loopback address when the node has no IP of the family.
-  const nodeIPText = snapshot.node.nodeIPs[0] ?? (options.family === 'IPv4' ? '127.0.0.1' : '::1');
-  const nodeIP = parseIP(nodeIPText);
+    effectiveLocalhostNodePorts(options, snapshot.node.nodeIPs) && options.nfacct.localhostNodePortsAccepted;
+  const planNode: PlanNode = { family: options.family, nodeIP: primaryNodeIP(snapshot.node, options.family) };
   const key = JSON.stringify([
     options.family,
     options.masqueradeAll,
     local ?? null,
     localhostNodePortCounter,
-    nodeIP?.text ?? null,
+    planNode.nodeIP,
     largeClusterMode,
   ]);
   return {
@@ -161,7 +155,7 @@ function makeContext(options: IptablesOptions, snapshot: ProxySnapshot, largeClu
     ifLocal: local?.[0],
     ifNotLocal: local?.[1],
     localhostNodePortCounter,
-    nodeIP,
+    planNode,
     largeClusterMode,
   };
 }
@@ -169,7 +163,6 @@ function makeContext(options: IptablesOptions, snapshot: ProxySnapshot, largeClu
 /** The rules of one service port, in upstream's emission order (spec 3.5). */
 function renderServicePort(state: ServicePortState, ctx: Context): Fragment {
   const sp = state.servicePort;
-  const selection = state.selection;
   const name = sp.id.printable;
   const proto = sp.id.protocol.toLowerCase();
   const match = `-m ${proto} -p ${proto}`;
@@ -177,29 +170,21 @@ function renderServicePort(state: ServicePortState, ctx: Context): Fragment {
   const comment = (suffix: string): string => commentArg(name + suffix);
   const serviceComment = commentArg(name);
 
-  const externallyAccessible =
-    sp.nodePort !== 0 || sp.loadBalancerVIPs.length > 0 || sp.externalIPs.length > 0;
-  const usesClusterEndpoints = !sp.internalPolicyLocal || externallyAccessible;
-  const usesLocalEndpoints = sp.internalPolicyLocal || (sp.externalPolicyLocal && externallyAccessible);
-  const hasEndpoints = selection.hasAnyEndpoints;
-  const usesClusterPolicyChain = selection.clusterEndpoints.length > 0 && usesClusterEndpoints;
-  const usesLocalPolicyChain = selection.localEndpoints.length > 0 && usesLocalEndpoints;
-  const noLocal = selection.localEndpoints.length === 0;
-
+  const plan = planOf(state, ctx.planNode);
+  const hasEndpoints = plan.hasEndpoints;
+  const hasInternal = plan.internal.kind === 'dnat';
+  const hasExternal = plan.external.kind === 'dnat';
   const internalChain = sp.internalPolicyLocal ? names.local : names.cluster;
-  const hasInternal = hasEndpoints && !(sp.internalPolicyLocal && noLocal);
   const externalPolicyChain = sp.externalPolicyLocal ? names.local : names.cluster;
-  const hasExternal = hasEndpoints && !(sp.externalPolicyLocal && noLocal);
   // The EXT chain is needed even without externally usable endpoints: it short-circuits
   // traffic from local pods and from the node itself.
-  const usesExternalChain = hasEndpoints && externallyAccessible;
-  const usesFirewallChain =
-    hasEndpoints && sp.loadBalancerVIPs.length > 0 && sp.loadBalancerSourceRanges.length > 0;
-  const loadBalancerChain = usesFirewallChain ? names.firewall : names.external;
+  const usesExternalChain = hasEndpoints && plan.externallyAccessible;
+  const firewall = plan.firewall;
+  const loadBalancerChain = firewall ? names.firewall : names.external;
 
-  const noEndpointsComment = comment(' has no endpoints');
-  const noLocalComment = comment(' has no local endpoints');
-  const internalVerdict = hasEndpoints ? `--comment ${noLocalComment}` : `--comment ${noEndpointsComment}`;
+  // REJECT and DROP differ only in why: no endpoints at all, or none on this node.
+  const blockedComment = comment(hasEndpoints ? ' has no local endpoints' : ' has no endpoints');
+  const internalVerdict = `--comment ${blockedComment}`;
   const internalTarget = hasEndpoints ? 'DROP' : 'REJECT';
   const externalVerdict = internalVerdict;
   const externalTarget = internalTarget;
@@ -243,7 +228,7 @@ function renderServicePort(state: ServicePortState, ctx: Context): Fragment {
         `-A ${KUBE_SERVICES} -m comment --comment ${comment(' loadbalancer IP')} ${match} -d ${vip} --dport ${port} -j ${loadBalancerChain}\n`,
       );
     }
-    if (usesFirewallChain) {
+    if (firewall) {
       filter.push(
         `-A ${KUBE_PROXY_FIREWALL} -m comment --comment ${comment(` traffic not accepted by ${names.firewall}`)} ${match} -d ${vip} --dport ${port} -j DROP\n`,
       );
@@ -298,7 +283,7 @@ function renderServicePort(state: ServicePortState, ctx: Context): Fragment {
     chainLines.push(`:${names.external} - [0:0]\n`);
     chains.push(names.external);
     const ext = names.external;
-    if (!sp.externalPolicyLocal) {
+    if (plan.masqueradeExternal) {
       rules.push(
         `-A ${ext} -m comment --comment ${commentArg(`masquerade traffic for ${name} external destinations`)} -j ${KUBE_MARK_MASQ}\n`,
       );
@@ -322,19 +307,14 @@ function renderServicePort(state: ServicePortState, ctx: Context): Fragment {
 
   // 8. loadBalancerSourceRanges. Traffic that falls through is not DNATed and meets the DROP
   // written to KUBE-PROXY-FIREWALL in step 3.
-  if (usesFirewallChain) {
+  if (firewall) {
     chainLines.push(`:${names.firewall} - [0:0]\n`);
     chains.push(names.firewall);
     const head = `-A ${names.firewall} -m comment --comment ${comment(' loadbalancer IP')}`;
-    let allowFromNode = false;
-    for (const text of sp.loadBalancerSourceRanges) {
-      rules.push(`${head} -s ${text} -j ${names.external}\n`);
-      const cidr = parseCIDR(text);
-      if (cidr && ctx.nodeIP && cidrContains(cidr, ctx.nodeIP)) allowFromNode = true;
-    }
+    for (const text of firewall.sourceRanges) rules.push(`${head} -s ${text} -j ${names.external}\n`);
     // A VIP that is also a local address makes the node's own requests arrive with the VIP
     // as source; let them through when the node itself is allowed.
-    if (allowFromNode) {
+    if (firewall.allowVIPSources) {
       for (const vip of sp.loadBalancerVIPs) rules.push(`${head} -s ${vip} -j ${names.external}\n`);
     }
     rules.push(
@@ -343,13 +323,13 @@ function renderServicePort(state: ServicePortState, ctx: Context): Fragment {
   }
 
   // 9. Dispatch chains.
-  const affinitySeconds = sp.sessionAffinity.type === 'ClientIP' ? sp.sessionAffinity.timeoutSeconds : 0;
+  const affinitySeconds = plan.affinitySeconds;
   const dispatch = (chain: string, endpoints: ServicePortState['endpoints']): void => {
     chainLines.push(`:${chain} - [0:0]\n`);
     chains.push(chain);
     const epComment = (endpoint: string): string =>
       ctx.largeClusterMode ? '' : ` -m comment --comment ${commentArg(`${name} -> ${endpoint}`)}`;
-    if (sp.sessionAffinity.type === 'ClientIP') {
+    if (affinitySeconds > 0) {
       for (const ep of endpoints) {
         const sep = endpointChainName(name, sp.id.protocol, ep.endpoint);
         rules.push(
@@ -364,14 +344,13 @@ function renderServicePort(state: ServicePortState, ctx: Context): Fragment {
       rules.push(`-A ${chain}${epComment(ep.endpoint)}${statistic} -j ${sep}\n`);
     });
   };
-  if (usesClusterPolicyChain) dispatch(names.cluster, selection.clusterEndpoints);
-  if (usesLocalPolicyChain) dispatch(names.local, selection.localEndpoints);
+  if (plan.clusterEndpoints.length > 0) dispatch(names.cluster, plan.clusterEndpoints);
+  if (plan.localEndpoints.length > 0) dispatch(names.local, plan.localEndpoints);
 
   // 10. Endpoint chains: hairpin masquerade, then DNAT (recording affinity).
   const sepComment = ctx.largeClusterMode ? '' : ` -m comment --comment ${serviceComment}`;
-  const recent = (sep: string): string =>
-    sp.sessionAffinity.type === 'ClientIP' ? ` -m recent --name ${sep} --set` : '';
-  for (const ep of selection.allReachable) {
+  const recent = (sep: string): string => (affinitySeconds > 0 ? ` -m recent --name ${sep} --set` : '');
+  for (const ep of plan.reachable) {
     const sep = endpointChainName(name, sp.id.protocol, ep.endpoint);
     chainLines.push(`:${sep} - [0:0]\n`);
     chains.push(sep);
@@ -390,8 +369,8 @@ function renderServicePort(state: ServicePortState, ctx: Context): Fragment {
     natChainRules: rules.join(''),
     natChainRuleCount: rules.length,
     chains,
-    noLocalInternal: hasEndpoints && !hasInternal,
-    noLocalExternal: hasEndpoints && !hasExternal,
+    noLocalInternal: plan.internal.kind === 'drop',
+    noLocalExternal: plan.external.kind === 'drop',
   };
 }
 
@@ -411,7 +390,7 @@ export function renderIptables(input: RenderInput): RenderOutput {
     input.previous?.key === ctx.key ? input.previous : { key: ctx.key, fragments: new WeakMap() };
 
   const mark = masqueradeMark(options.masqueradeBit);
-  const localhostNodePorts = effectiveLocalhostNodePorts(options);
+  const localhostNodePorts = effectiveLocalhostNodePorts(options, snapshot.node.nodeIPs);
   const warnings: string[] = [];
 
   const filterChains = FILTER_CHAINS.map((chain) => `:${chain} - [0:0]\n`);
@@ -488,7 +467,7 @@ export function renderIptables(input: RenderInput): RenderOutput {
   }
 
   // Last rule(s) of KUBE-SERVICES: anything addressed to a node address goes to the NodePorts.
-  const npa = nodePortAddressesFor(options.family, options.nodePortAddresses);
+  const npa = nodePortAddressesFor(options.nodePortAddresses, options.family, snapshot.node.nodeIPs);
   if (npa.matchAll) {
     let destinations = '-m addrtype --dst-type LOCAL';
     if (options.family === 'IPv6') destinations += ' ! -d ::1/128';

@@ -3,16 +3,10 @@
 // into these plain values, and a change means a new proxier, whose first sync rebuilds the table.
 import type { IPFamily } from '../../model/types.ts';
 import { isLoopback, parseCIDR, parseIP } from '../../util/ip.ts';
+import { localTrafficDetectorProblems, type LocalTrafficDetector } from '../../plan/local-traffic.ts';
 
-/** How "traffic from a local pod" is recognised (spec 3.7). `none`: not at all. */
-export type LocalDetector =
-  | { readonly kind: 'none' }
-  /** ClusterCIDR or NodeCIDR mode: CIDRs of this family (the CLI picks clusterCIDR or podCIDRs). */
-  | { readonly kind: 'cidr'; readonly cidrs: readonly string[] }
-  /** BridgeInterface mode: packets arriving on this interface. */
-  | { readonly kind: 'bridge'; readonly iface: string }
-  /** InterfaceNamePrefix mode: packets arriving on an interface whose name starts with this. */
-  | { readonly kind: 'prefix'; readonly prefix: string };
+/** The one local-traffic detector (plan/local-traffic.ts). */
+export type LocalDetector = LocalTrafficDetector;
 
 /**
  * Where NodePorts are accepted. `all`: every local address but loopback (upstream's match-all).
@@ -34,8 +28,6 @@ export interface NftablesOptions {
   readonly serviceCIDRs?: readonly string[] | undefined;
 }
 
-const IFACE = /^[A-Za-z0-9_.:@-]{1,15}$/;
-
 /** Throws, naming the field, when an option could not be rendered safely. */
 export function validateOptions(options: NftablesOptions): void {
   const fam = options.family;
@@ -52,18 +44,8 @@ export function validateOptions(options: NftablesOptions): void {
       }
     }
   };
-  const detector = options.localDetector;
-  if (detector.kind === 'cidr') cidrs('localDetector.cidrs', detector.cidrs);
-  if (detector.kind === 'bridge' && !IFACE.test(detector.iface)) {
-    throw new Error(
-      `nftables options: localDetector.iface ${JSON.stringify(detector.iface)} is not an interface name`,
-    );
-  }
-  if (detector.kind === 'prefix' && !IFACE.test(detector.prefix)) {
-    throw new Error(
-      `nftables options: localDetector.prefix ${JSON.stringify(detector.prefix)} is not an interface name prefix`,
-    );
-  }
+  const detectorProblems = localTrafficDetectorProblems(options.localDetector, fam);
+  if (detectorProblems.length > 0) throw new Error(`nftables options: ${detectorProblems.join('; ')}`);
   if (options.nodePortAddresses.kind === 'ips') {
     for (const text of options.nodePortAddresses.ips) {
       const ip = parseIP(text);

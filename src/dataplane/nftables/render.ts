@@ -178,7 +178,7 @@ export function render(
     );
   }
   const context = contextFor(options);
-  const node = nodeFacts(options.family, snapshot.node.nodeIPs);
+  const node = nodeFacts(options.family, snapshot.node);
   const fingerprint = optionsFingerprint(options);
   const usable =
     previous && previous.fingerprint === fingerprint && previous.family === options.family

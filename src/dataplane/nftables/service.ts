@@ -2,7 +2,9 @@
 // it needs, and (ClientIP affinity only) its own chains and sets. Pure, and computed once per
 // ServicePortState object: unchanged states are reused by identity across snapshots, so a sync
 // only recomputes the service ports that changed (docs/nftables-layout.md explains each piece).
-import type { Endpoint, IPFamily, ServicePortState } from '../../model/types.ts';
+import type { Endpoint, IPFamily, NodeContext, ServicePortState } from '../../model/types.ts';
+import { primaryNodeIP } from '../../model/node.ts';
+import { planOf, type FirewallPlan, type PlanNode } from '../../plan/service-port.ts';
 import { flat, flatten } from '../../util/flat.ts';
 import { cidrContains, parseCIDR, parseIP, type ParsedCIDR, type ParsedIP } from '../../util/ip.ts';
 import {
@@ -74,15 +76,15 @@ export interface ServiceRecord {
   readonly hairpin: readonly string[];
 }
 
-export interface NodeFacts {
-  readonly family: IPFamily;
-  readonly nodeIPs: readonly ParsedIP[];
+/** The node facts records depend on: the traffic plan's view of the node, and a key for it. */
+export interface NodeFacts extends PlanNode {
   readonly key: string;
 }
 
-export function nodeFacts(family: IPFamily, nodeIPs: readonly string[]): NodeFacts {
-  const parsed = nodeIPs.map((ip) => parseIP(ip)).filter((ip): ip is ParsedIP => ip?.family === family);
-  return { family, nodeIPs: parsed, key: parsed.map((ip) => ip.text).join(',') };
+/** Node facts of one family: the primary node IP (bindAddress applied) is what plans use. */
+export function nodeFacts(family: IPFamily, node: NodeContext): NodeFacts {
+  const nodeIP = primaryNodeIP(node, family);
+  return { family, nodeIP, key: nodeIP };
 }
 
 /** The chain service-ips sends a cluster IP / external IP to, and service-nodeports a node port. */
@@ -93,23 +95,23 @@ export const ENTRY_NODEPORT = 'to-nodeport';
 export const ENTRY_NODEPORT_LOCAL = 'to-nodeport-local';
 
 /**
- * Allowed sources of one LB VIP: the source ranges, plus every VIP of the port when a range
- * covers a node IP (upstream lets the node's own masqueraded traffic through that way). Ranges
- * inside another range are dropped: the interval set rejects overlapping elements.
+ * Allowed sources of one LB VIP: the plan's source ranges, plus every VIP of the port when the
+ * plan allows the node's own VIP-sourced traffic. Ranges inside another range are dropped: the
+ * interval set rejects overlapping elements.
  */
-function allowedSources(ranges: readonly string[], vips: readonly string[], node: NodeFacts): string[] {
+function allowedSources(firewall: FirewallPlan, vips: readonly string[], family: IPFamily): string[] {
   const parsed: ParsedCIDR[] = [];
-  for (const text of ranges) {
+  for (const text of firewall.sourceRanges) {
     const cidr = parseCIDR(text);
-    if (cidr && cidr.family === node.family) parsed.push(cidr);
+    if (cidr) parsed.push(cidr);
   }
-  if (parsed.some((cidr) => node.nodeIPs.some((ip) => cidrContains(cidr, ip)))) {
+  if (firewall.allowVIPSources) {
     for (const vip of vips) {
-      const cidr = parseCIDR(`${vip}/${node.family === 'IPv4' ? 32 : 128}`);
+      const cidr = parseCIDR(`${vip}/${family === 'IPv4' ? 32 : 128}`);
       if (cidr) parsed.push(cidr);
     }
   }
-  const full = node.family === 'IPv4' ? 32 : 128;
+  const full = family === 'IPv4' ? 32 : 128;
   const kept: ParsedCIDR[] = [];
   for (const cidr of parsed.sort((a, b) => a.prefix - b.prefix)) {
     const network: ParsedIP = { family: cidr.family, text: '', value: cidr.network };
@@ -134,14 +136,11 @@ export function buildRecord(state: ServicePortState, node: NodeFacts): ServiceRe
     elements.push({ owner, set, key, value, comment: note, children });
   };
 
-  const hasAny = sel.hasAnyEndpoints;
-  const noLocal = sel.localEndpoints.length === 0;
-  const hasInternal = hasAny && !(sp.internalPolicyLocal && noLocal);
-  const hasExternal = hasAny && !(sp.externalPolicyLocal && noLocal);
+  const plan = planOf(state, node);
+  const hasAny = plan.hasEndpoints;
+  // DROP (no local endpoints) or REJECT (none at all): the plan's verdict, in nft's words.
   const verdict = hasAny ? 'drop' : 'goto reject-chain';
-  const internalSel = sp.internalPolicyLocal ? sel.localEndpoints : sel.clusterEndpoints;
-  const externalSel = sp.externalPolicyLocal ? sel.localEndpoints : sel.clusterEndpoints;
-  const affinity = sp.sessionAffinity.type === 'ClientIP' ? sp.sessionAffinity.timeoutSeconds : 0;
+  const affinity = plan.affinitySeconds;
 
   /**
    * Chain doing ClientIP affinity + random choice over `endpoints` (affinity services only).
@@ -205,9 +204,9 @@ export function buildRecord(state: ServicePortState, node: NodeFacts): ServiceRe
   // Cluster IP.
   const cipKey = flat(sp.clusterIP, ' . ', p, ' . ', sp.port);
   add('cluster-ips', sp.clusterIP);
-  if (hasInternal) {
+  if (plan.internal.kind === 'dnat') {
     add('service-ips', cipKey, gotoChain(ENTRY_CLUSTER_IP), comment);
-    dispatch('ip', cipKey, flat(sp.clusterIP, ' . ', sp.port), internalSel);
+    dispatch('ip', cipKey, flat(sp.clusterIP, ' . ', sp.port), plan.internal.endpoints);
   } else {
     add('no-endpoint-services', cipKey, verdict, comment);
   }
@@ -221,16 +220,16 @@ export function buildRecord(state: ServicePortState, node: NodeFacts): ServiceRe
     if (hasAny) {
       const endpointKey = flat(ip, ' . ', sp.port);
       add('service-ips', key, gotoChain(externalEntry), comment);
-      if (hasExternal) dispatch('ip', key, endpointKey, externalSel);
-      if (sp.externalPolicyLocal) dispatch('ip-shortcut', key, endpointKey, sel.clusterEndpoints);
+      if (plan.external.kind === 'dnat') dispatch('ip', key, endpointKey, plan.external.endpoints);
+      if (plan.externalShortcut) dispatch('ip-shortcut', key, endpointKey, plan.externalShortcut);
     }
-    if (!hasExternal) add('no-endpoint-services', key, verdict, comment);
+    if (plan.external.kind !== 'dnat') add('no-endpoint-services', key, verdict, comment);
   }
 
   // loadBalancerSourceRanges: checked in filter before DNAT; other sources are dropped.
   const vips = [...new Set(sp.loadBalancerVIPs)].sort();
-  if (hasAny && vips.length > 0 && sp.loadBalancerSourceRanges.length > 0) {
-    const sources = allowedSources(sp.loadBalancerSourceRanges, vips, node);
+  if (plan.firewall) {
+    const sources = allowedSources(plan.firewall, vips, node.family);
     for (const vip of vips) {
       const key = flat(vip, ' . ', p, ' . ', sp.port);
       add('firewall-ips', key, '', comment);
@@ -249,10 +248,10 @@ export function buildRecord(state: ServicePortState, node: NodeFacts): ServiceRe
         comment,
       );
       const endpointKey = String(sp.nodePort);
-      if (hasExternal) dispatch('nodeport', key, endpointKey, externalSel);
-      if (sp.externalPolicyLocal) dispatch('nodeport-shortcut', key, endpointKey, sel.clusterEndpoints);
+      if (plan.external.kind === 'dnat') dispatch('nodeport', key, endpointKey, plan.external.endpoints);
+      if (plan.externalShortcut) dispatch('nodeport-shortcut', key, endpointKey, plan.externalShortcut);
     }
-    if (!hasExternal) add('no-endpoint-nodeports', key, verdict, comment);
+    if (plan.external.kind !== 'dnat') add('no-endpoint-nodeports', key, verdict, comment);
   }
 
   // Hairpin: an endpoint that reaches itself through the service must be masqueraded. Only a
@@ -260,7 +259,7 @@ export function buildRecord(state: ServicePortState, node: NodeFacts): ServiceRe
   // unknown node) can hairpin here; listing all 100k pod IPs of a big cluster would double the
   // cost of a full sync for nothing.
   const hairpin = new Set<string>();
-  for (const ep of sel.allReachable) if (ep.isLocal || ep.nodeName === '') hairpin.add(ep.ip);
+  for (const ep of plan.reachable) if (ep.isLocal || ep.nodeName === '') hairpin.add(ep.ip);
 
   return {
     state,

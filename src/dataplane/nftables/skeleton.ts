@@ -77,11 +77,8 @@ export function localMatch(options: NftablesOptions): { local: string; notLocal:
   switch (detector.kind) {
     case 'none':
       return undefined;
-    case 'cidr': {
-      if (detector.cidrs.length === 0) return undefined;
-      const set = detector.cidrs.length === 1 ? detector.cidrs[0] : `{ ${detector.cidrs.join(', ')} }`;
-      return { local: `${fam} saddr ${set}`, notLocal: `${fam} saddr != ${set}` };
-    }
+    case 'cidr':
+      return { local: `${fam} saddr ${detector.cidr}`, notLocal: `${fam} saddr != ${detector.cidr}` };
     case 'bridge':
       return { local: `iifname "${detector.iface}"`, notLocal: `iifname != "${detector.iface}"` };
     case 'prefix':

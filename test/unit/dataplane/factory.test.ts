@@ -2,7 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   localDetectorFor,
-  nftLocalDetector,
   nftNodePortAddresses,
   nodePortCIDRsFor,
   type DataplaneSettings,
@@ -56,17 +55,18 @@ test('CIDR node-port addresses of another family only, or a /0, mean all address
 });
 
 test('local detection per family', () => {
-  assert.deepEqual(localDetectorFor(settings, 'IPv6'), { kind: 'cidr', cidrs: ['fd00:10:244::/48'] });
-  assert.deepEqual(localDetectorFor({ ...settings, clusterCIDRs: ['10.244.0.0/16'] }, 'IPv6'), {
+  assert.deepEqual(localDetectorFor(settings, 'IPv6', node), { kind: 'cidr', cidr: 'fd00:10:244::/48' });
+  assert.deepEqual(localDetectorFor({ ...settings, clusterCIDRs: ['10.244.0.0/16'] }, 'IPv6', node), {
     kind: 'none',
   });
   const nodeCIDR = { ...settings, detectLocalMode: 'NodeCIDR' as const };
-  assert.deepEqual(nftLocalDetector(nodeCIDR, 'IPv4', node), { kind: 'cidr', cidrs: ['10.244.1.0/24'] });
-  assert.deepEqual(nftLocalDetector(nodeCIDR, 'IPv6', node), { kind: 'none' });
+  assert.deepEqual(localDetectorFor(nodeCIDR, 'IPv4', node), { kind: 'cidr', cidr: '10.244.1.0/24' });
+  assert.deepEqual(localDetectorFor(nodeCIDR, 'IPv6', node), { kind: 'none' });
   assert.deepEqual(
     localDetectorFor(
       { ...settings, detectLocalMode: 'InterfaceNamePrefix', interfaceNamePrefix: 'veth' },
       'IPv4',
+      node,
     ),
     {
       kind: 'prefix',

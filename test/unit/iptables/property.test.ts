@@ -133,7 +133,7 @@ const optionsArb: fc.Arbitrary<IptablesOptions> = fc
     masqueradeAll: fc.boolean(),
     localDetector: fc.constantFrom(
       { kind: 'none' } as const,
-      { kind: 'cidr', cidrs: ['10.244.0.0/16'] } as const,
+      { kind: 'cidr', cidr: '10.244.0.0/16' } as const,
       { kind: 'bridge', iface: 'cbr0' } as const,
       { kind: 'prefix', prefix: 'veth' } as const,
     ),

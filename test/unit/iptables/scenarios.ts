@@ -8,7 +8,7 @@ export const BASE_OPTIONS: IptablesOptions = {
   family: 'IPv4',
   masqueradeBit: 14,
   masqueradeAll: false,
-  localDetector: { kind: 'cidr', cidrs: ['10.244.0.0/16'] },
+  localDetector: { kind: 'cidr', cidr: '10.244.0.0/16' },
   nodePortAddresses: { kind: 'all' },
   localhostNodePorts: true,
   randomFully: true,
@@ -19,7 +19,7 @@ export const BASE_OPTIONS: IptablesOptions = {
 export const IPV6_OPTIONS: IptablesOptions = {
   ...BASE_OPTIONS,
   family: 'IPv6',
-  localDetector: { kind: 'cidr', cidrs: ['10.244.0.0/16', 'fd00:10:244::/48'] },
+  localDetector: { kind: 'cidr', cidr: 'fd00:10:244::/48' },
 };
 
 export interface Scenario {
@@ -246,7 +246,8 @@ export const SCENARIOS: readonly Scenario[] = [
   ...(
     [
       ['none', { kind: 'none' }],
-      ['node-cidr', { kind: 'node-cidr' }],
+      // NodeCIDR mode: the detector is the node's podCIDR (plan/local-traffic.ts resolves it).
+      ['node-cidr', { kind: 'cidr', cidr: '10.244.1.0/24' }],
       ['bridge', { kind: 'bridge', iface: 'cbr0' }],
       ['prefix', { kind: 'prefix', prefix: 'veth' }],
     ] as const

@@ -149,7 +149,7 @@ export const OPTIONS_V4: NftablesOptions = {
   family: 'IPv4',
   masqueradeBit: 14,
   masqueradeAll: false,
-  localDetector: { kind: 'cidr', cidrs: ['10.244.0.0/16'] },
+  localDetector: { kind: 'cidr', cidr: '10.244.0.0/16' },
   nodePortAddresses: { kind: 'ips', ips: ['192.168.0.10'] },
 };
 
@@ -157,6 +157,6 @@ export const OPTIONS_V6: NftablesOptions = {
   family: 'IPv6',
   masqueradeBit: 14,
   masqueradeAll: false,
-  localDetector: { kind: 'cidr', cidrs: ['fd00:10:244::/56'] },
+  localDetector: { kind: 'cidr', cidr: 'fd00:10:244::/56' },
   nodePortAddresses: { kind: 'ips', ips: ['fd00:192::10'] },
 };

@@ -122,8 +122,8 @@ describe('nftables proxier', () => {
   test('options are validated before anything is rendered', () => {
     assert.throws(() => validateOptions({ ...OPTIONS_V4, masqueradeBit: 40 }), /masqueradeBit 40/);
     assert.throws(
-      () => validateOptions({ ...OPTIONS_V4, localDetector: { kind: 'cidr', cidrs: ['10.244.0.1/16'] } }),
-      /localDetector\.cidrs entry "10\.244\.0\.1\/16"/,
+      () => validateOptions({ ...OPTIONS_V4, localDetector: { kind: 'cidr', cidr: '10.244.0.1/16' } }),
+      /localDetector\.cidr: "10\.244\.0\.1\/16" is not a canonical IPv4 CIDR/,
     );
     assert.throws(
       () => validateOptions({ ...OPTIONS_V4, localDetector: { kind: 'bridge', iface: 'br0"; drop' } }),
