@@ -60,8 +60,4 @@ export function probability(k: number): string {
   return `${whole}.${decimals}`;
 }
 
-/** The masquerade mark `1 << bit` as upstream writes it: `0x` and 8 hex digits. */
-export function masqueradeMark(bit: number): string {
-  if (!Number.isInteger(bit) || bit < 0 || bit > 31) throw new Error(`masqueradeBit ${bit} is not in 0..31`);
-  return `0x${(2 ** bit).toString(16).padStart(8, '0')}`;
-}
+export { masqueradeMark } from '../common/marks.ts';

@@ -2,7 +2,7 @@
 // The layout (docs/nftables-layout.md) has a fixed set of chains, sets and maps; only the
 // endpoint class chains (one per endpoint count in use) and the ClientIP affinity structures
 // have computed names, and those never contain text from Kubernetes objects.
-import { createHash } from 'node:crypto';
+import { hashedName } from '../common/hashed-name.ts';
 import type { IPFamily, Protocol } from '../../model/types.ts';
 
 export const TABLE = 'kube-proxy';
@@ -74,22 +74,7 @@ export function affinitySet(p: Proto): string {
 
 /** Upper-case RFC 4648 base32 of the SHA-256 of `text`, first `length` characters. */
 export function hashName(text: string, length = 16): string {
-  const digest = createHash('sha256').update(text, 'utf8').digest();
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let out = '';
-  let buffer = 0;
-  let bits = 0;
-  for (const byte of digest) {
-    buffer = (buffer << 8) | byte;
-    bits += 8;
-    while (bits >= 5 && out.length < length) {
-      out += alphabet.charAt((buffer >> (bits - 5)) & 31);
-      bits -= 5;
-    }
-    buffer &= 0xff;
-    if (out.length >= length) break;
-  }
-  return out;
+  return hashedName(text, length);
 }
 
 /**

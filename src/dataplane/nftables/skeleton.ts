@@ -2,6 +2,7 @@
 // the fixed regular chains and their rules, and every set and map. None of it depends on
 // Services; a full sync re-declares it all, a partial sync never touches it.
 import type { NftablesOptions } from './options.ts';
+import { masqueradeMark } from '../common/marks.ts';
 import { nodePortIPs } from './options.ts';
 import {
   affinitySet,
@@ -86,8 +87,9 @@ export function localMatch(options: NftablesOptions): { local: string; notLocal:
   }
 }
 
+/** The masquerade mark (dataplane/common/marks.ts). */
 export function markHex(bit: number): string {
-  return `0x${((1 << bit) >>> 0).toString(16).padStart(8, '0')}`;
+  return masqueradeMark(bit);
 }
 
 /** The DNAT rules of one endpoint class chain: one per protocol, each with its own map. */
