@@ -12,6 +12,7 @@ import type { ProxyMetrics } from '../server/metrics.ts';
 import { ExecError, execTool, type ExecOptions, type ExecResult } from '../util/exec.ts';
 import { parseConntrackList } from './entries.ts';
 import { deleteScripts, staleFlowFilters, udpFrontends } from './stale.ts';
+import { plansOf } from '../plan/service-port.ts';
 
 export type Runner = (file: string, args: readonly string[], options?: ExecOptions) => Promise<ExecResult>;
 
@@ -72,7 +73,7 @@ export class ConntrackReconciler {
     const started = this.now();
     let deleted = 0;
     try {
-      const frontends = udpFrontends(snapshot.servicePorts.values());
+      const frontends = udpFrontends(plansOf(snapshot));
       if (frontends.byAddress.size === 0 && frontends.byNodePort.size === 0)
         return { filters: 0, deleted: 0 };
       const listing = await this.runner(TOOL, ['-L', '-f', FAMILY_ARG[family], '-p', 'udp'], {

@@ -7,7 +7,7 @@
 // source is the service IP itself) and stays black-holed. Both are found the same way: the entry's
 // original destination is a service frontend, but its reply source is not one of the frontend's
 // serving endpoints.
-import type { ServicePortState } from '../model/types.ts';
+import type { ServicePortPlan } from '../plan/service-port.ts';
 import { joinHostPort } from '../util/ip.ts';
 import type { ConntrackEntry } from './entries.ts';
 
@@ -34,17 +34,17 @@ export interface DeleteFilter {
  * Ports without serving endpoints are left out, so their entries are never touched (their
  * traffic is rejected anyway, and a later endpoint change will clean up).
  */
-export function udpFrontends(states: Iterable<ServicePortState>): UdpFrontends {
+export function udpFrontends(plans: Iterable<ServicePortPlan>): UdpFrontends {
   const byAddress = new Map<string, Set<string>>();
   const byNodePort = new Map<number, Set<string>>();
-  for (const state of states) {
-    const sp = state.servicePort;
+  for (const plan of plans) {
+    const sp = plan.servicePort;
     if (sp.id.protocol !== 'UDP') continue;
     const serving = new Set(
-      state.endpoints.filter((ep) => ep.serving).map((ep) => joinHostPort(ep.ip, ep.port)),
+      plan.state.endpoints.filter((ep) => ep.serving).map((ep) => joinHostPort(ep.ip, ep.port)),
     );
     if (serving.size === 0) continue;
-    for (const ip of [sp.clusterIP, ...sp.loadBalancerVIPs, ...sp.externalIPs]) {
+    for (const { ip } of plan.addresses) {
       if (ip !== '') byAddress.set(joinHostPort(ip, sp.port), serving);
     }
     if (sp.nodePort !== 0) byNodePort.set(sp.nodePort, serving);

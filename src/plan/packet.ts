@@ -6,7 +6,7 @@ import type { IPFamily, Protocol, ServicePortState } from '../model/types.ts';
 import { cidrContains, isLoopback, parseCIDR, parseIP } from '../util/ip.ts';
 import { isFromLocalPod, type LocalTrafficDetector } from './local-traffic.ts';
 import type { NodePortAddresses } from './node-ports.ts';
-import { planOf, type PlanNode, type ServicePortPlan, type Verdict } from './service-port.ts';
+import { planOf, type Frontend, type PlanNode, type ServicePortPlan, type Verdict } from './service-port.ts';
 
 /** What the node knows that decides a packet's fate besides the Services. */
 export interface TrafficContext {
@@ -33,8 +33,6 @@ export interface Packet {
   /** Sent by this node itself (OUTPUT); otherwise it arrived from a pod or the network. */
   readonly fromNode: boolean;
 }
-
-export type Frontend = 'cluster IP' | 'external IP' | 'load balancer IP' | 'node port';
 
 /** One endpoint a packet may be sent to, and whether its source is rewritten on the way. */
 export interface Destination {
@@ -90,13 +88,10 @@ function findFrontend(
     const sp = state.servicePort;
     if (sp.id.protocol !== packet.protocol) continue;
     if (sp.port === packet.port) {
-      if (sp.clusterIP === packet.destination)
-        return { plan: planOf(state, ctx.node), frontend: 'cluster IP' };
-      if (sp.externalIPs.includes(packet.destination)) {
-        candidates.push({ plan: planOf(state, ctx.node), frontend: 'external IP' });
-      } else if (sp.loadBalancerVIPs.includes(packet.destination)) {
-        candidates.push({ plan: planOf(state, ctx.node), frontend: 'load balancer IP' });
-      }
+      const plan = planOf(state, ctx.node);
+      const address = plan.addresses.find((candidate) => candidate.ip === packet.destination);
+      if (address?.frontend === 'cluster IP') return { plan, frontend: 'cluster IP' };
+      if (address) candidates.push({ plan, frontend: address.frontend });
     }
     if (sp.nodePort !== 0 && sp.nodePort === packet.port) {
       const plan = planOf(state, ctx.node);

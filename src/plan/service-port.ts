@@ -2,7 +2,8 @@
 // what happens to it (spec 3.5, upstream's per-service decisions). Every mode's renderer
 // translates this into its rule language; conntrack cleanup, service health checks, metrics and
 // the explainer read it. A decision made here is made nowhere else. Pure.
-import type { Endpoint, IPFamily, ServicePort, ServicePortState } from '../model/types.ts';
+import type { Endpoint, IPFamily, ProxySnapshot, ServicePort, ServicePortState } from '../model/types.ts';
+import { primaryNodeIP } from '../model/node.ts';
 import { cidrContains, parseCIDR, parseIP } from '../util/ip.ts';
 
 /** What traffic of one kind that reached a frontend gets. */
@@ -13,6 +14,15 @@ export type Verdict =
   | { readonly kind: 'drop'; readonly reason: 'no local endpoints' }
   /** No usable endpoint anywhere: the client is told at once (ICMP port unreachable / TCP RST). */
   | { readonly kind: 'reject'; readonly reason: 'no endpoints' };
+
+/** How a packet reaches a service port. */
+export type Frontend = 'cluster IP' | 'external IP' | 'load balancer IP' | 'node port';
+
+/** One service address of a port (the node port has none: it is open on node addresses). */
+export interface FrontendAddress {
+  readonly frontend: Exclude<Frontend, 'node port'>;
+  readonly ip: string;
+}
 
 /** loadBalancerSourceRanges of a service port that has them, LB VIPs and endpoints. */
 export interface FirewallPlan {
@@ -39,6 +49,8 @@ export interface ServicePortPlan {
   readonly servicePort: ServicePort;
   /** Some usable endpoint exists anywhere in the cluster. */
   readonly hasEndpoints: boolean;
+  /** The cluster IP, then external IPs, then load balancer IPs, each at servicePort.port. */
+  readonly addresses: readonly FrontendAddress[];
   /** Has a node port, external IPs or load balancer IPs. */
   readonly externallyAccessible: boolean;
   /** Traffic to the cluster IP (internalTrafficPolicy), from pods and from the node. */
@@ -129,6 +141,11 @@ export function planServicePort(state: ServicePortState, node: PlanNode): Servic
     node,
     servicePort: sp,
     hasEndpoints,
+    addresses: [
+      { frontend: 'cluster IP', ip: sp.clusterIP },
+      ...sp.externalIPs.map((ip) => ({ frontend: 'external IP' as const, ip })),
+      ...sp.loadBalancerVIPs.map((ip) => ({ frontend: 'load balancer IP' as const, ip })),
+    ],
     externallyAccessible,
     internal,
     external,
@@ -164,4 +181,15 @@ export function dropsForNoLocalEndpoints(plan: ServicePortPlan): { internal: boo
     internal: plan.internal.kind === 'drop',
     external: plan.externallyAccessible && plan.external.kind === 'drop',
   };
+}
+
+/** The plan's view of a snapshot's node. */
+export function planNodeOf(snapshot: ProxySnapshot): PlanNode {
+  return { family: snapshot.family, nodeIP: primaryNodeIP(snapshot.node, snapshot.family) };
+}
+
+/** The plans of every service port of a snapshot, in its (sorted) order. */
+export function* plansOf(snapshot: ProxySnapshot): Generator<ServicePortPlan> {
+  const node = planNodeOf(snapshot);
+  for (const state of snapshot.servicePorts.values()) yield planOf(state, node);
 }

@@ -10,6 +10,7 @@ import {
 } from '../../../src/conntrack/stale.ts';
 import { endpointSlice, service } from '../../support/objects.ts';
 import { NODE, snapshotOf } from './snapshot.ts';
+import { plansOf } from '../../../src/plan/service-port.ts';
 
 const A = '10.244.1.11';
 const B = '10.244.1.12';
@@ -65,14 +66,15 @@ function udp(
 }
 
 test('frontends map cluster, external, load-balancer IPs and the node port to serving endpoints', () => {
-  const frontends = udpFrontends(snapshotOf('IPv4', OBJECTS).servicePorts.values());
+  const frontends = udpFrontends(plansOf(snapshotOf('IPv4', OBJECTS)));
   const serving = [`${A}:5353`, `${B}:5353`];
   assert.deepEqual(
     [...frontends.byAddress].map(([k, v]) => [k, [...v].sort()]),
     [
+      // The plan's order: cluster IP, external IPs, load balancer IPs.
       ['10.96.0.53:53', serving],
-      ['203.0.113.5:53', serving],
       ['198.51.100.5:53', serving],
+      ['203.0.113.5:53', serving],
     ],
     'TCP ports and UDP ports without serving endpoints are left out',
   );
@@ -83,7 +85,7 @@ test('frontends map cluster, external, load-balancer IPs and the node port to se
 });
 
 test('stale entries: vanished or non-serving endpoints and never-DNATed flows, nothing else', () => {
-  const frontends = udpFrontends(snapshotOf('IPv4', OBJECTS).servicePorts.values());
+  const frontends = udpFrontends(plansOf(snapshotOf('IPv4', OBJECTS)));
   const entries = [
     udp('10.96.0.53', 53, A, 5353), // keep: ready endpoint
     udp('10.96.0.53', 53, B, 5353), // keep: terminating but serving
@@ -141,7 +143,7 @@ test('IPv6 frontends and entries compare in canonical bracketed form', () => {
       endpoints: [{ ip: 'fd00:10:244:1::b', node: NODE }],
     }),
   ]);
-  const frontends = udpFrontends(snapshot.servicePorts.values());
+  const frontends = udpFrontends(plansOf(snapshot));
   const entry = (replySrc: string): ConntrackEntry => ({
     family: 'IPv6',
     protocol: 'udp',
