@@ -4,7 +4,7 @@
 // mode, spec 8.1 "Effective values").
 import { parseCIDR } from '../util/ip.ts';
 import { parseGoDuration } from './duration.ts';
-import { splitHostPort } from './validate.ts';
+import { splitHostPort } from './hostport.ts';
 import { NODE_PORT_ADDRESSES_PRIMARY, type KubeProxyConfiguration, type ProxyMode } from './types.ts';
 
 export interface HostPort {

@@ -5,6 +5,7 @@
 import { parseCIDR, parseIP } from '../util/ip.ts';
 import { parseGoDurationNs } from './duration.ts';
 import { featureEnabled, isKnownFeatureGate } from './featuregates.ts';
+import { splitHostPort } from './hostport.ts';
 import { showValue } from './schema.ts';
 import {
   LOCAL_MODES,
@@ -116,23 +117,6 @@ function isCIDR(text: string): boolean {
 
 function isIP(text: string): boolean {
   return text.trim() === text && parseIP(text) !== undefined;
-}
-
-/** Go's net.SplitHostPort: `host:port` or `[host]:port`. */
-export function splitHostPort(text: string): { host: string; port: string } | undefined {
-  if (text.startsWith('[')) {
-    const close = text.indexOf(']');
-    if (close < 0 || text[close + 1] !== ':') return undefined;
-    const host = text.slice(1, close);
-    const port = text.slice(close + 2);
-    if (port.includes(':') || port.includes('[') || port.includes(']')) return undefined;
-    return { host, port };
-  }
-  const colon = text.lastIndexOf(':');
-  if (colon < 0) return undefined;
-  const host = text.slice(0, colon);
-  if (host.includes(':') || host.includes('[') || host.includes(']')) return undefined;
-  return { host, port: text.slice(colon + 1) };
 }
 
 function checkHostPort(field: string, text: string): FieldError[] {
