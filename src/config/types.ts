@@ -5,7 +5,6 @@
 // This is the *defaulted* shape: every field is present. Durations stay Go duration text in
 // canonical form ("30s", "1m0s", "24h0m0s"); resolveEffective() turns them into numbers.
 
-export const API_GROUP = 'kubeproxy.config.k8s.io';
 export const API_VERSION = 'kubeproxy.config.k8s.io/v1alpha1';
 export const KIND = 'KubeProxyConfiguration';
 

@@ -16,7 +16,7 @@ import {
 } from './types.ts';
 
 /** The Kubernetes minor release whose behaviour we follow; used for showHiddenMetricsForVersion. */
-export const COMPATIBLE_KUBERNETES_VERSION = { major: 1, minor: 35 } as const;
+const COMPATIBLE_KUBERNETES_VERSION = { major: 1, minor: 35 } as const;
 
 const MAX_INT32 = 2 ** 31 - 1;
 
@@ -158,7 +158,7 @@ function checkClusterCIDR(text: string): FieldError[] {
 }
 
 /** Upstream's legacy port range syntax: "", "N", "low-high" or "base+offset", within 0-65535. */
-export function isPortRange(text: string): boolean {
+function isPortRange(text: string): boolean {
   const value = text.trim();
   if (value === '') return true;
   const inRange = (n: number): boolean => n >= 0 && n <= 65535;
