@@ -11,6 +11,7 @@ import {
   LOCAL_MODES,
   NODE_PORT_ADDRESSES_PRIMARY,
   PROXY_MODES,
+  isProxyMode,
   type KubeProxyConfiguration,
   type LogFormatOptions,
 } from './types.ts';
@@ -328,7 +329,7 @@ export function validateConfig(config: KubeProxyConfiguration): ValidationResult
     }),
   );
 
-  if (config.mode !== '' && !(PROXY_MODES as readonly string[]).includes(config.mode)) {
+  if (config.mode !== '' && !isProxyMode(config.mode)) {
     errors.push(
       invalid(
         'mode',

@@ -4,7 +4,7 @@ import type { FlagDef } from './def.ts';
 import { FLAGS } from './table.ts';
 
 const HELP_INTRO = `The Kubernetes network proxy runs on each node. It watches Services and EndpointSlices
-through the API server and programs the node's packet filter (iptables, nftables or IPVS) so that
+through the API server and programs the node's packet filter (iptables or nftables) so that
 traffic to a Service's cluster IP, node ports, external IPs and load balancer IPs reaches one of
 its endpoints.
 

@@ -52,7 +52,7 @@ function buildFlags(): readonly FlagDef[] {
       kind: boolKind,
       target: 'extra',
       defaultValue: false,
-      usage: 'Remove the rules of every proxy mode (iptables, ipvs, nftables), then exit.',
+      usage: 'Remove the rules of every implemented proxy mode, then exit.',
       apply: (s, v) => extras(s, { cleanup: v }),
     }),
     flag({
@@ -90,7 +90,10 @@ function buildFlags(): readonly FlagDef[] {
       kind: namedString('ProxyMode'),
       target: 'config',
       defaultValue: d.mode,
-      usage: ignored("Proxy mode: 'iptables' (default), 'nftables' or 'ipvs' (deprecated)."),
+      usage: ignored(
+        "Proxy mode: 'iptables' (default) or 'nftables'. 'ipvs' (deprecated upstream) and 'userspace' " +
+          'are accepted but not implemented yet.',
+      ),
       apply: (s, v) => config(s, (c) => ({ ...c, mode: v })),
     }),
     flag({
