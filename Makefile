@@ -7,7 +7,7 @@ export PATH := $(NPM_BIN):$(PATH)
 SIZE ?= 1000
 TESTS ?= test/**/*.test.ts
 
-.PHONY: all deps sysdeps build test unit lint demo bench clean
+.PHONY: all deps sysdeps build test unit lint depcheck demo bench clean
 
 all: build
 
@@ -40,6 +40,7 @@ build: deps
 test: deps sysdeps build
 	tsc --noEmit -p tsconfig.json
 	eslint .
+	$(DEPCHECK)
 	prettier --check .
 	node --test --test-reporter=spec --test-timeout=300000 '$(TESTS)'
 
@@ -50,7 +51,15 @@ unit: deps
 lint: deps
 	tsc --noEmit -p tsconfig.json
 	eslint .
+	$(DEPCHECK)
 	prettier --check .
+
+# Import rules (.dependency-cruiser.json): no import cycles, and the layering of issue 10 (model
+# and plan stay pure, util is a leaf, sync/conntrack do not reach into server, dataplanes do not
+# reach into cli/daemon). Type-only imports count.
+DEPCHECK := depcruise --config .dependency-cruiser.json src test bench examples
+depcheck: deps
+	$(DEPCHECK)
 
 demo: deps sysdeps build
 	node examples/demo.ts

@@ -94,10 +94,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     return ok ? 0 : 1;
   }
 
-  if (effective.mode === 'ipvs') {
+  if (effective.mode === 'ipvs' || effective.mode === 'userspace') {
     process.stderr.write(
-      'Error: proxy mode "ipvs" is deprecated upstream and not implemented by kube-proxy-ts ' +
-        '(this kernel has no IPVS); use --proxy-mode=nftables or iptables\n',
+      `Error: proxy mode "${effective.mode}" is not implemented yet; use --proxy-mode=nftables or iptables\n`,
     );
     return 1;
   }

@@ -20,8 +20,8 @@ import {
 export const DEFAULT_HEALTHZ_PORT = 10256;
 export const DEFAULT_METRICS_PORT = 10249;
 /** kubelet's OOM score for kube-proxy: it should be the last thing the kernel kills. */
-export const DEFAULT_OOM_SCORE_ADJ = -999;
-export const DEFAULT_LOG_FLUSH_FREQUENCY = '5s';
+const DEFAULT_OOM_SCORE_ADJ = -999;
+const DEFAULT_LOG_FLUSH_FREQUENCY = '5s';
 
 /** Adds `:port` to a bare IP (bracketing IPv6); anything else is returned as is for validation. */
 export function appendPortIfNeeded(address: string, port: number): string {

@@ -81,15 +81,6 @@ export function parseGoDuration(text: string): number {
   return Number(parseGoDurationNs(text)) / 1e6;
 }
 
-export function isGoDuration(text: string): boolean {
-  try {
-    parseGoDurationNs(text);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** `value / 10^digits` as text with trailing zeros (and a bare point) removed, like Go's fmtFrac. */
 function withFraction(value: bigint, digits: number): string {
   const scale = 10n ** BigInt(digits);

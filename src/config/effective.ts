@@ -4,8 +4,13 @@
 // mode, spec 8.1 "Effective values").
 import { parseCIDR } from '../util/ip.ts';
 import { parseGoDuration } from './duration.ts';
-import { splitHostPort } from './validate.ts';
-import { NODE_PORT_ADDRESSES_PRIMARY, type KubeProxyConfiguration, type ProxyMode } from './types.ts';
+import { splitHostPort } from './hostport.ts';
+import {
+  NODE_PORT_ADDRESSES_PRIMARY,
+  isProxyMode,
+  type KubeProxyConfiguration,
+  type ProxyMode,
+} from './types.ts';
 
 export interface HostPort {
   /** Bare IP text (no brackets). */
@@ -103,8 +108,49 @@ function canonicalCIDRs(texts: readonly string[], field: string): string[] {
 }
 
 function proxyMode(mode: string): ProxyMode {
-  if (mode === '' || mode === 'iptables') return 'iptables';
-  if (mode === 'ipvs' || mode === 'nftables') return mode;
+  if (mode === '') return 'iptables';
+  if (isProxyMode(mode)) return mode;
+  throw new Error(`mode: unsupported proxy mode ${JSON.stringify(mode)}`);
+}
+
+interface SyncPeriods {
+  readonly syncPeriod: string;
+  readonly minSyncPeriod: string;
+}
+
+/** The section whose sync periods a mode runs with (upstream's userspace used the iptables ones). */
+function syncPeriodsOf(config: KubeProxyConfiguration, mode: ProxyMode): SyncPeriods {
+  switch (mode) {
+    case 'iptables':
+    case 'userspace':
+      return config.iptables;
+    case 'ipvs':
+      return config.ipvs;
+    case 'nftables':
+      return config.nftables;
+    default:
+      return unknownMode(mode);
+  }
+}
+
+/** The section whose masquerade settings a mode runs with: only nftables has its own. */
+function masqueradeOf(
+  config: KubeProxyConfiguration,
+  mode: ProxyMode,
+): { readonly masqueradeAll: boolean; readonly masqueradeBit: number } {
+  switch (mode) {
+    case 'iptables':
+    case 'ipvs':
+    case 'userspace':
+      return config.iptables;
+    case 'nftables':
+      return config.nftables;
+    default:
+      return unknownMode(mode);
+  }
+}
+
+function unknownMode(mode: never): never {
   throw new Error(`mode: unsupported proxy mode ${JSON.stringify(mode)}`);
 }
 
@@ -136,8 +182,8 @@ function nodePortAddresses(addresses: readonly string[]): NodePortAddresses {
  */
 export function resolveEffective(config: KubeProxyConfiguration, master = ''): EffectiveConfig {
   const mode = proxyMode(config.mode);
-  const periods = mode === 'ipvs' ? config.ipvs : mode === 'nftables' ? config.nftables : config.iptables;
-  const masquerade = mode === 'nftables' ? config.nftables : config.iptables;
+  const periods = syncPeriodsOf(config, mode);
+  const masquerade = masqueradeOf(config, mode);
   const clusterCIDRs =
     config.clusterCIDR === '' ? [] : canonicalCIDRs(config.clusterCIDR.split(','), 'clusterCIDR');
   const { conntrack, ipvs, logging } = config;

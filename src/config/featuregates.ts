@@ -11,7 +11,7 @@ export interface FeatureGateSpec {
 }
 
 /** Defaults as of Kubernetes v1.35. */
-export const KNOWN_FEATURE_GATES: Readonly<Record<string, FeatureGateSpec>> = {
+const KNOWN_FEATURE_GATES: Readonly<Record<string, FeatureGateSpec>> = {
   ContextualLogging: { default: true, stage: 'BETA' },
   LoggingAlphaOptions: { default: false, stage: 'ALPHA' },
   LoggingBetaOptions: { default: true, stage: 'BETA' },

@@ -10,20 +10,16 @@ import {
   applyDefaults,
   applyPlatformDefaults,
   defaultConfiguration,
+  DEFAULT_HEALTHZ_PORT,
+  DEFAULT_METRICS_PORT,
 } from './defaults.ts';
-import {
-  applyFlags,
-  parseFlags,
-  renderHelp,
-  type FlagExtras,
-  type FlagState,
-  type FlagTarget,
-} from './flags.ts';
+import type { FlagExtras, FlagState, FlagTarget } from './flags/def.ts';
+import { renderHelp } from './flags/help.ts';
+import { applyFlags, parseFlags } from './flags/parse.ts';
 import { decodeConfig } from './schema.ts';
 import type { KubeProxyConfiguration } from './types.ts';
 import { formatFieldError, validateConfig } from './validate.ts';
 
-export { formatGoDuration, parseGoDuration } from './duration.ts';
 export { resolveEffective, type EffectiveConfig } from './effective.ts';
 
 export interface ProxyRunOptions {
@@ -64,8 +60,8 @@ const DEFAULT_EXTRAS: FlagExtras = {
   initOnly: false,
   master: '',
   hostnameOverride: '',
-  healthzPort: 10256,
-  metricsPort: 10249,
+  healthzPort: DEFAULT_HEALTHZ_PORT,
+  metricsPort: DEFAULT_METRICS_PORT,
 };
 
 /** Deprecated --healthz-port / --metrics-port: 0 disables the server, else fills in a missing port. */

@@ -65,7 +65,7 @@ const quantity = nullable(
 const formatOptions = nullable(z.strictObject({ splitStream: bool, infoBufferSize: quantity }));
 
 /** The file form of KubeProxyConfiguration v1alpha1: every field optional and nullable, as in Go. */
-export const kubeProxyConfigurationSchema = z.strictObject({
+const kubeProxyConfigurationSchema = z.strictObject({
   apiVersion: str,
   kind: str,
   featureGates: nullable(z.record(z.string(), z.boolean())),
@@ -163,7 +163,7 @@ export type DecodeResult =
   | { readonly ok: false; readonly error: string };
 
 /** `a.b[0].c`, the way field paths are written in every message of this module. */
-export function formatPath(path: readonly PropertyKey[]): string {
+function formatPath(path: readonly PropertyKey[]): string {
   let text = '';
   for (const part of path) {
     if (typeof part === 'number') text += `[${part}]`;
@@ -235,7 +235,7 @@ function errorList(lines: readonly string[]): string {
 }
 
 /** Parses YAML 1.1 the way Go's yaml.v2 does, with duplicate keys rejected. */
-export function parseYAML(text: string): { ok: true; data: unknown } | { ok: false; error: string } {
+function parseYAML(text: string): { ok: true; data: unknown } | { ok: false; error: string } {
   const docs = parseAllDocuments(text, {
     version: '1.1',
     uniqueKeys: true,

@@ -5,13 +5,22 @@
 // This is the *defaulted* shape: every field is present. Durations stay Go duration text in
 // canonical form ("30s", "1m0s", "24h0m0s"); resolveEffective() turns them into numbers.
 
-export const API_GROUP = 'kubeproxy.config.k8s.io';
 export const API_VERSION = 'kubeproxy.config.k8s.io/v1alpha1';
 export const KIND = 'KubeProxyConfiguration';
 
-/** Modes this implementation runs (Linux). `kernelspace` is Windows-only upstream. */
-export type ProxyMode = 'iptables' | 'ipvs' | 'nftables';
-export const PROXY_MODES: readonly ProxyMode[] = ['iptables', 'ipvs', 'nftables'];
+/**
+ * The Linux proxy modes the configuration accepts. Upstream accepts iptables, ipvs and nftables
+ * (`kernelspace` is Windows-only); `userspace` was removed upstream in v1.26 and is accepted
+ * here again because this project brings back its own userspace mode. Whether a mode can run
+ * is not the configuration's business: the CLI refuses the ones not implemented yet.
+ */
+export type ProxyMode = 'iptables' | 'ipvs' | 'nftables' | 'userspace';
+/** Sorted, as upstream's validation message lists the modes. */
+export const PROXY_MODES: readonly ProxyMode[] = ['iptables', 'ipvs', 'nftables', 'userspace'];
+
+export function isProxyMode(text: string): text is ProxyMode {
+  return (PROXY_MODES as readonly string[]).includes(text);
+}
 
 export type LocalMode = 'ClusterCIDR' | 'NodeCIDR' | 'BridgeInterface' | 'InterfaceNamePrefix';
 export const LOCAL_MODES: readonly LocalMode[] = [
@@ -124,7 +133,7 @@ export interface KubeProxyConfiguration {
   readonly bindAddressHardFail: boolean;
   readonly enableProfiling: boolean;
   readonly showHiddenMetricsForVersion: string;
-  /** After platform defaulting: iptables, ipvs or nftables once validated. */
+  /** After platform defaulting: one of PROXY_MODES once validated. */
   readonly mode: string;
   readonly iptables: IPTablesConfiguration;
   readonly ipvs: IPVSConfiguration;

@@ -5,17 +5,19 @@
 import { parseCIDR, parseIP } from '../util/ip.ts';
 import { parseGoDurationNs } from './duration.ts';
 import { featureEnabled, isKnownFeatureGate } from './featuregates.ts';
+import { splitHostPort } from './hostport.ts';
 import { showValue } from './schema.ts';
 import {
   LOCAL_MODES,
   NODE_PORT_ADDRESSES_PRIMARY,
   PROXY_MODES,
+  isProxyMode,
   type KubeProxyConfiguration,
   type LogFormatOptions,
 } from './types.ts';
 
 /** The Kubernetes minor release whose behaviour we follow; used for showHiddenMetricsForVersion. */
-export const COMPATIBLE_KUBERNETES_VERSION = { major: 1, minor: 35 } as const;
+const COMPATIBLE_KUBERNETES_VERSION = { major: 1, minor: 35 } as const;
 
 const MAX_INT32 = 2 ** 31 - 1;
 
@@ -118,23 +120,6 @@ function isIP(text: string): boolean {
   return text.trim() === text && parseIP(text) !== undefined;
 }
 
-/** Go's net.SplitHostPort: `host:port` or `[host]:port`. */
-export function splitHostPort(text: string): { host: string; port: string } | undefined {
-  if (text.startsWith('[')) {
-    const close = text.indexOf(']');
-    if (close < 0 || text[close + 1] !== ':') return undefined;
-    const host = text.slice(1, close);
-    const port = text.slice(close + 2);
-    if (port.includes(':') || port.includes('[') || port.includes(']')) return undefined;
-    return { host, port };
-  }
-  const colon = text.lastIndexOf(':');
-  if (colon < 0) return undefined;
-  const host = text.slice(0, colon);
-  if (host.includes(':') || host.includes('[') || host.includes(']')) return undefined;
-  return { host, port: text.slice(colon + 1) };
-}
-
 function checkHostPort(field: string, text: string): FieldError[] {
   const parts = splitHostPort(text);
   if (parts === undefined) return [invalid(field, text, 'must be IP:port')];
@@ -174,7 +159,7 @@ function checkClusterCIDR(text: string): FieldError[] {
 }
 
 /** Upstream's legacy port range syntax: "", "N", "low-high" or "base+offset", within 0-65535. */
-export function isPortRange(text: string): boolean {
+function isPortRange(text: string): boolean {
   const value = text.trim();
   if (value === '') return true;
   const inRange = (n: number): boolean => n >= 0 && n <= 65535;
@@ -344,7 +329,7 @@ export function validateConfig(config: KubeProxyConfiguration): ValidationResult
     }),
   );
 
-  if (config.mode !== '' && !(PROXY_MODES as readonly string[]).includes(config.mode)) {
+  if (config.mode !== '' && !isProxyMode(config.mode)) {
     errors.push(
       invalid(
         'mode',

@@ -55,6 +55,13 @@ describe('resolveEffective', () => {
       [ipvs.syncPeriodMs, ipvs.minSyncPeriodMs, ipvs.masqueradeAll, ipvs.masqueradeBit],
       [33_000, 3000, false, 10],
     );
+    // Upstream's userspace mode ran on the iptables sync settings; ours keeps that.
+    const userspace = resolveEffective(configFrom({ ...raw, mode: 'userspace' }));
+    assert.equal(userspace.mode, 'userspace');
+    assert.deepEqual(
+      [userspace.syncPeriodMs, userspace.minSyncPeriodMs, userspace.masqueradeAll, userspace.masqueradeBit],
+      [11_000, 1000, false, 10],
+    );
   });
 
   it('canonicalizes CIDRs and classifies nodePortAddresses', () => {
@@ -110,8 +117,8 @@ describe('resolveEffective', () => {
 
   it('refuses a configuration that never passed validation', () => {
     assert.throws(
-      () => resolveEffective(configFrom({ mode: 'userspace' })),
-      /mode: unsupported proxy mode "userspace"/,
+      () => resolveEffective(configFrom({ mode: 'kernelspace' })),
+      /mode: unsupported proxy mode "kernelspace"/,
     );
   });
 });

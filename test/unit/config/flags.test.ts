@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { FLAGS, parseFlags, renderHelp } from '../../../src/config/flags.ts';
+import { renderHelp } from '../../../src/config/flags/help.ts';
+import { parseFlags } from '../../../src/config/flags/parse.ts';
+import { FLAGS } from '../../../src/config/flags/table.ts';
 import { parseCommandLine, type ProxyRunOptions } from '../../../src/config/load.ts';
 import { noFiles } from './helpers.ts';
 

@@ -89,9 +89,9 @@ describe('precedence without --config', () => {
       'invalid configuration: iptables.masqueradeBit: Invalid value: 32: must be within the range [0, 31]',
     );
     assert.equal(
-      errorOf(['--oom-score-adj=5000', '--proxy-mode=userspace']),
+      errorOf(['--oom-score-adj=5000', '--proxy-mode=kernelspace']),
       'invalid configuration:\n' +
-        '  mode: Invalid value: "userspace": must be iptables,ipvs,nftables or blank (blank means the ' +
+        '  mode: Invalid value: "kernelspace": must be iptables,ipvs,nftables,userspace or blank (blank means the ' +
         'best-available proxy [currently iptables])\n' +
         '  oomScoreAdj: Invalid value: 5000: must be within the range [-1000, 1000]',
     );

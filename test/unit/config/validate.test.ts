@@ -23,6 +23,7 @@ describe('validateConfig (spec 8.2)', () => {
     accepts({ mode: 'iptables' });
     accepts({ mode: 'nftables' });
     accepts({ mode: 'ipvs' });
+    accepts({ mode: 'userspace' });
   });
 
   describe('iptables', () => {
@@ -166,13 +167,39 @@ describe('validateConfig (spec 8.2)', () => {
     accepts({ oomScoreAdj: -1000 });
   });
 
-  it('mode is iptables, ipvs, nftables or blank', () => {
+  it('mode is iptables, ipvs, nftables, userspace or blank', () => {
+    // kernelspace is upstream's Windows mode: never valid on Linux.
     rejects(
-      { mode: 'userspace' },
-      'mode: Invalid value: "userspace": must be iptables,ipvs,nftables or blank ' +
+      { mode: 'kernelspace' },
+      'mode: Invalid value: "kernelspace": must be iptables,ipvs,nftables,userspace or blank ' +
         '(blank means the best-available proxy [currently iptables])',
     );
-    assert.match(messages({ mode: 'kernelspace' })[0] ?? '', /^mode: Invalid value: "kernelspace"/);
+    // Mode names are case-sensitive, as upstream compares them.
+    assert.match(messages({ mode: 'IPVS' })[0] ?? '', /^mode: Invalid value: "IPVS"/);
+  });
+
+  it('the ipvs section is validated in ipvs mode only, as upstream', () => {
+    const bad = {
+      ipvs: { syncPeriod: '-1s', tcpTimeout: '-1s', excludeCIDRs: ['junk'] },
+    };
+    for (const mode of ['iptables', 'nftables', 'userspace']) accepts({ ...bad, mode });
+    assert.deepEqual(messages({ ...bad, mode: 'ipvs' }), [
+      'ipvs.syncPeriod: Invalid value: -1s: must be greater than 0',
+      'ipvs.tcpTimeout: Invalid value: -1s: must be greater than or equal to 0',
+      'ipvs.excludeCIDRs[0]: Invalid value: "junk": must be a valid CIDR',
+    ]);
+  });
+
+  it('any ipvs scheduler name is valid (upstream checks it at start since v1.27)', () => {
+    accepts({ mode: 'ipvs', ipvs: { scheduler: 'mh' } });
+    accepts({ mode: 'ipvs', ipvs: { scheduler: 'some-future-scheduler' } });
+  });
+
+  it('userspace mode runs on the iptables settings, so those are validated', () => {
+    rejects(
+      { mode: 'userspace', iptables: { syncPeriod: '1s', minSyncPeriod: '2s' } },
+      'iptables.syncPeriod: Invalid value: 1s: must be greater than or equal to iptables.minSyncPeriod (2s)',
+    );
   });
 
   it('clientConnection.burst >= 0', () => {

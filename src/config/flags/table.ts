@@ -1,290 +1,24 @@
-// kube-proxy's command line, parsed with Go pflag semantics (spec 8.3) on top of node:util
-// parseArgs (dependencies.md section 4): `--flag=value`, `--flag value`, `-v 2`, `-v=2`, `-v2`,
-// booleans as `--x`, `--x=true`, `--x=false` (never `--x false`), comma lists that accumulate over
-// repeats, `--feature-gates` pairs that merge, Go durations, `_` accepted for `-` in names, and
-// errors in pflag's words ("unknown flag: --foo"). The parser only records which flags were set
-// and their raw texts, so callers can apply upstream's precedence against --config.
-import { parseArgs } from 'node:util';
-import { parseIP } from '../util/ip.ts';
-import { canonicalGoDuration } from './duration.ts';
-import { describeFeatureGates } from './featuregates.ts';
-import { defaultConfiguration } from './defaults.ts';
-import { splitHostPort } from './validate.ts';
-import type { KubeProxyConfiguration, VModuleItem } from './types.ts';
-
-/** Run options carried by flags that are not part of KubeProxyConfiguration. */
-export interface FlagExtras {
-  readonly configFile: string;
-  readonly writeConfigTo: string;
-  readonly cleanup: boolean;
-  readonly initOnly: boolean;
-  readonly master: string;
-  /** Raw --hostname-override text; applied on top of either the flags or the file. */
-  readonly hostnameOverride: string;
-  /** Deprecated --healthz-port / --metrics-port: port of the bind address, 0 disables. */
-  readonly healthzPort: number;
-  readonly metricsPort: number;
-}
-
-export interface FlagState {
-  readonly config: KubeProxyConfiguration;
-  readonly extras: FlagExtras;
-}
-
-/**
- * Which precedence class a flag belongs to: `config` flags are ignored when --config is given,
- * `logging` flags override the file when explicitly set, `extra` flags are never in the file.
- */
-export type FlagTarget = 'config' | 'logging' | 'extra';
-
-export interface FlagDef {
-  readonly name: string;
-  readonly shorthand?: string;
-  /** pflag's type word in --help ("string", "duration", ...); empty for booleans. */
-  readonly typeName: string;
-  readonly isBool: boolean;
-  readonly usage: string;
-  /** Default as --help shows it; empty when pflag would not show one (zero values). */
-  readonly defaultText: string;
-  readonly target: FlagTarget;
-  /** Set for deprecated flags: what to use instead. */
-  readonly deprecated?: string;
-  /** Parses one occurrence; throws an Error carrying the reason when the text is not valid. */
-  readonly check: (text: string) => void;
-  /** Applies every occurrence (in command-line order) to the state. */
-  readonly applyAll: (state: FlagState, texts: readonly string[]) => FlagState;
-}
-
-interface Kind<V> {
-  readonly typeName: string;
-  readonly isBool: boolean;
-  parse(text: string): V;
-  /** How repeats combine: lists append, maps merge, scalars take the last. */
-  merge(previous: V, next: V): V;
-  show(value: V): string;
-}
-
-function last<V>(_previous: V, next: V): V {
-  return next;
-}
-
-function quote(text: string): string {
-  return JSON.stringify(text);
-}
-
-/** Go strconv.ParseBool. */
-export function parseGoBool(text: string): boolean {
-  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(text)) return true;
-  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(text)) return false;
-  throw new Error(`strconv.ParseBool: parsing ${quote(text)}: invalid syntax`);
-}
-
-/** Go strconv.ParseInt(text, 0, bits) for signed 32-bit or unsigned 31-bit values. */
-function parseGoInt(text: string, min: number, max: number, fn: string): number {
-  const match = /^([+-]?)(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*)$/.exec(text);
-  if (match === null) throw new Error(`${fn}: parsing ${quote(text)}: invalid syntax`);
-  const digits = match[2] ?? '';
-  const body = /^0[0-7]+$/.test(digits) ? `0o${digits.slice(1)}` : digits;
-  const magnitude = Number(body);
-  const value = match[1] === '-' ? -magnitude : magnitude;
-  if (value < min || value > max) throw new Error(`${fn}: parsing ${quote(text)}: value out of range`);
-  return value;
-}
-
-const stringKind: Kind<string> = {
-  typeName: 'string',
-  isBool: false,
-  parse: (text) => text,
-  merge: last,
-  show: (v) => (v === '' ? '' : quote(v)),
-};
-
-function namedString(typeName: string): Kind<string> {
-  return { ...stringKind, typeName };
-}
-
-const boolKind: Kind<boolean> = {
-  typeName: '',
-  isBool: true,
-  parse: parseGoBool,
-  merge: last,
-  show: (v) => (v ? 'true' : ''),
-};
-
-const int32Kind: Kind<number> = {
-  typeName: 'int32',
-  isBool: false,
-  parse: (text) => parseGoInt(text, -(2 ** 31), 2 ** 31 - 1, 'strconv.ParseInt'),
-  merge: last,
-  show: (v) => (v === 0 ? '' : String(v)),
-};
-
-const levelKind: Kind<number> = {
-  typeName: 'Level',
-  isBool: false,
-  parse: (text) => parseGoInt(text, 0, 2 ** 31 - 1, 'strconv.ParseUint'),
-  merge: last,
-  show: (v) => (v === 0 ? '' : String(v)),
-};
-
-const float32Kind: Kind<number> = {
-  typeName: 'float32',
-  isBool: false,
-  parse: (text) => {
-    if (!/^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/.test(text)) {
-      throw new Error(`strconv.ParseFloat: parsing ${quote(text)}: invalid syntax`);
-    }
-    return Number(text);
-  },
-  merge: last,
-  show: (v) => (v === 0 ? '' : String(v)),
-};
-
-/** Values stay Go duration text, in canonical form. */
-const durationKind: Kind<string> = {
-  typeName: 'duration',
-  isBool: false,
-  parse: canonicalGoDuration,
-  merge: last,
-  show: (v) => (v === '0s' ? '' : v),
-};
-
-/** pflag StringSlice: comma-separated, repeats append, the first use replaces the default. */
-const stringsKind: Kind<readonly string[]> = {
-  typeName: 'strings',
-  isBool: false,
-  parse: (text) => (text === '' ? [] : text.split(',')),
-  merge: (previous, next) => [...previous, ...next],
-  show: (v) => (v.length === 0 ? '' : `[${v.join(',')}]`),
-};
-
-/** component-base MapStringBool: `A=true,B=false`, repeats merge. */
-const gatesKind: Kind<Readonly<Record<string, boolean>>> = {
-  typeName: 'mapStringBool',
-  isBool: false,
-  parse: (text) => {
-    const gates: Record<string, boolean> = {};
-    for (const item of text.split(',')) {
-      if (item === '') continue;
-      const eq = item.indexOf('=');
-      if (eq < 0) throw new Error(`malformed pair ${quote(item)}, expect string=bool`);
-      const key = item.slice(0, eq).trim();
-      const raw = item.slice(eq + 1).trim();
-      try {
-        gates[key] = parseGoBool(raw);
-      } catch (err) {
-        throw new Error(`invalid value of ${key}: ${raw}, err: ${(err as Error).message}`, { cause: err });
-      }
-    }
-    return gates;
-  },
-  merge: (previous, next) => ({ ...previous, ...next }),
-  show: () => '',
-};
-
-const vmoduleKind: Kind<readonly VModuleItem[]> = {
-  typeName: 'pattern=N,...',
-  isBool: false,
-  parse: (text) => {
-    if (text === '') return [];
-    return text.split(',').map((item) => {
-      const eq = item.lastIndexOf('=');
-      if (eq < 0) throw new Error(`${quote(item)} does not have the pattern=N format`);
-      const verbosity = parseGoInt(item.slice(eq + 1), 0, 2 ** 31 - 1, 'strconv.ParseUint');
-      return { filePattern: item.slice(0, eq), verbosity };
-    });
-  },
-  merge: (previous, next) => [...previous, ...next],
-  show: () => '',
-};
-
-const QUANTITY = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$/;
-
-const quantityKind: Kind<string> = {
-  typeName: 'quantity',
-  isBool: false,
-  parse: (text) => {
-    if (!QUANTITY.test(text)) throw new Error('must be a resource quantity such as 0, 64Ki or 1M');
-    return text;
-  },
-  merge: last,
-  show: (v) => (v === '0' ? '' : v),
-};
-
-/** An IP address; upstream ignores an empty value and keeps the default. */
-const ipKind: Kind<string> = {
-  typeName: 'ip',
-  isBool: false,
-  parse: (text) => {
-    if (text !== '' && parseIP(text) === undefined)
-      throw new Error(`${quote(text)} is not a valid IP address`);
-    return text;
-  },
-  merge: last,
-  show: (v) => (v === '' ? '' : quote(v)),
-};
-
-/** `IP` or `IP:port` (the port then comes from the deprecated port flags); empty disables. */
-const ipPortKind: Kind<string> = {
-  typeName: 'ipport',
-  isBool: false,
-  parse: (text) => {
-    if (text === '' || parseIP(text) !== undefined) return text;
-    const parts = splitHostPort(text);
-    if (parts === undefined) throw new Error(`${quote(text)} is not in a valid format (ip or ip:port)`);
-    if (parseIP(parts.host) === undefined) throw new Error(`${quote(parts.host)} is not a valid IP address`);
-    const port = /^\d+$/.test(parts.port) ? Number(parts.port) : NaN;
-    if (!(port >= 0 && port <= 65535)) throw new Error(`${quote(parts.port)} is not a valid number`);
-    return text;
-  },
-  merge: last,
-  show: (v) => (v === '' ? '' : quote(v)),
-};
-
-interface FlagSpec<V> {
-  readonly name: string;
-  readonly shorthand?: string;
-  readonly kind: Kind<V>;
-  readonly usage: string;
-  readonly target: FlagTarget;
-  readonly deprecated?: string;
-  /** Default for --help, taken from the defaulted configuration. */
-  readonly defaultValue: V;
-  readonly apply: (state: FlagState, value: V) => FlagState;
-}
-
-function flag<V>(spec: FlagSpec<V>): FlagDef {
-  const { kind } = spec;
-  return {
-    name: spec.name,
-    ...(spec.shorthand === undefined ? {} : { shorthand: spec.shorthand }),
-    typeName: kind.typeName,
-    isBool: kind.isBool,
-    usage: spec.usage,
-    defaultText: kind.show(spec.defaultValue),
-    target: spec.target,
-    ...(spec.deprecated === undefined ? {} : { deprecated: spec.deprecated }),
-    check: (text) => {
-      kind.parse(text);
-    },
-    applyAll: (state, texts) => {
-      const [first, ...rest] = texts;
-      if (first === undefined) return state;
-      const merged = rest.reduce((acc, text) => kind.merge(acc, kind.parse(text)), kind.parse(first));
-      return spec.apply(state, merged);
-    },
-  };
-}
-
-type Config = KubeProxyConfiguration;
-
-function config(state: FlagState, patch: (c: Config) => Config): FlagState {
-  return { ...state, config: patch(state.config) };
-}
-
-function extras(state: FlagState, patch: Partial<FlagExtras>): FlagState {
-  return { ...state, extras: { ...state.extras, ...patch } };
-}
+// The flag table: every upstream kube-proxy flag (spec 8.3), its value kind, the configuration
+// field or run option it sets, its precedence class and its --help text. Defaults shown in --help
+// come from the defaulted configuration, so the table and the API defaults cannot disagree.
+import { DEFAULT_HEALTHZ_PORT, DEFAULT_METRICS_PORT, defaultConfiguration } from '../defaults.ts';
+import { describeFeatureGates } from '../featuregates.ts';
+import { config, extras, flag, type FlagDef } from './def.ts';
+import {
+  boolKind,
+  durationKind,
+  float32Kind,
+  gatesKind,
+  int32Kind,
+  ipKind,
+  ipPortKind,
+  levelKind,
+  namedString,
+  quantityKind,
+  stringKind,
+  stringsKind,
+  vmoduleKind,
+} from './kinds.ts';
 
 const IGNORED_WITH_CONFIG = 'This parameter is ignored if a config file is specified by --config.';
 
@@ -318,7 +52,7 @@ function buildFlags(): readonly FlagDef[] {
       kind: boolKind,
       target: 'extra',
       defaultValue: false,
-      usage: 'Remove the rules of every proxy mode (iptables, ipvs, nftables), then exit.',
+      usage: 'Remove the rules of every implemented proxy mode, then exit.',
       apply: (s, v) => extras(s, { cleanup: v }),
     }),
     flag({
@@ -356,7 +90,10 @@ function buildFlags(): readonly FlagDef[] {
       kind: namedString('ProxyMode'),
       target: 'config',
       defaultValue: d.mode,
-      usage: ignored("Proxy mode: 'iptables' (default), 'nftables' or 'ipvs' (deprecated)."),
+      usage: ignored(
+        "Proxy mode: 'iptables' (default) or 'nftables'. 'ipvs' (deprecated upstream) and 'userspace' " +
+          'are accepted but not implemented yet.',
+      ),
       apply: (s, v) => config(s, (c) => ({ ...c, mode: v })),
     }),
     flag({
@@ -726,7 +463,7 @@ function buildFlags(): readonly FlagDef[] {
       name: 'healthz-port',
       kind: int32Kind,
       target: 'extra',
-      defaultValue: 10256,
+      defaultValue: DEFAULT_HEALTHZ_PORT,
       deprecated: 'use --healthz-bind-address instead',
       usage: 'Port of the health check server, added to --healthz-bind-address when it has none; 0 disables.',
       apply: (s, v) => extras(s, { healthzPort: v }),
@@ -735,7 +472,7 @@ function buildFlags(): readonly FlagDef[] {
       name: 'metrics-port',
       kind: int32Kind,
       target: 'extra',
-      defaultValue: 10249,
+      defaultValue: DEFAULT_METRICS_PORT,
       deprecated: 'use --metrics-bind-address instead',
       usage: 'Port of the metrics server, added to --metrics-bind-address when it has none; 0 disables.',
       apply: (s, v) => extras(s, { metricsPort: v }),
@@ -830,173 +567,3 @@ function buildFlags(): readonly FlagDef[] {
 
 /** Every flag kube-proxy accepts, except --help. */
 export const FLAGS: readonly FlagDef[] = buildFlags();
-
-const BY_NAME: ReadonlyMap<string, FlagDef> = new Map(FLAGS.map((f) => [f.name, f]));
-const BY_SHORTHAND: ReadonlyMap<string, FlagDef> = new Map(
-  FLAGS.flatMap((f) => (f.shorthand === undefined ? [] : [[f.shorthand, f] as const])),
-);
-
-export function lookupFlag(name: string): FlagDef | undefined {
-  return BY_NAME.get(name);
-}
-
-export interface ParsedFlags {
-  /** Raw texts of every explicitly set flag, by canonical name, in command-line order. */
-  readonly occurrences: ReadonlyMap<string, readonly string[]>;
-  readonly help: boolean;
-  /** Deprecation notices for deprecated flags that were used. */
-  readonly warnings: readonly string[];
-}
-
-export type FlagParseResult =
-  { readonly ok: true; readonly flags: ParsedFlags } | { readonly ok: false; readonly error: string };
-
-type ParseArgsOptions = Record<string, { type: 'string' | 'boolean'; short?: string }>;
-
-function parseArgsOptions(): ParseArgsOptions {
-  const options: ParseArgsOptions = { help: { type: 'boolean', short: 'h' } };
-  for (const f of FLAGS) {
-    const type = f.isBool ? 'boolean' : 'string';
-    options[f.name] = f.shorthand === undefined ? { type } : { type, short: f.shorthand };
-    // pflag normalizes `_` to `-` in names; registering the alias lets parseArgs know its type.
-    const alias = f.name.replaceAll('-', '_');
-    if (alias !== f.name) options[alias] = { type };
-  }
-  return options;
-}
-
-const PARSE_ARGS_OPTIONS = parseArgsOptions();
-
-function display(f: FlagDef): string {
-  return f.shorthand === undefined ? `--${f.name}` : `-${f.shorthand}, --${f.name}`;
-}
-
-/** Parses argv (without the program name) with pflag rules; the first problem is the error. */
-export function parseFlags(argv: readonly string[]): FlagParseResult {
-  const { tokens } = parseArgs({
-    args: [...argv],
-    options: PARSE_ARGS_OPTIONS,
-    strict: false,
-    allowPositionals: true,
-    tokens: true,
-  });
-  const occurrences = new Map<string, string[]>();
-  const positionals: string[] = [];
-  const warnings: string[] = [];
-  let help = false;
-  for (const token of tokens) {
-    if (token.kind === 'positional') {
-      positionals.push(token.value);
-      continue;
-    }
-    if (token.kind === 'option-terminator') continue;
-    const short = !token.rawName.startsWith('--');
-    const name = token.name.replaceAll('_', '-');
-    if (name === 'help') {
-      help = token.value === undefined || parseGoBoolOr(token.value, true);
-      continue;
-    }
-    const def = short ? BY_SHORTHAND.get(token.rawName.slice(1)) : BY_NAME.get(name);
-    if (def === undefined) {
-      const error = short
-        ? `unknown shorthand flag: '${token.rawName.slice(1)}' in ${argv[token.index] ?? token.rawName}`
-        : `unknown flag: --${token.name}`;
-      return { ok: false, error };
-    }
-    let text = token.value;
-    if (text === undefined) {
-      if (!def.isBool) {
-        const error = short
-          ? `flag needs an argument: '${def.shorthand ?? ''}' in ${token.rawName}`
-          : `flag needs an argument: --${def.name}`;
-        return { ok: false, error };
-      }
-      text = 'true';
-    } else if (short && token.inlineValue && text.startsWith('=')) {
-      // parseArgs reads `-v=2` as the value "=2"; pflag reads "2".
-      text = text.slice(1);
-    }
-    try {
-      def.check(text);
-    } catch (err) {
-      return {
-        ok: false,
-        error: `invalid argument ${quote(text)} for ${quote(display(def))} flag: ${(err as Error).message}`,
-      };
-    }
-    const seen = occurrences.get(def.name);
-    if (seen === undefined) {
-      occurrences.set(def.name, [text]);
-      if (def.deprecated !== undefined)
-        warnings.push(`flag --${def.name} has been deprecated, ${def.deprecated}`);
-    } else {
-      seen.push(text);
-    }
-  }
-  if (!help && positionals.some((arg) => arg !== '')) {
-    return {
-      ok: false,
-      error: `"kube-proxy" does not take any arguments, got [${positionals.map(quote).join(' ')}]`,
-    };
-  }
-  return { ok: true, flags: { occurrences, help, warnings } };
-}
-
-function parseGoBoolOr(text: string, fallback: boolean): boolean {
-  try {
-    return parseGoBool(text);
-  } catch {
-    return fallback;
-  }
-}
-
-/** Applies the explicitly set flags of the given precedence classes, in flag-table order. */
-export function applyFlags(
-  state: FlagState,
-  flags: ParsedFlags,
-  targets: ReadonlySet<FlagTarget>,
-): FlagState {
-  let next = state;
-  for (const def of FLAGS) {
-    const texts = flags.occurrences.get(def.name);
-    if (texts !== undefined && targets.has(def.target)) next = def.applyAll(next, texts);
-  }
-  return next;
-}
-
-const HELP_INTRO = `The Kubernetes network proxy runs on each node. It watches Services and EndpointSlices
-through the API server and programs the node's packet filter (iptables, nftables or IPVS) so that
-traffic to a Service's cluster IP, node ports, external IPs and load balancer IPs reaches one of
-its endpoints.
-
-Usage:
-  kube-proxy [flags]
-
-Flags:
-`;
-
-/** The --help text: every flag, sorted by name, in pflag's column layout. */
-export function renderHelp(): string {
-  const help: Pick<FlagDef, 'name' | 'shorthand' | 'typeName' | 'usage' | 'defaultText'> = {
-    name: 'help',
-    shorthand: 'h',
-    typeName: '',
-    usage: 'help for kube-proxy',
-    defaultText: '',
-  };
-  const all = [...FLAGS, help].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const heads = all.map((f) => {
-    const names = f.shorthand === undefined ? `      --${f.name}` : `  -${f.shorthand}, --${f.name}`;
-    return f.typeName === '' ? names : `${names} ${f.typeName}`;
-  });
-  const width = Math.max(...heads.map((h) => h.length));
-  const lines = all.map((f, i) => {
-    let usage = f.usage;
-    if (f.defaultText !== '') usage += ` (default ${f.defaultText})`;
-    if ('deprecated' in f && typeof f.deprecated === 'string') usage += ` (DEPRECATED: ${f.deprecated})`;
-    const indent = ' '.repeat(width + 3);
-    const head = (heads[i] ?? '').padEnd(width);
-    return `${head}   ${usage.replaceAll('\n', `\n${indent}`)}`;
-  });
-  return `${HELP_INTRO}${lines.join('\n')}\n`;
-}
