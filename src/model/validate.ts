@@ -2,9 +2,8 @@
 // API server sends; at runtime a field may be missing, of the wrong type, or hostile text. These
 // helpers read a field only when it has the expected JavaScript type and answer undefined
 // otherwise, and check text against the Kubernetes name grammars before it is used anywhere.
-import { isIPv4 } from 'node:net';
 import type { IPFamily, Protocol } from './types.ts';
-import { parseIP, parseCIDR, type ParsedCIDR } from '../util/ip.ts';
+import { isPlainIPv4, parseIP, parseCIDR, type ParsedCIDR } from '../util/ip.ts';
 
 /** An address as the model keeps it: the family and the canonical text. */
 export interface ModelIP {
@@ -72,7 +71,7 @@ export function parseExactIP(value: unknown): ModelIP | undefined {
   if (typeof value !== 'string') return undefined;
   // Fast path for the bulk of the input (every endpoint address): node's IPv4 grammar has no
   // leading zeros, so what it accepts is already the canonical text; no BigInt round trip.
-  if (isIPv4(value)) return { family: 'IPv4', text: value };
+  if (isPlainIPv4(value)) return { family: 'IPv4', text: value };
   if (value !== value.trim()) return undefined;
   const parsed = parseIP(value);
   return parsed && { family: parsed.family, text: parsed.text };

@@ -75,6 +75,14 @@ function bigIntToIPv6(value: bigint): string {
   return `${left}::${right}`;
 }
 
+/**
+ * Dotted-quad IPv4 text as node's parser accepts it: no leading zeros, so it is already the
+ * canonical text (a fast path for the model's bulk of endpoint addresses).
+ */
+export function isPlainIPv4(text: string): boolean {
+  return isIPv4(text);
+}
+
 /** Parses an IPv4 or IPv6 address (no zone, no brackets); undefined if it is not one. */
 export function parseIP(input: string): ParsedIP | undefined {
   const text = input.trim();
