@@ -41,8 +41,11 @@ export function cleanupTableText(
     if (removed.has(ruleChain(rule))) continue; // flushed with its chain
     const target = ruleTarget(rule);
     const intoRemoved = target !== undefined && removed.has(target);
-    if (intoRemoved || ownJumps.some((jump) => isJumpRuleLine(rule, jump)))
-      deletions.push(`-D${rule.slice(2)}`);
+    // A rule that fits our (loose) description but also a kept owner's is theirs as well: it stays.
+    const ownJump =
+      ownJumps.some((jump) => isJumpRuleLine(rule, jump)) &&
+      !keep.some((other) => other.jumps.some((theirs) => isJumpRuleLine(rule, theirs)));
+    if (intoRemoved || ownJump) deletions.push(`-D${rule.slice(2)}`);
   }
   if (remove.length === 0 && deletions.length === 0) return undefined;
   const lines = [`*${table}`, ...remove.map((chain) => `:${chain} - [0:0]`), ...deletions];

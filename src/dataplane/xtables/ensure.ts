@@ -23,7 +23,8 @@ function optionPatterns(matches: readonly string[]): RegExp[] {
     const value = matches[i + 1];
     if (!arg.startsWith('--') || value === undefined || value.startsWith('-')) return;
     const text = `${matches[i - 1] === '!' ? '! ' : ''}${arg} ${value}`;
-    patterns.push(new RegExp(`(^| )${escapeRegExp(text)}(?=[ ,]|$)`));
+    // Not preceded by `! ` unless negated itself: `! --dst-type LOCAL` is the opposite match.
+    patterns.push(new RegExp(`(?:^|(?<!!) )${escapeRegExp(text)}(?=[ ,]|$)`));
   });
   return patterns;
 }
