@@ -9,9 +9,11 @@ import {
   awaitCanaryFlush,
   canaryPresent,
   cleanupOwner,
+  cleanupTableText,
   ensureBase,
   iptablesTools,
   isJumpRuleLine,
+  parseSave,
   restore,
   type JumpSpec,
   type Table,
@@ -357,4 +359,37 @@ test("cleanup keeping nothing (--cleanup, mode switch): shared chains go too, th
       errors: [],
     });
   assert.ok(!fake.calls.slice(calls).some((c) => c.file.endsWith('-restore')));
+});
+
+test("cleanup keeping another owner: a loosely described jump never takes the other owner's rule", () => {
+  const owner = (name: string, comment: string | undefined): XtablesOwner => ({
+    name,
+    jumps: [jump('filter', 'INPUT', 'KUBE-SHARED', comment)],
+    canary: undefined,
+    fixedChains: { filter: ['KUBE-SHARED'] },
+    borrowedChains: {},
+    ownsChain: () => false,
+  });
+  // No comment: "any INPUT rule jumping to KUBE-SHARED" fits both rules.
+  const loose = owner('loose', undefined);
+  const precise = owner('precise', 'precise portals');
+  const saved = parseSave(
+    [
+      '*filter',
+      ':INPUT ACCEPT [0:0]',
+      ':KUBE-SHARED - [0:0]',
+      '-A INPUT -m comment --comment "precise portals" -j KUBE-SHARED',
+      '-A INPUT -j KUBE-SHARED',
+      'COMMIT',
+      '',
+    ].join('\n'),
+  ).get('filter')!;
+  assert.equal(
+    cleanupTableText(loose, 'filter', saved, [precise]),
+    '*filter\n-D INPUT -j KUBE-SHARED\nCOMMIT\n',
+  );
+  // The other way round the precise rule stays: it fits the loose owner's description too, and
+  // that owner's ensure takes it for its own jump, so deleting it would leave the loose owner
+  // without one.
+  assert.equal(cleanupTableText(precise, 'filter', saved, [loose]), undefined);
 });
