@@ -12,6 +12,7 @@ export { chooseIptablesBackend, detectIptablesBackend, iptablesTools, BACKEND_EN
 export type { BackendChoice, IptablesBackend, IptablesTools, Runner } from './backend.ts';
 export { renderIptables } from './render.ts';
 export type { IptablesRenderCache, RenderCounts, RenderInput, RenderOutput } from './render.ts';
-export { RestoreError } from './apply.ts';
+export { RestoreError } from '../xtables/index.ts';
+export { IPTABLES_OWNER } from './owner.ts';
 export { validateIptablesOptions, NO_NFACCT } from './options.ts';
 export type { IptablesOptions, LocalDetector, NfacctCounters, NodePortAddresses } from './options.ts';

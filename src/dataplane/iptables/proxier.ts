@@ -15,29 +15,21 @@ import { DUMP_RULES_ENV, dumpRules } from '../../util/dump.ts';
 import { execTool } from '../../util/exec.ts';
 import type { Proxier, SyncRequest, SyncResult } from '../../sync/proxier.ts';
 import {
+  awaitCanaryFlush,
+  canaryPresent,
+  chainsInSave,
   detectIptablesBackend,
+  ensureBase,
   iptablesTools,
+  restore,
+  saveTable,
   supportsRandomFully,
   type IptablesBackend,
   type IptablesTools,
   type Runner,
-} from './backend.ts';
-import {
-  CANARY_TABLES,
-  chainExists,
-  chainsInSave,
-  ensureChain,
-  ensureRule,
-  JUMP_RULES,
-  localAddressesIn,
-  missingBaseText,
-  parseSave,
-  restore,
-  saveAll,
-  saveTable,
-  type SavedTable,
-} from './apply.ts';
-import { KUBE_PROXY_CANARY } from './chains.ts';
+} from '../xtables/index.ts';
+import { localAddressesIn } from './apply.ts';
+import { IPTABLES_CANARY, IPTABLES_OWNER } from './owner.ts';
 import {
   LARGE_CLUSTER_ENDPOINTS_THRESHOLD,
   NO_NFACCT,
@@ -173,35 +165,6 @@ export function createIptablesProxier(
     return info;
   }
 
-  /**
-   * Full syncs: canaries, our chains and the jumps into them (spec 3.2, 3.4). Upstream checks
-   * each with its own `iptables -C`; with the legacy backend every such call reads the whole
-   * table from the kernel, which at scale costs more than the restore itself. We read every
-   * table once and create what is missing with one small restore. Returns the dump, or
-   * undefined if it failed (then every piece is checked one by one, as upstream does).
-   */
-  async function ensureBase(t: IptablesTools): Promise<Map<string, SavedTable> | undefined> {
-    let saved: Map<string, SavedTable> | undefined;
-    try {
-      saved = parseSave(await saveAll(run, t));
-    } catch (error) {
-      log.error('Failed to execute iptables-save, checking jump rules one by one', error, {
-        ipFamily: family,
-      });
-    }
-    if (saved) {
-      const missing = missingBaseText(saved);
-      if (missing !== '') await restore(run, t, missing);
-      return saved;
-    }
-    for (const table of CANARY_TABLES) await ensureChain(run, t, table, KUBE_PROXY_CANARY);
-    for (const jump of JUMP_RULES) {
-      await ensureChain(run, t, jump.table, jump.target);
-      await ensureRule(run, t, jump.table, jump.chain, jump.args);
-    }
-    return undefined;
-  }
-
   async function sync(request: SyncRequest): Promise<SyncResult> {
     const started = performance.now();
     await init();
@@ -223,7 +186,8 @@ export function createIptablesProxier(
     // deletes the recorded stale ones without reading the kernel; the jump rules and canaries
     // were ensured by an earlier full sync and are watched by the canary check.
     const readKernel = full && (recorded === undefined || request.periodic === true);
-    const saved = readKernel ? await ensureBase(t) : undefined;
+    // Full syncs: canaries, our chains and the jumps into them (spec 3.2, 3.4).
+    const saved = readKernel ? await ensureBase(run, t, IPTABLES_OWNER) : undefined;
 
     let endpoints = 0;
     for (const state of snapshot.servicePorts.values()) endpoints += state.endpoints.length;
@@ -327,21 +291,13 @@ export function createIptablesProxier(
   async function needsFullSync(): Promise<boolean> {
     const t = tools;
     if (!t) return false;
-    if (await chainExists(run, t, 'mangle', KUBE_PROXY_CANARY)) return false;
+    if (await canaryPresent(run, t, IPTABLES_CANARY)) return false;
     // Someone is flushing the tables: wait (briefly) for the flush to finish everywhere before
     // the full resync, or we might write rules that are flushed right after.
     log.info('iptables canary removed, waiting for the flush to complete', { ipFamily: family });
     natChainsInKernel = undefined;
     flushesSeen++;
-    const deadline = now() + 5000;
-    for (;;) {
-      const [nat, filter] = await Promise.all([
-        chainExists(run, t, 'nat', KUBE_PROXY_CANARY),
-        chainExists(run, t, 'filter', KUBE_PROXY_CANARY),
-      ]);
-      if ((!nat && !filter) || now() > deadline) break;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await awaitCanaryFlush(run, t, IPTABLES_CANARY, { now });
     needFull = true;
     return true;
   }

@@ -7,11 +7,15 @@ import {
   createIptablesProxier,
   type IptablesProxierOptions,
 } from '../../../src/dataplane/iptables/proxier.ts';
-import { RestoreError } from '../../../src/dataplane/iptables/apply.ts';
 import { renderIptables } from '../../../src/dataplane/iptables/render.ts';
-import { chooseIptablesBackend, supportsRandomFully } from '../../../src/dataplane/iptables/backend.ts';
-import { parseSave } from '../../../src/dataplane/iptables/apply.ts';
-import { cleanupTableText } from '../../../src/dataplane/iptables/cleanup.ts';
+import {
+  RestoreError,
+  chooseIptablesBackend,
+  cleanupTableText,
+  parseSave,
+  supportsRandomFully,
+} from '../../../src/dataplane/xtables/index.ts';
+import { IPTABLES_OWNER } from '../../../src/dataplane/iptables/owner.ts';
 import { configureLogging } from '../../../src/log/log.ts';
 import { servicePortState, snapshot } from './fixture.ts';
 import { BASE_OPTIONS } from './scenarios.ts';
@@ -536,7 +540,7 @@ test('cleanup text: flush and delete ours, unhook every jump into them, keep the
     ].join('\n'),
   ).get('nat')!;
   assert.equal(
-    cleanupTableText('nat', saved),
+    cleanupTableText(IPTABLES_OWNER, 'nat', saved, []),
     [
       '*nat',
       ':KUBE-SERVICES - [0:0]',
@@ -549,7 +553,12 @@ test('cleanup text: flush and delete ours, unhook every jump into them, keep the
     ].join('\n'),
   );
   assert.equal(
-    cleanupTableText('mangle', parseSave('*mangle\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n').get('mangle')!),
+    cleanupTableText(
+      IPTABLES_OWNER,
+      'mangle',
+      parseSave('*mangle\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n').get('mangle')!,
+      [],
+    ),
     undefined,
   );
 });
