@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { log } from '../../log/log.ts';
 import { DUMP_RULES_ENV, dumpRules } from '../../util/dump.ts';
 import { execTool } from '../../util/exec.ts';
-import type { Proxier, SyncRequest, SyncResult } from '../../sync/proxier.ts';
+import type { Backend, SyncRequest, SyncResult } from '../../sync/backend.ts';
 import {
   detectIptablesBackend,
   iptablesTools,
@@ -47,7 +47,7 @@ import {
   type IptablesOptions,
   type NfacctCounters,
 } from './options.ts';
-import { renderIptables, type IptablesRenderCache } from './render.ts';
+import { renderIptables, type IptablesRenderCache, type RenderCounts } from './render.ts';
 
 /** IptablesOptions with the host-dependent parts optional: detected at init when omitted. */
 export interface IptablesProxierOptions extends Omit<
@@ -84,7 +84,12 @@ export interface IptablesProxierInfo {
   readonly localhostNodePorts: boolean;
 }
 
-export interface IptablesProxier extends Proxier {
+/** A sync's result with the render's rule counts, which the mode's rule gauges report. */
+export interface IptablesSyncResult extends SyncResult {
+  readonly counts: RenderCounts;
+}
+
+export interface IptablesProxier extends Backend {
   /**
    * Detects the backend and host features and sets route_localnet (upstream does this when
    * creating the proxier; failures are fatal there). sync() calls it when it has not run.
@@ -92,7 +97,8 @@ export interface IptablesProxier extends Proxier {
   init(): Promise<IptablesProxierInfo>;
   /** Undefined until init succeeded. */
   info(): IptablesProxierInfo | undefined;
-  needsFullSync(): Promise<boolean>;
+  sync(request: SyncRequest): Promise<IptablesSyncResult>;
+  rulesIntact(): Promise<boolean>;
 }
 
 async function readSysctl(run: Runner, key: string): Promise<string | undefined> {
@@ -201,7 +207,7 @@ export function createIptablesProxier(
     return undefined;
   }
 
-  async function sync(request: SyncRequest): Promise<SyncResult> {
+  async function sync(request: SyncRequest): Promise<IptablesSyncResult> {
     const started = performance.now();
     await init();
     const t = tools;
@@ -305,6 +311,7 @@ export function createIptablesProxier(
       full,
       renderSeconds,
       applySeconds: total - renderSeconds,
+      counts: out.counts,
       details: {
         backend: t.backend,
         largeClusterMode: String(out.largeClusterMode),
@@ -322,11 +329,11 @@ export function createIptablesProxier(
     };
   }
 
-  /** Only the canary's question: did someone flush our tables? (Our own failures force full syncs elsewhere.) */
-  async function needsFullSync(): Promise<boolean> {
+  /** Only the canary's question: are our tables unflushed? (Our own failures force full syncs elsewhere.) */
+  async function rulesIntact(): Promise<boolean> {
     const t = tools;
-    if (!t) return false;
-    if (await chainExists(run, t, 'mangle', KUBE_PROXY_CANARY)) return false;
+    if (!t) return true;
+    if (await chainExists(run, t, 'mangle', KUBE_PROXY_CANARY)) return true;
     // Someone is flushing the tables: wait (briefly) for the flush to finish everywhere before
     // the full resync, or we might write rules that are flushed right after.
     log.info('iptables canary removed, waiting for the flush to complete', { ipFamily: family });
@@ -342,7 +349,7 @@ export function createIptablesProxier(
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     needFull = true;
-    return true;
+    return false;
   }
 
   return {
@@ -351,6 +358,6 @@ export function createIptablesProxier(
     init,
     info: () => info,
     sync,
-    needsFullSync,
+    rulesIntact,
   };
 }

@@ -6,8 +6,8 @@ import {
   nftNodePortAddresses,
   nodePortCIDRsFor,
   type DataplaneSettings,
-} from '../../../src/dataplane/factory.ts';
-import type { NodeInfo } from '../../../src/cli/daemon.ts';
+  type NodeInfo,
+} from '../../../src/dataplane/common/settings.ts';
 
 const node: NodeInfo = {
   name: 'node1',
@@ -17,7 +17,6 @@ const node: NodeInfo = {
 };
 
 const settings: DataplaneSettings = {
-  mode: 'nftables',
   masqueradeBit: 14,
   masqueradeAll: false,
   detectLocalMode: 'ClusterCIDR',
