@@ -4,7 +4,6 @@
 // daemon's post-sync hooks for conntrack and service health checks).
 import { log } from '../log/log.ts';
 import type { IPFamily, ProxySnapshot } from '../model/types.ts';
-import type { ProxyHealth } from '../server/health.ts';
 import type { ProxyMetrics } from '../metrics/proxy.ts';
 import { AppliedRecord, type AppliedState } from './applied.ts';
 import type { Backend, SyncResult } from './backend.ts';
@@ -14,10 +13,18 @@ export interface SnapshotSource {
   snapshot(): ProxySnapshot;
 }
 
+/** Where the loop stamps its progress for /healthz (server/health.ts ProxyHealth). */
+export interface SyncHealth {
+  /** A sync was requested: healthz fails if it is not done within the allowed time. */
+  queued(family: IPFamily): void;
+  /** A sync completed (or the loop started). */
+  updated(family: IPFamily): void;
+}
+
 export interface FamilySyncOptions {
   readonly backend: Backend;
   readonly source: SnapshotSource;
-  readonly health: ProxyHealth;
+  readonly health: SyncHealth;
   readonly metrics?: ProxyMetrics;
   readonly minSyncPeriodMs: number;
   readonly syncPeriodMs: number;
