@@ -1,6 +1,6 @@
 // How kube-proxy takes in the cluster state, without a kernel: the real daemon (node lookup,
 // reflectors, models, sync loops) against the in-repo API server in its own process, with a
-// proxier that programs nothing. Prints the time from start to the first sync (what the bench's
+// backend that programs nothing. Prints the time from start to the first sync (what the bench's
 // "before the first sync" measures, minus process start-up), the live heap after a full GC and
 // the RSS; optionally writes a heap snapshot. Needs no root.
 //
@@ -13,11 +13,13 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { writeHeapSnapshot } from 'node:v8';
-import { runDaemon } from '../src/cli/daemon.ts';
+import { runDaemon } from '../src/daemon/daemon.ts';
+import type { ModeDefinition } from '../src/dataplane/common/mode.ts';
+import { FakeHost } from '../src/host/fake.ts';
 import { KubeClient } from '../src/k8s/client.ts';
 import { configureLogging } from '../src/log/log.ts';
 import type { IPFamily } from '../src/model/types.ts';
-import type { Proxier, SyncRequest, SyncResult } from '../src/sync/proxier.ts';
+import type { Backend, SyncRequest, SyncResult } from '../src/sync/backend.ts';
 import { node as nodeObject } from '../test/support/objects.ts';
 import { generateWorkload, manifestJSON } from './workload.ts';
 
@@ -84,7 +86,7 @@ async function main(): Promise<void> {
   const firstSync = new Map<IPFamily, number>();
   let allSynced: () => void = () => undefined;
   const synced = new Promise<void>((resolve) => (allSynced = resolve));
-  const proxier = (family: IPFamily): Proxier => ({
+  const backend = (family: IPFamily): Backend => ({
     family,
     mode: 'nftables',
     sync: (request: SyncRequest): Promise<SyncResult> => {
@@ -100,8 +102,28 @@ async function main(): Promise<void> {
 
   const rssBefore = process.memoryUsage().rss;
   const started = performance.now();
+  const mode: ModeDefinition = {
+    name: 'nftables',
+    cleaner: () => ({ mode: 'nftables', cleanup: () => Promise.resolve() }),
+    setUp: () => ({
+      supportsFamily: () => Promise.resolve(true),
+      createBackend: (family) => Promise.resolve(backend(family)),
+    }),
+  };
   const daemon = await runDaemon({
-    mode: 'nftables',
+    mode,
+    dataplane: {
+      masqueradeBit: 14,
+      masqueradeAll: false,
+      detectLocalMode: 'ClusterCIDR',
+      clusterCIDRs: [],
+      bridgeInterface: '',
+      interfaceNamePrefix: '',
+      // TEST-NET-1 holds no local address: the service health check servers listen nowhere.
+      nodePortAddresses: { kind: 'cidrs', cidrs: ['192.0.2.0/24'] },
+      localhostNodePorts: true,
+      syncPeriodMs: 3_600_000,
+    },
     nodeName: 'node1',
     client,
     syncPeriodMs: 3_600_000,
@@ -119,15 +141,11 @@ async function main(): Promise<void> {
       udpTimeoutSeconds: 0,
       udpStreamTimeoutSeconds: 0,
     },
-    sysctl: { read: () => Promise.resolve('0'), write: () => Promise.resolve() },
+    host: new FakeHost({ sysctls: {}, ipv6: true }),
     oomScoreAdj: undefined,
     initOnly: false,
     requirePodCIDRs: false,
     configz: () => ({}),
-    supportsFamily: () => Promise.resolve(true),
-    createProxier: (family) => Promise.resolve(proxier(family)),
-    // TEST-NET-1 holds no local address: the service health check servers listen nowhere.
-    nodePortAddresses: { kind: 'cidrs', cidrs: ['192.0.2.0/24'] },
     onFatal: (message) => {
       throw new Error(`ingest: fatal: ${message}`);
     },

@@ -5,20 +5,17 @@ import { readFileSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseCommandLine, resolveEffective, type EffectiveConfig } from '../config/load.ts';
 import { renderConfigYAML } from '../config/write.ts';
-import { createDataplane, type DataplaneSettings } from '../dataplane/factory.ts';
-import { iptablesCleaner } from '../dataplane/iptables/index.ts';
-import { nftablesCleaner } from '../dataplane/nftables/cleanup.ts';
+import { runDaemon } from '../daemon/daemon.ts';
+import type { DataplaneSettings } from '../dataplane/common/settings.ts';
+import { MODES, otherModes } from '../dataplane/modes.ts';
 import { KubeClient } from '../k8s/client.ts';
 import { loadClientConfig } from '../k8s/kubeconfig.ts';
 import { configureLogging, log } from '../log/log.ts';
-import type { Cleaner } from '../sync/proxier.ts';
-import { procSysctl } from '../util/sysctl.ts';
-import { runDaemon } from './daemon.ts';
+import type { Cleaner } from '../sync/backend.ts';
 
-function dataplaneSettings(effective: EffectiveConfig, mode: 'iptables' | 'nftables'): DataplaneSettings {
+function dataplaneSettings(effective: EffectiveConfig): DataplaneSettings {
   const detect = effective.detectLocal;
   return {
-    mode,
     masqueradeBit: effective.masqueradeBit,
     masqueradeAll: effective.masqueradeAll,
     detectLocalMode: detect.mode,
@@ -90,20 +87,24 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 
   if (options.cleanup) {
-    const ok = await runCleaners([iptablesCleaner(), nftablesCleaner()], true);
+    const ok = await runCleaners(
+      Object.values(MODES).map((mode) => mode.cleaner()),
+      true,
+    );
     return ok ? 0 : 1;
   }
 
-  if (effective.mode === 'ipvs' || effective.mode === 'userspace') {
-    process.stderr.write(
-      `Error: proxy mode "${effective.mode}" is not implemented yet; use --proxy-mode=nftables or iptables\n`,
-    );
+  const mode = MODES[effective.mode];
+  if (mode.unavailable !== undefined) {
+    process.stderr.write(`Error: ${mode.unavailable}\n`);
     return 1;
   }
-  const mode = effective.mode;
-  log.info('Using proxy mode', { mode });
-  // Leftovers of the other mode would shadow or duplicate our rules (spec 8.3).
-  await runCleaners([mode === 'iptables' ? nftablesCleaner() : iptablesCleaner()], false);
+  log.info('Using proxy mode', { mode: mode.name });
+  // Leftovers of other modes would shadow or duplicate our rules (spec 8.3).
+  await runCleaners(
+    otherModes(effective.mode).map((other) => other.cleaner()),
+    false,
+  );
 
   const nodeName = effective.hostnameOverride || hostname().trim().toLowerCase();
   const client = new KubeClient(
@@ -112,7 +113,6 @@ export async function main(argv: readonly string[]): Promise<number> {
       ...(effective.master ? { master: effective.master } : {}),
     }),
   );
-  const dataplane = createDataplane(dataplaneSettings(effective, mode));
 
   let exitCode = 0;
   let finish: () => void = () => undefined;
@@ -126,6 +126,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     effective.bindAddress === '0.0.0.0' || effective.bindAddress === '::' ? undefined : effective.bindAddress;
   const daemon = await runDaemon({
     mode,
+    dataplane: dataplaneSettings(effective),
     nodeName,
     client,
     syncPeriodMs: effective.syncPeriodMs,
@@ -135,15 +136,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     bindAddressHardFail: effective.bindAddressHardFail,
     bindAddress: bind,
     conntrack: effective.conntrack,
-    sysctl: procSysctl(),
     oomScoreAdj: effective.oomScoreAdj,
     initOnly: options.initOnly,
     requirePodCIDRs: effective.detectLocal.mode === 'NodeCIDR',
     configz: () => options.config,
-    supportsFamily: (family) => dataplane.supportsFamily(family),
-    createProxier: (family, node, metrics) => dataplane.createProxier(family, node, metrics),
     onFatal: fail,
-    nodePortAddresses: effective.nodePortAddresses,
   });
   if (options.initOnly) return 0;
 

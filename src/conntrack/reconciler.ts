@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { log } from '../log/log.ts';
 import type { IPFamily, ProxySnapshot } from '../model/types.ts';
-import type { ProxyMetrics } from '../server/metrics.ts';
+import type { ProxyMetrics } from '../metrics/proxy.ts';
 import { ExecError, execTool, type ExecOptions, type ExecResult } from '../util/exec.ts';
 import { parseConntrackList } from './entries.ts';
 import { deleteScripts, staleFlowFilters, udpFrontends } from './stale.ts';

@@ -39,7 +39,6 @@ export async function applyConntrackSettings(
   settings: ConntrackSettings,
   sysctl: Sysctl,
   cpus: number,
-  hashsize: { read(): Promise<number>; write(value: number): Promise<void> } | undefined,
 ): Promise<void> {
   const max = desiredConntrackMax(settings, cpus);
   if (max > 0) {
@@ -56,10 +55,6 @@ export async function applyConntrackSettings(
           { cause: error },
         );
       }
-    }
-    if (hashsize) {
-      const buckets = await hashsize.read().catch(() => 0);
-      if (buckets > 0 && buckets < Math.floor(max / 4)) await hashsize.write(Math.floor(max / 4));
     }
   }
   const timeouts: [string, number][] = [

@@ -6,7 +6,10 @@
 // for names, which only ever appear inside quoted comments or hashed chain names and must go
 // through the renderer's own comment escaping.
 
-export type IPFamily = 'IPv4' | 'IPv6';
+import type { IPFamily } from '../util/ip.ts';
+
+// IP families are owned by util/ip.ts (which parses addresses); re-exported for the model's users.
+export type { IPFamily };
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
 
 /** Namespaced name of a Service: `namespace/name`. */
@@ -103,7 +106,9 @@ export interface NodeContext {
 }
 
 /**
- * Immutable state handed to a proxier at each sync, for one IP family.
+ * The state handed to a backend at each sync, for one IP family. Not immutable: the state
+ * objects in it never change, but the `servicePorts` map is the model's own and is updated in
+ * place by the model's next snapshot() (see below). Keep state objects, never the map.
  *
  * `servicePorts` is keyed by ServicePortName.key and iterates in sorted key order, so renderers
  * that walk it emit deterministic output. Unchanged entries are the same objects as in the

@@ -3,7 +3,7 @@
 // bindAddressHardFail asks for it to be fatal.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { log } from '../log/log.ts';
-import type { ProxyMetrics } from './metrics.ts';
+import type { ProxyMetrics } from '../metrics/proxy.ts';
 import { healthzBody, livezBody, type ProxyHealth } from './health.ts';
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;

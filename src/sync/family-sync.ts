@@ -1,21 +1,31 @@
 // One IP family's sync loop (upstream-behavior.md 2): a bounded-frequency runner around
-// "take a snapshot, decide full or partial, let the proxier render and apply", plus what happens
-// after a successful sync (health stamps, metrics, hooks for conntrack and service health checks).
+// "take a snapshot, decide full or partial, let the backend render and apply", plus what happens
+// after a successful sync (health stamps, metrics, the record of what was applied, and the
+// daemon's post-sync hooks for conntrack and service health checks).
 import { log } from '../log/log.ts';
 import type { IPFamily, ProxySnapshot } from '../model/types.ts';
-import type { ProxyHealth } from '../server/health.ts';
-import type { ProxyMetrics } from '../server/metrics.ts';
-import type { Proxier, SyncResult } from './proxier.ts';
+import type { ProxyMetrics } from '../metrics/proxy.ts';
+import { AppliedRecord, type AppliedState } from './applied.ts';
+import { dropsForNoLocalEndpoints, plansOf } from '../plan/service-port.ts';
+import type { Backend, SyncResult } from './backend.ts';
 import { BoundedFrequencyRunner, realClock, type Clock } from './runner.ts';
 
 export interface SnapshotSource {
   snapshot(): ProxySnapshot;
 }
 
+/** Where the loop stamps its progress for /healthz (server/health.ts ProxyHealth). */
+export interface SyncHealth {
+  /** A sync was requested: healthz fails if it is not done within the allowed time. */
+  queued(family: IPFamily): void;
+  /** A sync completed (or the loop started). */
+  updated(family: IPFamily): void;
+}
+
 export interface FamilySyncOptions {
-  readonly proxier: Proxier;
+  readonly backend: Backend;
   readonly source: SnapshotSource;
-  readonly health: ProxyHealth;
+  readonly health: SyncHealth;
   readonly metrics?: ProxyMetrics;
   readonly minSyncPeriodMs: number;
   readonly syncPeriodMs: number;
@@ -40,17 +50,17 @@ export class FamilySync {
   private canaryTimer: unknown;
   private started = false;
   private syncCount = 0;
-  private lastSnapshot: ProxySnapshot | undefined;
+  private readonly applied = new AppliedRecord();
   private lastResult: (SyncResult & { readonly at: number }) | undefined;
   /** The snapshot of a failed sync, whose change set is folded into the next one. */
   private carried: ProxySnapshot | undefined;
 
   constructor(options: FamilySyncOptions) {
     this.options = options;
-    this.family = options.proxier.family;
+    this.family = options.backend.family;
     this.clock = options.clock ?? realClock;
     this.runner = new BoundedFrequencyRunner({
-      name: `${options.proxier.mode}-${this.family}`,
+      name: `${options.backend.mode}-${this.family}`,
       minIntervalMs: options.minSyncPeriodMs,
       retryIntervalMs: options.syncPeriodMs,
       maxIntervalMs: options.fullSyncPeriodMs ?? HOUR_MS,
@@ -59,7 +69,7 @@ export class FamilySync {
       onError: (error) => {
         log.error('Failed to sync proxy rules, will retry', error, {
           ipFamily: this.family,
-          mode: options.proxier.mode,
+          mode: options.backend.mode,
         });
       },
     });
@@ -109,8 +119,12 @@ export class FamilySync {
     return this.syncCount;
   }
 
-  get latestSnapshot(): ProxySnapshot | undefined {
-    return this.lastSnapshot;
+  /**
+   * The service port states the last successful sync applied (a live, read-only view: it changes
+   * with the next successful sync). Empty before the first one.
+   */
+  get lastApplied(): AppliedState {
+    return this.applied;
   }
 
   /** What the last successful sync did (backend, counts, timings), for /debug/proxy. */
@@ -119,7 +133,7 @@ export class FamilySync {
   }
 
   private scheduleCanaryCheck(): void {
-    const check = this.options.proxier.needsFullSync?.bind(this.options.proxier);
+    const check = this.options.backend.rulesIntact?.bind(this.options.backend);
     if (!check) return;
     this.canaryTimer = this.clock.setTimeout(() => {
       // A sync in progress may have removed the canary itself; check again next period.
@@ -128,8 +142,8 @@ export class FamilySync {
         return;
       }
       void check()
-        .then((lost) => {
-          if (lost) {
+        .then((intact) => {
+          if (!intact) {
             log.info('Proxy rules were flushed by someone else, forcing a full resync', {
               ipFamily: this.family,
             });
@@ -146,7 +160,7 @@ export class FamilySync {
   }
 
   private async syncOnce(): Promise<void> {
-    const { proxier, metrics } = this.options;
+    const { backend, metrics } = this.options;
     const start = this.clock.now();
     const periodic = start - this.lastFullSync >= (this.options.fullSyncPeriodMs ?? HOUR_MS);
     const full = this.needFullSync || periodic;
@@ -160,12 +174,13 @@ export class FamilySync {
       // followed by a full sync so nothing is lost.
       this.needFullSync = true;
       snapshot = withCarried(this.options.source.snapshot(), this.carried);
-      result = await proxier.sync({ snapshot, full, periodic });
+      result = await backend.sync({ snapshot, full, periodic });
       this.carried = undefined;
     } catch (error) {
       // What only a snapshot's change set knows (UDP endpoint changes for conntrack cleanup,
       // trigger times, which Services changed) must survive to the retry.
       if (snapshot) this.carried = snapshot;
+      this.applied.skipped();
       throw error;
     } finally {
       const seconds = (this.clock.now() - start) / 1000;
@@ -177,14 +192,14 @@ export class FamilySync {
     const end = this.clock.now();
     if (result.full) this.lastFullSync = start;
     this.syncCount++;
-    this.lastSnapshot = snapshot;
+    this.applied.applied(snapshot);
     this.lastResult = { ...result, at: end };
     this.options.health.updated(this.family);
     metrics?.syncProxyRulesLastTimestamp.set(labels, end / 1000);
     this.observeAfterSync(snapshot, end);
     log.v(2).info('Synced proxy rules', {
       ipFamily: this.family,
-      mode: proxier.mode,
+      mode: backend.mode,
       full: result.full,
       servicePorts: snapshot.servicePorts.size,
       changedServices: snapshot.changedServices.size,
@@ -215,14 +230,11 @@ export class FamilySync {
     }
     let internal = 0;
     let external = 0;
-    for (const state of snapshot.servicePorts.values()) {
-      const sp = state.servicePort;
-      const { hasAnyEndpoints, localEndpoints } = state.selection;
-      if (!hasAnyEndpoints || localEndpoints.length > 0) continue;
-      if (sp.internalPolicyLocal) internal++;
-      const externallyAccessible =
-        sp.nodePort !== 0 || sp.externalIPs.length > 0 || sp.loadBalancerVIPs.length > 0;
-      if (sp.externalPolicyLocal && externallyAccessible) external++;
+    // The plan's verdicts: a traffic kind dropped for lack of local endpoints.
+    for (const plan of plansOf(snapshot)) {
+      const drops = dropsForNoLocalEndpoints(plan);
+      if (drops.internal) internal++;
+      if (drops.external) external++;
     }
     metrics.noLocalEndpointsTotal.set({ traffic_policy: 'internal', ip_family: this.family }, internal);
     metrics.noLocalEndpointsTotal.set({ traffic_policy: 'external', ip_family: this.family }, external);

@@ -1,7 +1,8 @@
 // IP and CIDR parsing into canonical text. Anything from the API that ends up in a rule passes
 // through here first: a value that does not parse is rejected, so it can never carry rule syntax.
 import { isIPv4, isIPv6 } from 'node:net';
-import type { IPFamily } from '../model/types.ts';
+
+export type IPFamily = 'IPv4' | 'IPv6';
 
 export interface ParsedIP {
   readonly family: IPFamily;
@@ -130,10 +131,6 @@ export function parseCIDR(input: string): ParsedCIDR | undefined {
 
 export function cidrContains(cidr: ParsedCIDR, ip: ParsedIP): boolean {
   return cidr.family === ip.family && (ip.value & mask(cidr.family, cidr.prefix)) === cidr.network;
-}
-
-export function ipFamilyOf(input: string): IPFamily | undefined {
-  return parseIP(input)?.family;
 }
 
 /** `ip:port` with IPv6 bracketed, as upstream writes endpoint strings. */

@@ -270,14 +270,14 @@ for (const backend of ['legacy', 'nft'] as const) {
       assert.equal(strip(await save(run, backend, 'nat')), strip(before));
       assert.equal(strip(await save(run, backend, 'filter')), strip(filterBefore));
       // Our own failure is no flushed canary: the proxier escalates the retry to full itself.
-      assert.equal(await proxier.needsFullSync(), false);
+      assert.equal(await proxier.rulesIntact(), true);
 
       corrupt = false;
       const retry = await proxier.sync({ snapshot: snapshot([a2, b], { changed: [] }), full: false });
       assert.equal(retry.full, true, 'the sync after a failure is full');
       const nat = await save(run, backend, 'nat');
       assert.ok(chainsOf(nat).has(serviceChainNames('default/b:http', 'TCP').cluster));
-      assert.equal(await proxier.needsFullSync(), false);
+      assert.equal(await proxier.rulesIntact(), true);
     });
 
     test('canary removal is detected and the next sync restores everything', async () => {
@@ -285,19 +285,19 @@ for (const backend of ['legacy', 'nft'] as const) {
       const proxier = createIptablesProxier(proxierOptions(backend), { run });
       const a = servicePortState(svc('a', '10.96.0.1', 2));
       await proxier.sync({ snapshot: snapshot([a]), full: true });
-      assert.equal(await proxier.needsFullSync(), false);
+      assert.equal(await proxier.rulesIntact(), true);
       const tool = `iptables-${backend}`;
       for (const table of ['mangle', 'nat', 'filter']) {
         await run(tool, ['-t', table, '-F']);
         await run(tool, ['-t', table, '-X']);
       }
-      assert.equal(await proxier.needsFullSync(), true);
+      assert.equal(await proxier.rulesIntact(), false);
       const result = await proxier.sync({ snapshot: snapshot([a], { changed: [] }), full: false });
       assert.equal(result.full, true);
       const nat = await save(run, backend, 'nat');
       assert.ok(chainsOf(nat).has(serviceChainNames('default/a:http', 'TCP').cluster));
       assert.match(nat, /-A PREROUTING .*-j KUBE-SERVICES/);
-      assert.equal(await proxier.needsFullSync(), false);
+      assert.equal(await proxier.rulesIntact(), true);
     });
 
     test('hostile names cannot add rules of their own', async () => {

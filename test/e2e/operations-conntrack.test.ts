@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConntrackReconciler, type Runner } from '../../src/conntrack/reconciler.ts';
 import { parseConntrackList } from '../../src/conntrack/entries.ts';
-import { createProxyMetrics } from '../../src/server/metrics.ts';
+import { createProxyMetrics } from '../../src/metrics/proxy.ts';
 import { cleanupNetns, createNetns, kernelSkipReason, uniquePrefix, type Netns } from '../support/netns.ts';
 import { endpointSlice, service } from '../support/objects.ts';
 import { modelWith, NODE } from '../unit/conntrack/snapshot.ts';
@@ -68,7 +68,7 @@ async function flows(family: 'ipv4' | 'ipv6'): Promise<string[]> {
 
 test('one reconcile removes exactly the stale UDP flows of its family', { skip }, async () => {
   const runner: Runner = (file, args, options) => netns().exec(file, args, options);
-  const metrics = createProxyMetrics('iptables', { defaultMetrics: false });
+  const metrics = createProxyMetrics({ defaultMetrics: false });
   const reconciler = new ConntrackReconciler({ runner, metrics, batchSize: 2 });
 
   const v4 = modelWith('IPv4', [

@@ -2,7 +2,7 @@
 // families and both backends (a node may have run an older kube-proxy on the other one).
 // Tolerant: a missing table, chain or tool is nothing to clean, not an error.
 import { log } from '../../log/log.ts';
-import type { Cleaner } from '../../sync/proxier.ts';
+import type { Cleaner } from '../../sync/backend.ts';
 import { execTool } from '../../util/exec.ts';
 import { cleanupOwner, type Runner, type XtablesCleanupReport } from '../xtables/index.ts';
 import { IPTABLES_OWNER } from './owner.ts';

@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { log } from '../../log/log.ts';
 import { DUMP_RULES_ENV, dumpRules } from '../../util/dump.ts';
 import { execTool } from '../../util/exec.ts';
-import type { Proxier, SyncRequest, SyncResult } from '../../sync/proxier.ts';
+import type { Backend, SyncRequest, SyncResult } from '../../sync/backend.ts';
 import {
   awaitCanaryFlush,
   canaryPresent,
@@ -38,7 +38,7 @@ import {
   type IptablesOptions,
   type NfacctCounters,
 } from './options.ts';
-import { renderIptables, type IptablesRenderCache } from './render.ts';
+import { renderIptables, type IptablesRenderCache, type RenderCounts } from './render.ts';
 import { nodePortAddressesFor } from '../../plan/node-ports.ts';
 
 /** IptablesOptions with the host-dependent parts optional: detected at init when omitted. */
@@ -76,7 +76,12 @@ export interface IptablesProxierInfo {
   readonly localhostNodePorts: boolean;
 }
 
-export interface IptablesProxier extends Proxier {
+/** A sync's result with the render's rule counts, which the mode's rule gauges report. */
+export interface IptablesSyncResult extends SyncResult {
+  readonly counts: RenderCounts;
+}
+
+export interface IptablesProxier extends Backend {
   /**
    * Detects the backend and host features and sets route_localnet (upstream does this when
    * creating the proxier; failures are fatal there). sync() calls it when it has not run.
@@ -84,7 +89,8 @@ export interface IptablesProxier extends Proxier {
   init(): Promise<IptablesProxierInfo>;
   /** Undefined until init succeeded. */
   info(): IptablesProxierInfo | undefined;
-  needsFullSync(): Promise<boolean>;
+  sync(request: SyncRequest): Promise<IptablesSyncResult>;
+  rulesIntact(): Promise<boolean>;
 }
 
 async function readSysctl(run: Runner, key: string): Promise<string | undefined> {
@@ -165,7 +171,7 @@ export function createIptablesProxier(
     return info;
   }
 
-  async function sync(request: SyncRequest): Promise<SyncResult> {
+  async function sync(request: SyncRequest): Promise<IptablesSyncResult> {
     const started = performance.now();
     await init();
     const t = tools;
@@ -270,6 +276,7 @@ export function createIptablesProxier(
       full,
       renderSeconds,
       applySeconds: total - renderSeconds,
+      counts: out.counts,
       details: {
         backend: t.backend,
         largeClusterMode: String(out.largeClusterMode),
@@ -287,11 +294,11 @@ export function createIptablesProxier(
     };
   }
 
-  /** Only the canary's question: did someone flush our tables? (Our own failures force full syncs elsewhere.) */
-  async function needsFullSync(): Promise<boolean> {
+  /** Only the canary's question: are our tables unflushed? (Our own failures force full syncs elsewhere.) */
+  async function rulesIntact(): Promise<boolean> {
     const t = tools;
-    if (!t) return false;
-    if (await canaryPresent(run, t, IPTABLES_CANARY)) return false;
+    if (!t) return true;
+    if (await canaryPresent(run, t, IPTABLES_CANARY)) return true;
     // Someone is flushing the tables: wait (briefly) for the flush to finish everywhere before
     // the full resync, or we might write rules that are flushed right after.
     log.info('iptables canary removed, waiting for the flush to complete', { ipFamily: family });
@@ -299,7 +306,7 @@ export function createIptablesProxier(
     flushesSeen++;
     await awaitCanaryFlush(run, t, IPTABLES_CANARY, { now });
     needFull = true;
-    return true;
+    return false;
   }
 
   return {
@@ -308,6 +315,6 @@ export function createIptablesProxier(
     init,
     info: () => info,
     sync,
-    needsFullSync,
+    rulesIntact,
   };
 }

@@ -1,6 +1,6 @@
 // Removes everything nftables mode created: the `kube-proxy` table of each family. Nothing
 // outside those tables is ever ours (spec 4.1), so nothing else is touched.
-import type { Cleaner } from '../../sync/proxier.ts';
+import type { Cleaner } from '../../sync/backend.ts';
 import { ExecError, execTool } from '../../util/exec.ts';
 import { TABLE } from './names.ts';
 import type { Runner } from './proxier.ts';

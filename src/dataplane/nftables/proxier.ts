@@ -5,7 +5,7 @@ import { release as osRelease } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { IPFamily } from '../../model/types.ts';
-import type { Proxier, SyncRequest, SyncResult } from '../../sync/proxier.ts';
+import type { Backend, SyncRequest, SyncResult } from '../../sync/backend.ts';
 import { DUMP_RULES_ENV, dumpRules } from '../../util/dump.ts';
 import { ExecError, execTool, type ExecOptions, type ExecResult } from '../../util/exec.ts';
 import { validateOptions, type NftablesOptions } from './options.ts';
@@ -22,10 +22,7 @@ export interface NftablesProxierDeps {
   readonly kernelRelease?: string;
 }
 
-export interface NftablesProxier extends Proxier {
-  /** Forget the record of the kernel: the next sync is full (used after a failure, and by tests). */
-  reset(): void;
-}
+export type NftablesProxier = Backend;
 
 export const MIN_NFT_VERSION = [1, 0, 1] as const;
 export const MIN_KERNEL_VERSION = [5, 13] as const;
@@ -122,9 +119,6 @@ export async function createNftablesProxier(
   return {
     family,
     mode: 'nftables',
-    reset(): void {
-      previous = undefined;
-    },
     async sync(request: SyncRequest): Promise<SyncResult> {
       if (busy) throw new Error(`nftables ${family} proxier: sync called while a sync is running`);
       busy = true;

@@ -6,7 +6,7 @@ import type { Endpoint, IPFamily, NodeContext, ServicePortState } from '../../mo
 import { primaryNodeIP } from '../../model/node.ts';
 import { planOf, type FirewallPlan, type PlanNode } from '../../plan/service-port.ts';
 import { flat, flatten } from '../../util/flat.ts';
-import { cidrContains, parseCIDR, parseIP, type ParsedCIDR, type ParsedIP } from '../../util/ip.ts';
+import { cidrContains, parseCIDR, type ParsedCIDR, type ParsedIP } from '../../util/ip.ts';
 import {
   affinitySet,
   classChain,

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { ConntrackReconciler, type Runner } from '../../../src/conntrack/reconciler.ts';
 import { configureLogging } from '../../../src/log/log.ts';
-import { createProxyMetrics } from '../../../src/server/metrics.ts';
+import { createProxyMetrics } from '../../../src/metrics/proxy.ts';
 import { ExecError, type ExecOptions } from '../../../src/util/exec.ts';
 import { endpointSlice, service } from '../../support/objects.ts';
 import { modelWith, NODE } from './snapshot.ts';
@@ -62,7 +62,7 @@ function fakeConntrack(table: string[], failDelete = false): { runner: Runner; c
 }
 
 test('after an endpoint change: lists UDP of the family, deletes stale flows in one batch, counts them', async () => {
-  const metrics = createProxyMetrics('iptables', { defaultMetrics: false });
+  const metrics = createProxyMetrics({ defaultMetrics: false });
   const table = [
     line('10.244.1.11', 5353, 40001),
     line('10.244.1.11', 5353, 40002),
@@ -142,7 +142,7 @@ test('a never-DNATed flow is cleared when the service gets its first endpoint; I
 test('batches of at most batchSize commands; a failing batch is logged and the rest still run', async () => {
   const table = Array.from({ length: 5 }, (_, i) => line(`10.244.9.${String(i + 1)}`, 5353, 40000 + i));
   const { runner, calls } = fakeConntrack(table, true);
-  const metrics = createProxyMetrics('iptables', { defaultMetrics: false });
+  const metrics = createProxyMetrics({ defaultMetrics: false });
   const reconciler = new ConntrackReconciler({ runner, metrics, batchSize: 2 });
   const model = modelWith('IPv4', [DNS]);
   model.snapshot();
@@ -156,7 +156,7 @@ test('batches of at most batchSize commands; a failing batch is logged and the r
 });
 
 test('a listing failure rejects (the daemon logs it) and still records the duration', async () => {
-  const metrics = createProxyMetrics('iptables', { defaultMetrics: false });
+  const metrics = createProxyMetrics({ defaultMetrics: false });
   const runner: Runner = () =>
     Promise.reject(new ExecError('conntrack -L', null, '', '', 'spawn conntrack ENOENT'));
   const reconciler = new ConntrackReconciler({ runner, metrics });

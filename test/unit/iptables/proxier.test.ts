@@ -153,7 +153,7 @@ test('first sync is full: one read, one restore of what is missing, one restore 
   const tools = new FakeTools();
   const proxier = createIptablesProxier(options(), { run: tools.run });
   // Before the first sync there is no canary to ask about; the first sync is full regardless.
-  assert.equal(await proxier.needsFullSync(), false);
+  assert.equal(await proxier.rulesIntact(), true);
   const result = await proxier.sync({ snapshot: snapshot([web]), full: false });
   assert.equal(result.full, true);
   assert.equal(proxier.mode, 'iptables');
@@ -224,7 +224,7 @@ test('first sync is full: one read, one restore of what is missing, one restore 
   assert.deepEqual(restore.args, ['-w', '5', '-W', '100000', '--noflush', '--counters']);
   const expected = renderIptables({ snapshot: snapshot([web]), full: true, options: BASE_OPTIONS });
   assert.equal(restore.input, expected.text);
-  assert.equal(await proxier.needsFullSync(), false);
+  assert.equal(await proxier.rulesIntact(), true);
 });
 
 test('later syncs are partial, read nothing and delete stale chains from the record', async () => {
@@ -266,7 +266,7 @@ test('a failed restore throws with the tool output and input context; the next s
     return true;
   });
   // Our own failure is not a flushed canary; the proxier escalates the retry to full itself.
-  assert.equal(await proxier.needsFullSync(), false);
+  assert.equal(await proxier.rulesIntact(), true);
   tools.failRestore = false;
   const calls = tools.calls.length;
   const retry = await proxier.sync({ snapshot: snapshot([web, other], { changed: [] }), full: false });
@@ -349,10 +349,10 @@ test('a vanished canary forces a full sync', async () => {
   const tools = new FakeTools();
   const proxier = createIptablesProxier(options(), { run: tools.run });
   await proxier.sync({ snapshot: snapshot([web]), full: true });
-  assert.equal(await proxier.needsFullSync(), false);
+  assert.equal(await proxier.rulesIntact(), true);
   for (const chains of tools.chains.values()) chains.clear();
   tools.rules.clear();
-  assert.equal(await proxier.needsFullSync(), true);
+  assert.equal(await proxier.rulesIntact(), false);
   const calls = tools.calls.length;
   const result = await proxier.sync({ snapshot: snapshot([web], { changed: [] }), full: false });
   assert.equal(result.full, true);
@@ -372,7 +372,7 @@ test('a flush noticed while a sync runs: the next sync is full and reads the ker
   // sees it before that restore (which writes no canary) completes.
   for (const chains of tools.chains.values()) chains.clear();
   tools.rules.clear();
-  assert.equal(await proxier.needsFullSync(), true);
+  assert.equal(await proxier.rulesIntact(), false);
   open();
   tools.restoreGate = undefined;
   assert.equal((await running).full, false);

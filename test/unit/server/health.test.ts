@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ProxyHealth, goTimeString, healthzBody, livezBody } from '../../../src/server/health.ts';
 import { healthzHandler, serveHttp } from '../../../src/server/http.ts';
-import { createProxyMetrics } from '../../../src/server/metrics.ts';
+import { createProxyMetrics } from '../../../src/metrics/proxy.ts';
 
 test('Go time text form', () => {
   assert.equal(goTimeString(Date.UTC(2026, 10, 22, 6, 5, 4, 120)), '2026-11-22 06:05:04.12 +0000 UTC');
@@ -64,7 +64,7 @@ test('exact upstream bodies', () => {
 test('/healthz and /livez over HTTP: codes, headers, node eligibility, counters', async () => {
   let now = Date.now();
   const health = new ProxyHealth({ syncPeriodMs: 1000, now: () => now });
-  const metrics = createProxyMetrics('iptables', { defaultMetrics: false });
+  const metrics = createProxyMetrics({ defaultMetrics: false });
   health.updated('IPv4');
   const server = serveHttp({
     name: 'healthz',

@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FamilySync } from '../../../src/sync/family-sync.ts';
-import type { Proxier, SyncRequest } from '../../../src/sync/proxier.ts';
+import type { Backend, SyncRequest } from '../../../src/sync/backend.ts';
 import type { ProxySnapshot } from '../../../src/model/types.ts';
 import { ProxyHealth } from '../../../src/server/health.ts';
-import { createProxyMetrics } from '../../../src/server/metrics.ts';
+import { createProxyMetrics } from '../../../src/metrics/proxy.ts';
 import { FakeClock } from '../../support/fake-clock.ts';
 
 function emptySnapshot(triggerTimes = new Map<string, number[]>()): ProxySnapshot {
@@ -21,7 +21,7 @@ function emptySnapshot(triggerTimes = new Map<string, number[]>()): ProxySnapsho
 }
 
 /** Records what the loop asked of the backend; can be told to fail or to report lost rules. */
-class RecordingProxier implements Proxier {
+class RecordingBackend implements Backend {
   readonly family = 'IPv4' as const;
   readonly mode = 'iptables';
   requests: SyncRequest[] = [];
@@ -35,20 +35,20 @@ class RecordingProxier implements Proxier {
     }
     return Promise.resolve({ full: request.full, renderSeconds: 0, applySeconds: 0 });
   }
-  needsFullSync() {
+  rulesIntact() {
     const lost = this.rulesLost;
     this.rulesLost = false;
-    return Promise.resolve(lost);
+    return Promise.resolve(!lost);
   }
 }
 
 function setup(triggerTimes?: Map<string, number[]>) {
   const clock = new FakeClock(10_000_000);
-  const proxier = new RecordingProxier();
+  const proxier = new RecordingBackend();
   const health = new ProxyHealth({ syncPeriodMs: 30_000, now: () => clock.now() });
-  const metrics = createProxyMetrics('iptables', { defaultMetrics: false });
+  const metrics = createProxyMetrics({ defaultMetrics: false });
   const sync = new FamilySync({
-    proxier,
+    backend: proxier,
     source: { snapshot: () => emptySnapshot(triggerTimes) },
     health,
     metrics,
@@ -175,7 +175,7 @@ test('metrics: durations, last timestamp, programming latency only after start',
 
 test('a failed sync carries its UDP flag, trigger times and changed Services to the retry', async () => {
   const clock = new FakeClock(10_000_000);
-  const proxier = new RecordingProxier();
+  const proxier = new RecordingBackend();
   const health = new ProxyHealth({ syncPeriodMs: 30_000, now: () => clock.now() });
   const snapshots: ProxySnapshot[] = [
     {
@@ -187,7 +187,7 @@ test('a failed sync carries its UDP flag, trigger times and changed Services to 
   ];
   const seen: ProxySnapshot[] = [];
   const sync = new FamilySync({
-    proxier,
+    backend: proxier,
     source: { snapshot: () => snapshots.shift() ?? emptySnapshot() },
     health,
     minSyncPeriodMs: 1000,
@@ -213,20 +213,20 @@ test('the canary is not consulted while a sync runs', async () => {
   const clock = new FakeClock(10_000_000);
   let release: (() => void) | undefined;
   let checks = 0;
-  const proxier: Proxier = {
+  const proxier: Backend = {
     family: 'IPv4',
     mode: 'iptables',
     sync: async (request) => {
       await new Promise<void>((resolve) => (release = resolve));
       return { full: request.full, renderSeconds: 0, applySeconds: 0 };
     },
-    needsFullSync: () => {
+    rulesIntact: () => {
       checks++;
-      return Promise.resolve(false);
+      return Promise.resolve(true);
     },
   };
   const sync = new FamilySync({
-    proxier,
+    backend: proxier,
     source: { snapshot: () => emptySnapshot() },
     health: new ProxyHealth({ syncPeriodMs: 30_000, now: () => clock.now() }),
     minSyncPeriodMs: 1000,

@@ -3,14 +3,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Service } from 'kubernetes-types/core/v1.d.ts';
-import { Intake } from '../../../src/cli/intake.ts';
+import { Intake } from '../../../src/k8s/intake.ts';
 import type { KubeClient } from '../../../src/k8s/client.ts';
 import type { Problem } from '../../../src/model/problem.ts';
-import { createProxyMetrics } from '../../../src/server/metrics.ts';
+import { createProxyMetrics } from '../../../src/metrics/proxy.ts';
 import { startFakeApiServer, type FakeApiServer } from '../../support/apiserver.ts';
 import { pollUntil } from '../../support/netns.ts';
 import { endpointSlice, service } from '../../support/objects.ts';
-import { clientFor, FAST } from '../k8s/helpers.ts';
+import { clientFor, FAST } from './helpers.ts';
 
 async function gaugeValues(gauge: {
   get(): Promise<{ values: readonly { labels: object; value: number }[] }>;
@@ -56,7 +56,7 @@ describe('Intake', () => {
       }),
     );
 
-    const metrics = createProxyMetrics('nftables', { defaultMetrics: false });
+    const metrics = createProxyMetrics({ defaultMetrics: false });
     const problems: Problem[] = [];
     let changes = 0;
     const intake = new Intake({

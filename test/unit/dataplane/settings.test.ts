@@ -5,8 +5,8 @@ import {
   nftNodePortAddresses,
   nodePortCIDRsFor,
   type DataplaneSettings,
-} from '../../../src/dataplane/factory.ts';
-import type { NodeInfo } from '../../../src/cli/daemon.ts';
+  type NodeInfo,
+} from '../../../src/dataplane/common/settings.ts';
 
 const node: NodeInfo = {
   name: 'node1',
@@ -16,7 +16,6 @@ const node: NodeInfo = {
 };
 
 const settings: DataplaneSettings = {
-  mode: 'nftables',
   masqueradeBit: 14,
   masqueradeAll: false,
   detectLocalMode: 'ClusterCIDR',
@@ -33,25 +32,37 @@ test('primary node-port addresses: the node IP of the family; none of the family
     kind: 'cidrs',
     cidrs: ['192.0.2.11/32'],
   });
-  assert.deepEqual(nftNodePortAddresses({ kind: 'primary' }, 'IPv4', node), {
+  assert.deepEqual(nftNodePortAddresses({ kind: 'primary' }, 'IPv4', node, []), {
     kind: 'ips',
     ips: ['192.0.2.11'],
   });
   // The node has no IPv6 address but loopback: IPv6 node ports accept every address, as upstream.
-  assert.deepEqual(nftNodePortAddresses({ kind: 'primary' }, 'IPv6', node), { kind: 'all' });
+  assert.deepEqual(nftNodePortAddresses({ kind: 'primary' }, 'IPv6', node, []), { kind: 'all' });
 });
 
 test('CIDR node-port addresses of another family only, or a /0, mean all addresses', () => {
-  assert.deepEqual(nftNodePortAddresses({ kind: 'cidrs', cidrs: ['192.0.2.0/24'] }, 'IPv6', node), {
+  assert.deepEqual(nftNodePortAddresses({ kind: 'cidrs', cidrs: ['192.0.2.0/24'] }, 'IPv6', node, []), {
     kind: 'all',
   });
-  assert.deepEqual(nftNodePortAddresses({ kind: 'cidrs', cidrs: ['0.0.0.0/0'] }, 'IPv4', node), {
+  assert.deepEqual(nftNodePortAddresses({ kind: 'cidrs', cidrs: ['0.0.0.0/0'] }, 'IPv4', node, []), {
     kind: 'all',
   });
-  assert.deepEqual(nftNodePortAddresses({ kind: 'cidrs', cidrs: ['198.51.100.0/24'] }, 'IPv4', node), {
+  assert.deepEqual(nftNodePortAddresses({ kind: 'cidrs', cidrs: ['198.51.100.0/24'] }, 'IPv4', node, []), {
     kind: 'ips',
     ips: [],
   });
+});
+
+test('CIDR node-port addresses pick the node IPs and host addresses inside them, once each', () => {
+  assert.deepEqual(
+    nftNodePortAddresses({ kind: 'cidrs', cidrs: ['192.0.2.0/24', '127.0.0.0/8'] }, 'IPv4', node, [
+      '192.0.2.11',
+      '192.0.2.77',
+      '198.51.100.1',
+      'fd00::1',
+    ]),
+    { kind: 'ips', ips: ['192.0.2.11', '192.0.2.77'] },
+  );
 });
 
 test('local detection per family', () => {

@@ -1,23 +1,25 @@
 // The Service and EndpointSlice watches feeding one ProxyModel per IP family. Listing and parsing
 // every Service and EndpointSlice is most of a cold start at scale, so the watches start before
-// the daemon knows which families its node uses (that needs the Node, then the proxiers): there
+// the daemon knows which families its node uses (that needs the Node, then the backends): there
 // is a model for each family from the start, and the one the node turns out not to use is
 // dropped by useFamilies(). Until then nothing of a family is made visible: its problems are
 // held back and its pending-change gauges are counted aside, so a dropped family leaves no log
 // line and no metric series behind.
 import type { Service } from 'kubernetes-types/core/v1.d.ts';
 import type { EndpointSlice } from 'kubernetes-types/discovery/v1.d.ts';
-import type { KubeRequester } from '../k8s/client.ts';
-import type { Reflector } from '../k8s/reflector.ts';
-import { watchEndpointSlices, watchServices, type WatchTuning } from '../k8s/watches.ts';
+import type { KubeRequester } from './client.ts';
+import type { Reflector } from './reflector.ts';
+import { watchEndpointSlices, watchServices, type WatchTuning } from './watches.ts';
 import type { Problem } from '../model/problem.ts';
 import { ProxyModel } from '../model/tracker.ts';
 import type { IPFamily } from '../model/types.ts';
-import type { ProxyMetrics } from '../server/metrics.ts';
+import type { ProxyMetrics } from '../metrics/proxy.ts';
 
 export interface IntakeOptions {
   readonly client: KubeRequester;
   readonly nodeName: string;
+  /** --bind-address: the node's primary IP when it is a specific one (model/node.ts). */
+  readonly bindAddress?: string | undefined;
   readonly proxyStartTimeMs: number;
   readonly metrics: Pick<
     ProxyMetrics,
@@ -51,6 +53,7 @@ export class Intake {
         new ProxyModel({
           family,
           nodeName: options.nodeName,
+          bindAddress: options.bindAddress,
           proxyStartTimeMs: options.proxyStartTimeMs,
           onProblem: (problem) => {
             if (this.#families === undefined) {

@@ -1,8 +1,9 @@
-// kubeproxy_* metrics with upstream's names, types, labels and buckets (upstream-behavior.md 6.4),
-// on our own prom-client Registry (never the global one, so tests can build several).
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, exponentialBuckets } from 'prom-client';
-
-const FAMILY = ['ip_family'] as const;
+// The core kubeproxy_* metrics, the ones every mode reports, with upstream's names, types, labels
+// and buckets (upstream-behavior.md 6.4). Mode-specific metrics (iptables restore failures and rule
+// gauges, nftables sync failures) are registered by their mode folder only when that mode runs,
+// as upstream does.
+import { Counter, Gauge, Histogram, exponentialBuckets } from 'prom-client';
+import { FAMILY_LABEL as FAMILY, createRegistry, type Registry } from './registry.ts';
 
 function networkProgrammingBuckets(): number[] {
   const buckets = [0.25, 0.5];
@@ -12,11 +13,9 @@ function networkProgrammingBuckets(): number[] {
   return buckets;
 }
 
-export type ProxyMode = 'iptables' | 'nftables' | 'ipvs';
-
-export function createProxyMetrics(mode: ProxyMode, options: { defaultMetrics?: boolean } = {}) {
-  const registry = new Registry();
-  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+/** The core metrics on `registry`, or on a new registry (with Node's default metrics unless told not to). */
+export function createProxyMetrics(options: { defaultMetrics?: boolean; registry?: Registry } = {}) {
+  const registry = options.registry ?? createRegistry(options);
   const registers = [registry];
   const syncBuckets = exponentialBuckets(0.001, 2, 15);
 
@@ -114,57 +113,8 @@ export function createProxyMetrics(mode: ProxyMode, options: { defaultMetrics?: 
       labelNames: FAMILY,
       registers,
     }),
-    iptablesRestoreFailures: undefined as Counter<'ip_family'> | undefined,
-    iptablesPartialRestoreFailures: undefined as Counter<'ip_family'> | undefined,
-    iptablesRulesTotal: undefined as Gauge<'table' | 'ip_family'> | undefined,
-    iptablesRulesLast: undefined as Gauge<'table' | 'ip_family'> | undefined,
-    nftablesSyncFailures: undefined as Counter<'ip_family'> | undefined,
-    nftablesCleanupFailures: undefined as Counter<'ip_family'> | undefined,
   };
 
-  // Mode-specific metrics are registered only in their mode, as upstream does.
-  if (mode === 'iptables' || mode === 'ipvs') {
-    metrics.iptablesRestoreFailures = new Counter({
-      name: 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total',
-      help: 'Cumulative proxy iptables restore failures',
-      labelNames: FAMILY,
-      registers,
-    });
-  }
-  if (mode === 'iptables') {
-    metrics.iptablesPartialRestoreFailures = new Counter({
-      name: 'kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total',
-      help: 'Cumulative proxy iptables partial restore failures',
-      labelNames: FAMILY,
-      registers,
-    });
-    metrics.iptablesRulesTotal = new Gauge({
-      name: 'kubeproxy_sync_proxy_rules_iptables_total',
-      help: 'Total number of iptables rules owned by kube-proxy',
-      labelNames: ['table', 'ip_family'] as const,
-      registers,
-    });
-    metrics.iptablesRulesLast = new Gauge({
-      name: 'kubeproxy_sync_proxy_rules_iptables_last',
-      help: 'Number of iptables rules written by kube-proxy in last sync',
-      labelNames: ['table', 'ip_family'] as const,
-      registers,
-    });
-  }
-  if (mode === 'nftables') {
-    metrics.nftablesSyncFailures = new Counter({
-      name: 'kubeproxy_sync_proxy_rules_nftables_sync_failures_total',
-      help: 'Cumulative proxy nftables sync failures',
-      labelNames: FAMILY,
-      registers,
-    });
-    metrics.nftablesCleanupFailures = new Counter({
-      name: 'kubeproxy_sync_proxy_rules_nftables_cleanup_failures_total',
-      help: 'Cumulative proxy nftables cleanup failures',
-      labelNames: FAMILY,
-      registers,
-    });
-  }
   return metrics;
 }
 

@@ -1,0 +1,239 @@
+// The running proxy: startup order of upstream-behavior.md 9.1, then informers feeding one model
+// per IP family, each with its own sync loop and backend. This file only orchestrates; each job
+// has its own module here (node lifecycle, families and backends, post-sync hooks, servers), and
+// everything mode-specific arrives through the ModeDefinition.
+import type { ConntrackSettings } from '../conntrack/sysctls.ts';
+import { applyConntrackSettings } from '../conntrack/sysctls.ts';
+import type { ModeDefinition, ToolRunner } from '../dataplane/common/mode.ts';
+import type { DataplaneSettings } from '../dataplane/common/settings.ts';
+import { realHost, type Host } from '../host/host.ts';
+import type { KubeRequester } from '../k8s/client.ts';
+import { EventRecorder } from '../k8s/events.ts';
+import { Intake } from '../k8s/intake.ts';
+import type { WatchTuning } from '../k8s/watches.ts';
+import { log } from '../log/log.ts';
+import { createProxyMetrics, type ProxyMetrics } from '../metrics/proxy.ts';
+import { formatProblem } from '../model/problem.ts';
+import type { ProxyModel } from '../model/tracker.ts';
+import type { IPFamily } from '../model/types.ts';
+import { ProxyHealth } from '../server/health.ts';
+import type { Runner as ConntrackRunner } from '../conntrack/reconciler.ts';
+import type { AppliedState } from '../sync/applied.ts';
+import { FamilySync } from '../sync/family-sync.ts';
+import { chooseFamilies, closeBackends, createBackends } from './families.ts';
+import { nodeInfoOf } from './node.ts';
+import { NodeLifecycle, nodeEligible } from './node-lifecycle.ts';
+import { createPostSync } from './post-sync.ts';
+import { startServers, type HostPort } from './servers.ts';
+
+export type { HostPort };
+
+export interface DaemonSettings {
+  /** The proxy mode, from the registry (dataplane/modes.ts). */
+  readonly mode: ModeDefinition;
+  /** What the mode's backends are built from. Its nodePortAddresses also place health check servers. */
+  readonly dataplane: DataplaneSettings;
+  readonly nodeName: string;
+  readonly client: KubeRequester;
+  readonly syncPeriodMs: number;
+  readonly minSyncPeriodMs: number;
+  readonly healthz: HostPort | undefined;
+  readonly metrics: HostPort | undefined;
+  readonly bindAddressHardFail: boolean;
+  /** bindAddress when it is a specific IP: overrides the node's primary IP (spec 1.7). */
+  readonly bindAddress: string | undefined;
+  readonly conntrack: ConntrackSettings;
+  readonly oomScoreAdj: number | undefined;
+  readonly initOnly: boolean;
+  /** NodeCIDR local detection needs spec.podCIDRs before starting. */
+  readonly requirePodCIDRs: boolean;
+  readonly configz: () => unknown;
+  /** Called when the daemon must exit with an error (node deleted, node IPs changed, hard fail). */
+  readonly onFatal: (message: string) => void;
+  /** Host facts (addresses, sysctls, /proc); default the real host. */
+  readonly host?: Host;
+  /** How the mode's tools run; default execTool. */
+  readonly run?: ToolRunner;
+  readonly nodeWaitTimeoutMs?: number;
+  readonly watchTuning?: WatchTuning<never>;
+  readonly startTimeMs?: number;
+  /** How the `conntrack` tool runs (tests); default execTool. */
+  readonly conntrackRunner?: ConntrackRunner;
+}
+
+export interface RunningDaemon {
+  readonly syncs: readonly FamilySync[];
+  readonly health: ProxyHealth;
+  readonly metrics: ProxyMetrics | undefined;
+  /** What the last successful sync of a family applied; undefined for a family not in use. */
+  lastApplied(family: IPFamily): AppliedState | undefined;
+  stop(): Promise<void>;
+}
+
+export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon> {
+  const startTimeMs = settings.startTimeMs ?? Date.now();
+  const host = settings.host ?? realHost();
+  const recorder = new EventRecorder({ client: settings.client, nodeName: settings.nodeName });
+  const tuning = settings.watchTuning ?? {};
+  const stoppers: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stoppers.splice(0).reverse()) await stop().catch(() => undefined);
+  };
+
+  // 1. Our Node: its addresses decide the families, its zone feeds topology.
+  const nodeLifecycle = new NodeLifecycle(settings.client, settings, tuning);
+  nodeLifecycle.start();
+  stoppers.push(() => nodeLifecycle.stop());
+
+  // Services and EndpointSlices are listed while the Node is looked up and the backends are
+  // created (k8s/intake.ts); --init-only never needs them.
+  const metrics = createProxyMetrics();
+  const mode = settings.mode.setUp({
+    registry: metrics.registry,
+    settings: settings.dataplane,
+    ...(settings.run ? { run: settings.run } : {}),
+  });
+  const intake = new Intake({
+    client: settings.client,
+    nodeName: settings.nodeName,
+    bindAddress: settings.bindAddress,
+    proxyStartTimeMs: startTimeMs,
+    metrics,
+    onProblem: (problem) => {
+      log.error('Skipping invalid object', undefined, { problem: formatProblem(problem) });
+    },
+    tuning,
+  });
+  if (!settings.initOnly) {
+    intake.start();
+    stoppers.push(() => intake.stop());
+  }
+
+  try {
+    const node = await nodeLifecycle.waitForNode();
+    const info = nodeInfoOf(node, settings.bindAddress);
+    log.info('Node found', {
+      node: info.name,
+      primaryFamily: info.primaryFamily,
+      ipv4: info.ips.IPv4,
+      ipv6: info.ips.IPv6,
+      podCIDRs: info.podCIDRs,
+    });
+    const health = new ProxyHealth({ syncPeriodMs: settings.syncPeriodMs });
+    health.setNodeEligible(nodeEligible(node));
+
+    // 2. Conntrack sysctls (fatal on error, with the way out in the message).
+    await applyConntrackSettings(settings.conntrack, host.sysctl, host.cpuCount());
+
+    // 3. Families and backends.
+    const families = await chooseFamilies(info, mode, host);
+    const backends = await createBackends(
+      families,
+      mode,
+      info,
+      host.interfaceAddresses().map((address) => address.address),
+    );
+    stoppers.push(() => closeBackends(backends));
+    if (settings.initOnly) {
+      log.info('Initialisation done (--init-only), exiting');
+      await stopAll();
+      return {
+        syncs: [],
+        health,
+        metrics: undefined,
+        lastApplied: () => undefined,
+        stop: () => Promise.resolve(),
+      };
+    }
+    for (const backend of backends) await backend.start?.();
+
+    // 4. Models and sync loops, one per family, with the post-sync hooks each backend wants.
+    const models = intake.useFamilies(backends.map((backend) => backend.family));
+    for (const model of models) model.setNode(node);
+    const postSync = createPostSync({
+      nodeName: settings.nodeName,
+      node: info,
+      families,
+      nodePortAddresses: settings.dataplane.nodePortAddresses,
+      host,
+      health,
+      recorder,
+      metrics,
+      ...(settings.conntrackRunner ? { conntrackRunner: settings.conntrackRunner } : {}),
+    });
+    stoppers.push(() => postSync.close());
+    const syncs = backends.map(
+      (backend, i) =>
+        new FamilySync({
+          backend,
+          source: models[i] as ProxyModel,
+          health,
+          metrics,
+          minSyncPeriodMs: settings.minSyncPeriodMs,
+          syncPeriodMs: settings.syncPeriodMs,
+          startTimeMs,
+          afterSync: postSync.hookFor(backend),
+        }),
+    );
+    stoppers.push(async () => {
+      for (const sync of syncs) sync.stop();
+      await Promise.all(syncs.map((sync) => sync.whenIdle()));
+    });
+
+    if (settings.oomScoreAdj !== undefined) {
+      await host.setOomScoreAdj(settings.oomScoreAdj).catch((error: unknown) => {
+        log.error('Failed to set oom_score_adj', error, { value: settings.oomScoreAdj });
+      });
+    }
+
+    // 5. Servers.
+    const servers = startServers(
+      { ...settings, modeName: settings.mode.name },
+      { health, metrics, recorder, syncs },
+    );
+    stoppers.push(async () => {
+      await Promise.all(servers.map((server) => server.close()));
+    });
+
+    // 6. Informers (started above): every event goes to every family's model; a real change asks
+    // for a sync once the loops run (before that, the first sync picks everything up, and nothing
+    // is "queued" for healthz: upstream requests syncs only once both informers have synced).
+    let started = false;
+    intake.onChange(() => {
+      if (!started) return;
+      models.forEach((model, i) => {
+        if (model.hasPendingChanges()) syncs[i]?.requestSync();
+      });
+    });
+    intake.whenSynced(() => {
+      started = true;
+      for (const sync of syncs) sync.start();
+    });
+
+    // 7. Our Node from now on: topology changes force a full sync of the family.
+    nodeLifecycle.follow(node, {
+      health,
+      setNode: (updated) => {
+        models.forEach((model, i) => {
+          if (model.setNode(updated).topologyChanged) {
+            log.info('Node topology changed, forcing a full sync', { node: settings.nodeName });
+            syncs[i]?.requestFullSync();
+          }
+        });
+      },
+    });
+
+    void recorder.starting();
+    log.info('kube-proxy started', { mode: settings.mode.name, families, node: settings.nodeName });
+    return {
+      syncs,
+      health,
+      metrics,
+      lastApplied: (family) => syncs.find((sync) => sync.family === family)?.lastApplied,
+      stop: stopAll,
+    };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}

@@ -1,0 +1,102 @@
+// The healthz and metrics HTTP servers (upstream-behavior.md 6.1, 6.3), and the /debug/proxy view
+// of what each family's dataplane is doing. A server that cannot bind is fatal when
+// bindAddressHardFail is set, with a Node event as upstream sends.
+import type { EventRecorder } from '../k8s/events.ts';
+import type { ProxyMetrics } from '../metrics/proxy.ts';
+import type { ProxyHealth } from '../server/health.ts';
+import { healthzHandler, metricsHandler, serveHttp, type RunningServer } from '../server/http.ts';
+import type { FamilySync } from '../sync/family-sync.ts';
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface ServersSettings {
+  readonly modeName: string;
+  readonly nodeName: string;
+  readonly healthz: HostPort | undefined;
+  readonly metrics: HostPort | undefined;
+  readonly bindAddressHardFail: boolean;
+  readonly configz: () => unknown;
+  readonly onFatal: (message: string) => void;
+}
+
+/** /debug/proxy: per family, the last sync's figures and a summary of what it applied. */
+export function debugView(modeName: string, nodeName: string, syncs: readonly FamilySync[]): unknown {
+  return {
+    mode: modeName,
+    node: nodeName,
+    families: syncs.map((sync) => {
+      const last = sync.latestResult;
+      const applied = sync.lastApplied;
+      let endpoints = 0;
+      const services = new Set<string>();
+      for (const state of applied.servicePorts.values()) {
+        endpoints += state.endpoints.length;
+        services.add(state.servicePort.id.service);
+      }
+      return {
+        ipFamily: sync.family,
+        successfulSyncs: sync.successfulSyncs,
+        lastSync: last && {
+          at: new Date(last.at).toISOString(),
+          full: last.full,
+          renderSeconds: last.renderSeconds,
+          applySeconds: last.applySeconds,
+          ...last.details,
+        },
+        lastApplied: {
+          services: services.size,
+          servicePorts: applied.servicePorts.size,
+          endpoints,
+        },
+      };
+    }),
+  };
+}
+
+export function startServers(
+  settings: ServersSettings,
+  parts: {
+    readonly health: ProxyHealth;
+    readonly metrics: ProxyMetrics;
+    readonly recorder: EventRecorder;
+    readonly syncs: readonly FamilySync[];
+  },
+): RunningServer[] {
+  const { health, metrics, recorder, syncs } = parts;
+  const servers: RunningServer[] = [];
+  const fatalBind = (what: string, reason: string) => (error: Error) => {
+    void recorder.nodeEvent('Warning', reason, 'StartKubeProxy', `Failed to start ${what}: ${error.message}`);
+    settings.onFatal(`failed to start ${what}: ${error.message}`);
+  };
+  if (settings.healthz) {
+    servers.push(
+      serveHttp({
+        name: 'healthz',
+        ...settings.healthz,
+        handler: healthzHandler(health, metrics),
+        hardFail: settings.bindAddressHardFail,
+        onFatal: fatalBind('proxier healthz server', 'FailedToStartProxierHealthcheck'),
+      }),
+    );
+  }
+  if (settings.metrics) {
+    servers.push(
+      serveHttp({
+        name: 'metrics',
+        ...settings.metrics,
+        handler: metricsHandler({
+          metrics,
+          mode: settings.modeName,
+          configz: settings.configz,
+          debug: () => debugView(settings.modeName, settings.nodeName, syncs),
+        }),
+        hardFail: settings.bindAddressHardFail,
+        onFatal: fatalBind('metrics server', 'FailedToStartMetricServer'),
+      }),
+    );
+  }
+  return servers;
+}

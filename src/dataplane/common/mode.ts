@@ -1,0 +1,69 @@
+// What a proxy mode is to the rest of the program: the shape every mode folder exports from its
+// mode.ts and that dataplane/modes.ts collects. Nothing outside a mode folder names a mode; the
+// daemon and the CLI see only this.
+import type { IPFamily } from '../../model/types.ts';
+import type { Registry } from '../../metrics/registry.ts';
+import type { Backend, Cleaner } from '../../sync/backend.ts';
+import type { ExecOptions, ExecResult } from '../../util/exec.ts';
+import type { DataplaneSettings, NodeInfo } from './settings.ts';
+
+/** Runs a system tool; tests pass one that runs inside a network namespace. */
+export type ToolRunner = (
+  file: string,
+  args: readonly string[],
+  options?: ExecOptions,
+) => Promise<ExecResult>;
+
+/** What one daemon gives its mode when setting it up. */
+export interface ModeSetup {
+  /** The daemon's registry: the mode registers its own metrics here (upstream names and labels). */
+  readonly registry: Registry;
+  readonly settings: DataplaneSettings;
+  /** Default: execTool. */
+  readonly run?: ToolRunner;
+}
+
+/** What a backend is created with besides its family. */
+export interface BackendContext {
+  readonly node: NodeInfo;
+  /** This host's interface addresses (both families) when the backend is created. */
+  readonly hostAddresses: readonly string[];
+}
+
+/** A mode set up for one daemon: its metrics are registered, its host-wide choices shared. */
+export interface ModeInstance {
+  /** Whether this host can program the family (the daemon checks IPv6 availability first). */
+  supportsFamily(family: IPFamily): Promise<boolean>;
+  /** One backend per family; it counts its own failures in the mode's metrics. */
+  createBackend(family: IPFamily, context: BackendContext): Promise<Backend>;
+}
+
+export interface ModeDefinition {
+  /** As the config spells it and /proxyMode reports it. */
+  readonly name: string;
+  /**
+   * Why this mode cannot run in this build, as the error the CLI prints before touching
+   * anything; undefined for a mode that runs.
+   */
+  readonly unavailable?: string;
+  /** Removes everything this mode ever created (--cleanup, and switching to another mode). */
+  cleaner(run?: ToolRunner): Cleaner;
+  /** Registers the mode's metrics on the daemon's registry and returns what creates backends. */
+  setUp(setup: ModeSetup): ModeInstance;
+}
+
+/** A mode the config accepts but this program does not implement yet. Its cleaner has nothing to remove. */
+export function notImplementedMode(name: string, unavailable: string): ModeDefinition {
+  const fail = (): never => {
+    throw new Error(`proxy mode ${name} is not implemented yet`);
+  };
+  return {
+    name,
+    unavailable,
+    cleaner: () => ({ mode: name, cleanup: () => Promise.resolve() }),
+    setUp: () => ({
+      supportsFamily: () => Promise.resolve(false),
+      createBackend: () => Promise.resolve().then(fail),
+    }),
+  };
+}

@@ -1,0 +1,87 @@
+// The iptables mode as the registry (dataplane/modes.ts) sees it: its metrics, its cleaner, the
+// families this host can program, and one backend per family that counts its own failures and
+// sets its rule gauges from the render's counts.
+import type { IPFamily } from '../../model/types.ts';
+import type { Backend, SyncRequest, SyncResult } from '../../sync/backend.ts';
+import { execTool } from '../../util/exec.ts';
+import type { ModeDefinition, ToolRunner } from '../common/mode.ts';
+import { localDetectorFor, nodePortCIDRsFor } from '../common/settings.ts';
+import { detectIptablesBackend, type IptablesBackend } from './backend.ts';
+import { iptablesCleaner } from './cleanup.ts';
+import { registerIptablesMetrics, type IptablesMetrics } from './metrics.ts';
+import { createIptablesProxier, type IptablesProxier } from './proxier.ts';
+
+async function toolWorks(run: ToolRunner, file: string, args: string[]): Promise<boolean> {
+  try {
+    await run(file, args, { timeoutMs: 10_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The proxier as a Backend whose syncs move the iptables metrics as upstream's do. */
+export function countedBackend(proxier: IptablesProxier, metrics: IptablesMetrics): Backend {
+  const labels = { ip_family: proxier.family };
+  let firstSync = true;
+  return {
+    family: proxier.family,
+    mode: proxier.mode,
+    postSyncHooks: { conntrackCleanup: true },
+    rulesIntact: () => proxier.rulesIntact(),
+    sync: async (request: SyncRequest): Promise<SyncResult> => {
+      // The first sync is always full, whatever was asked.
+      const partial = !request.full && !firstSync;
+      try {
+        const result = await proxier.sync(request);
+        firstSync = false;
+        const { counts } = result;
+        // The filter table is rewritten whole every sync; nat keeps untouched service chains.
+        metrics.rulesTotal.set({ table: 'filter', ...labels }, counts.filterRules);
+        metrics.rulesLast.set({ table: 'filter', ...labels }, counts.filterRules);
+        metrics.rulesTotal.set({ table: 'nat', ...labels }, counts.natRulesTotal);
+        metrics.rulesLast.set({ table: 'nat', ...labels }, counts.natRulesWritten);
+        return result;
+      } catch (error) {
+        metrics.restoreFailures.inc(labels);
+        if (partial) metrics.partialRestoreFailures.inc(labels);
+        throw error;
+      }
+    },
+  };
+}
+
+export const iptablesMode: ModeDefinition = {
+  name: 'iptables',
+  cleaner: (run) => iptablesCleaner(run),
+  setUp: ({ registry, settings, run = execTool }) => {
+    const metrics = registerIptablesMetrics(registry);
+    // One backend choice for both families: never mix legacy and nft (issue 3).
+    let backend: Promise<IptablesBackend> | undefined;
+    const chooseBackend = () => (backend ??= detectIptablesBackend(run));
+    return {
+      supportsFamily: async (family: IPFamily) => {
+        const tool = `${family === 'IPv4' ? 'iptables' : 'ip6tables'}-${await chooseBackend()}-save`;
+        return toolWorks(run, tool, ['-t', 'nat']);
+      },
+      createBackend: async (family, { node }) => {
+        const proxier = createIptablesProxier(
+          {
+            family,
+            masqueradeBit: settings.masqueradeBit,
+            masqueradeAll: settings.masqueradeAll,
+            localDetector: localDetectorFor(settings, family, node),
+            nodePortAddresses: nodePortCIDRsFor(settings.nodePortAddresses, family, node),
+            localhostNodePorts: settings.localhostNodePorts,
+            backend: await chooseBackend(),
+            syncPeriodMs: settings.syncPeriodMs,
+          },
+          { run },
+        );
+        // init() logs what it chose (backend, --random-fully, localhost node ports).
+        await proxier.init();
+        return countedBackend(proxier, metrics);
+      },
+    };
+  },
+};

@@ -1,0 +1,59 @@
+// The nftables mode as the registry (dataplane/modes.ts) sees it: its metrics, its cleaner, the
+// families (both, in one tool) and one backend per family that counts its own failures.
+import { log } from '../../log/log.ts';
+import type { Backend } from '../../sync/backend.ts';
+import { execTool } from '../../util/exec.ts';
+import type { ModeDefinition } from '../common/mode.ts';
+import { localDetectorFor, nftNodePortAddresses } from '../common/settings.ts';
+import { nftablesCleaner } from './cleanup.ts';
+import { registerNftablesMetrics, type NftablesMetrics } from './metrics.ts';
+import type { NftablesOptions } from './options.ts';
+import { createNftablesProxier, type NftablesProxier } from './proxier.ts';
+
+/** The proxier as a Backend whose failed syncs count in the nftables failure counter. */
+export function countedBackend(proxier: NftablesProxier, metrics: NftablesMetrics): Backend {
+  const labels = { ip_family: proxier.family };
+  return {
+    family: proxier.family,
+    mode: proxier.mode,
+    postSyncHooks: { conntrackCleanup: true },
+    sync: async (request) => {
+      try {
+        return await proxier.sync(request);
+      } catch (error) {
+        metrics.syncFailures.inc(labels);
+        throw error;
+      }
+    },
+  };
+}
+
+export const nftablesMode: ModeDefinition = {
+  name: 'nftables',
+  cleaner: (run) => nftablesCleaner(run),
+  setUp: ({ registry, settings, run = execTool }) => {
+    const metrics = registerNftablesMetrics(registry);
+    return {
+      // nftables has both families in one tool; IPv6 availability is checked by the daemon.
+      supportsFamily: () => Promise.resolve(true),
+      createBackend: async (family, { node, hostAddresses }) => {
+        const options: NftablesOptions = {
+          family,
+          masqueradeBit: settings.masqueradeBit,
+          masqueradeAll: settings.masqueradeAll,
+          localDetector: localDetectorFor(settings, family, node),
+          nodePortAddresses: nftNodePortAddresses(settings.nodePortAddresses, family, node, hostAddresses),
+        };
+        const proxier = await createNftablesProxier(options, {
+          run,
+          skipKernelCheck: Boolean(process.env['KUBE_PROXY_NFTABLES_SKIP_KERNEL_VERSION_CHECK']),
+        });
+        log.info('Using nftables proxier', {
+          ipFamily: family,
+          nodePortAddresses: options.nodePortAddresses.kind === 'all' ? 'all' : options.nodePortAddresses.ips,
+        });
+        return countedBackend(proxier, metrics);
+      },
+    };
+  },
+};
