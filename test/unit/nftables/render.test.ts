@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import { render, type NftState } from '../../../src/dataplane/nftables/render.ts';
 import type { NftablesOptions } from '../../../src/dataplane/nftables/options.ts';
 import type { ProxySnapshot, ServicePortState } from '../../../src/model/types.ts';
-import { applyScript, dump, emptyTable, type FakeTable } from './fake-nft.ts';
+import { applyScript, dump, emptyTable, type FakeTable } from '../../../src/dataplane/nftables/fake.ts';
 import { OPTIONS_V4, OPTIONS_V6, port, snapshot, type PortSpec } from './fixtures.ts';
 
 function golden(name: string, text: string): void {
@@ -37,19 +37,16 @@ const web = (endpoints: string[], extra: Partial<PortSpec> = {}): PortSpec => ({
 /** Renders a sequence, checking each transaction against the fake kernel; returns scripts. */
 class Session {
   state: NftState | undefined;
-  table: FakeTable = emptyTable();
+  table: FakeTable;
   readonly options: NftablesOptions;
   constructor(options: NftablesOptions = OPTIONS_V4) {
     this.options = options;
+    this.table = emptyTable(`${options.family === 'IPv4' ? 'ip' : 'ip6'} kube-proxy`);
   }
   sync(snap: ProxySnapshot, full = false): string {
     const result = render(this.state, snap, this.options, full);
     this.state = result.next;
-    this.table = applyScript(
-      this.table,
-      result.script,
-      `${this.options.family === 'IPv4' ? 'ip' : 'ip6'} kube-proxy`,
-    );
+    this.table = applyScript(this.table, result.script);
     return result.script;
   }
 }
