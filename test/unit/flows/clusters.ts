@@ -21,7 +21,8 @@ export interface FlowCluster {
 /** Addresses the rows use. Pods a and b run on this node (NODE), c on another one. */
 export const V4 = {
   node: '192.168.0.10',
-  otherNodeIP: '192.168.0.11',
+  /** The node's second IPv4 address: not the one upstream checks source ranges against. */
+  secondNodeIP: '192.168.5.10',
   clusterCIDR: '10.244.0.0/16',
   client: '10.244.1.9',
   a: '10.244.1.2',
@@ -70,19 +71,31 @@ const http = (nodePort?: number) => [
   { name: 'http', port: 80, targetPort: 8080, ...(nodePort !== undefined ? { nodePort } : {}) },
 ];
 
-function build(name: string, family: IPFamily, objects: readonly (Service | EndpointSlice)[]): FlowCluster {
+function build(
+  name: string,
+  family: IPFamily,
+  objects: readonly (Service | EndpointSlice)[],
+  localAddresses: readonly string[],
+): FlowCluster {
   const nodeIP = family === 'IPv4' ? V4.node : V6.node;
+  // (the node's other addresses come with `localAddresses`)
   const clusterCIDR = family === 'IPv4' ? V4.clusterCIDR : V6.clusterCIDR;
   const model = modelWith(family, objects);
   model.setNode(
     node({
       name: NODE,
-      ips: [V4.node, V6.node],
+      ips: [V4.node, V4.secondNodeIP, V6.node],
       podCIDRs: ['10.244.1.0/24', 'fd00:10:244:1::/64'],
       zone: 'zone-a',
     }),
   );
-  return { name, family, snapshot: model.snapshot(), localAddresses: [nodeIP], clusterCIDRs: [clusterCIDR] };
+  return {
+    name,
+    family,
+    snapshot: model.snapshot(),
+    localAddresses: [nodeIP, ...localAddresses],
+    clusterCIDRs: [clusterCIDR],
+  };
 }
 
 /** The e2e scenarios' Services, IPv4. */
@@ -168,6 +181,18 @@ function standardV4(): FlowCluster {
     ...withSlice(
       f,
       {
+        name: 'lb-second',
+        type: 'LoadBalancer',
+        clusterIPs: ['10.96.2.94'],
+        ports: http(30094),
+        loadBalancerIPs: ['203.0.113.14'],
+        loadBalancerSourceRanges: ['192.168.5.0/24'],
+      },
+      [ep(f, 'a')],
+    ),
+    ...withSlice(
+      f,
+      {
         name: 'lb-local',
         type: 'LoadBalancer',
         clusterIPs: ['10.96.2.93'],
@@ -230,7 +255,9 @@ function standardV4(): FlowCluster {
       ep(f, 'a'),
     ]),
   ];
-  return build('standard IPv4', f, objects);
+  // The LB IPs of lb-node and lb-second are also bound on the node (as MetalLB in L2 mode or
+  // kube-vip do): the node's own requests to them leave with the LB IP as source.
+  return build('standard IPv4', f, objects, [V4.secondNodeIP, '203.0.113.12', '203.0.113.14']);
 }
 
 /** IPv6 half of the cluster: the e2e web6 Service, a node port and the dual-stack Service. */
@@ -250,7 +277,7 @@ function standardV6(): FlowCluster {
       ep(f, 'b'),
     ]),
   ];
-  return build('standard IPv6', f, objects);
+  return build('standard IPv6', f, objects, []);
 }
 
 export const CLUSTERS = { v4: standardV4(), v6: standardV6() } as const;
