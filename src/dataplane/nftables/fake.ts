@@ -276,7 +276,8 @@ export function applyScript(table: FakeTable, script: string, prefix = table.pre
     if (kind === 'rule') {
       const rule = words.slice(5).join(' ');
       const chain = next.chains.get(name);
-      if (verb !== 'add' || !chain) fail(n, line, 'no such chain');
+      if (verb !== 'add') fail(n, line, 'unknown rule command');
+      if (!chain) fail(n, line, 'no such chain');
       for (const match of rule.matchAll(SET_REF)) {
         if (!next.sets.has(match[1] as string)) fail(n, line, `no such set ${match[1]}`);
       }
