@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { describeState, render, type NftState } from '../../../src/dataplane/nftables/render.ts';
 import type { ServicePortState } from '../../../src/model/types.ts';
-import { applyScript, dump, emptyTable } from './fake-nft.ts';
+import { applyScript, dump, emptyTable } from '../../../src/dataplane/nftables/fake.ts';
 import { OPTIONS_V4, port, snapshot, type PortSpec } from './fixtures.ts';
 
 const POD_IPS = ['10.244.1.1', '10.244.1.2', '10.244.2.1', '10.244.2.2', '10.244.3.1'];

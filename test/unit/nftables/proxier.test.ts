@@ -10,7 +10,12 @@ import {
   type Runner,
 } from '../../../src/dataplane/nftables/proxier.ts';
 import { ExecError, type ExecOptions, inputText } from '../../../src/util/exec.ts';
-import { applyScript, emptyTable, FakeNftError, type FakeTable } from './fake-nft.ts';
+import {
+  applyScript,
+  emptyTable,
+  FakeNftError,
+  type FakeTable,
+} from '../../../src/dataplane/nftables/fake.ts';
 import { OPTIONS_V4, port, snapshot } from './fixtures.ts';
 
 /** nft as a fake: `--version`, `-f -` applied to a fake table, failing on request. */

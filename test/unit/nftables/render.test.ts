@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import { render, type NftState } from '../../../src/dataplane/nftables/render.ts';
 import type { NftablesOptions } from '../../../src/dataplane/nftables/options.ts';
 import type { ProxySnapshot, ServicePortState } from '../../../src/model/types.ts';
-import { applyScript, dump, emptyTable, type FakeTable } from './fake-nft.ts';
+import { applyScript, dump, emptyTable, type FakeTable } from '../../../src/dataplane/nftables/fake.ts';
 import { OPTIONS_V4, OPTIONS_V6, port, snapshot, type PortSpec } from './fixtures.ts';
 
 function golden(name: string, text: string): void {
@@ -37,19 +37,16 @@ const web = (endpoints: string[], extra: Partial<PortSpec> = {}): PortSpec => ({
 /** Renders a sequence, checking each transaction against the fake kernel; returns scripts. */
 class Session {
   state: NftState | undefined;
-  table: FakeTable = emptyTable();
+  table: FakeTable;
   readonly options: NftablesOptions;
   constructor(options: NftablesOptions = OPTIONS_V4) {
     this.options = options;
+    this.table = emptyTable(`${options.family === 'IPv4' ? 'ip' : 'ip6'} kube-proxy`);
   }
   sync(snap: ProxySnapshot, full = false): string {
     const result = render(this.state, snap, this.options, full);
     this.state = result.next;
-    this.table = applyScript(
-      this.table,
-      result.script,
-      `${this.options.family === 'IPv4' ? 'ip' : 'ip6'} kube-proxy`,
-    );
+    this.table = applyScript(this.table, result.script);
     return result.script;
   }
 }
@@ -94,30 +91,40 @@ describe('nftables render: full transactions', () => {
       true,
     );
     golden('full-ipv6.nft', script);
-    assert.ok(!/\bip (saddr|daddr)\b/.test(script), 'no IPv4 expressions in the ip6 table');
+    // Every address expression of every rule the table holds is an ip6 one.
+    const rules = Object.values(dump(session.table).chains).flat();
+    const addressing = rules.filter((rule) => /\bip6? (saddr|daddr)\b/.test(rule));
+    assert.ok(addressing.length > 10, `${addressing.length} rules match addresses`);
+    assert.deepEqual(
+      addressing.filter((rule) => /\bip (saddr|daddr)\b/.test(rule)),
+      [],
+      'no IPv4 expressions in the ip6 table',
+    );
   });
 
   test('a full render with a previous record keeps the table and removes what is stale', () => {
     const session = new Session();
-    session.sync(snapshot([port(web(['10.244.1.5', '10.244.2.7'], { affinitySeconds: 60 }))]), true);
+    const first = session.sync(
+      snapshot([port(web(['10.244.1.5', '10.244.2.7'], { affinitySeconds: 60 }))]),
+      true,
+    );
+    assert.match(first, /^delete table ip kube-proxy$/m, 'without a record the table is rebuilt');
+    // A client the packet path remembered (nft adds it to the dynamic set, not the renderer).
+    const remembered = '10.0.0.5 . 10.96.0.10 . 80 . 10.244.1.5 . 8080';
+    session.table.sets.get('affinity-tcp')?.elements.set(remembered, { value: '', comment: '' });
     const script = session.sync(snapshot([port(web(['10.244.1.5']))]), true);
-    assert.ok(!script.includes('delete table'), 'the table is not deleted when we know what is in it');
+    assert.doesNotMatch(script, /^delete table/m, 'the table is not deleted when we know what is in it');
+    assert.deepEqual(dump(session.table).sets['affinity-tcp'], [remembered], 'remembered clients are kept');
     assert.match(script, /^flush chain ip kube-proxy services$/m);
     assert.match(script, /^flush map ip kube-proxy ip-endpoints-tcp$/m);
     assert.match(script, /^delete chain ip kube-proxy affinity-[A-Z2-7]{10}-cluster$/m);
-    assert.doesNotMatch(
-      script,
-      /^(flush|delete) set ip kube-proxy affinity-/m,
-      'remembered clients are kept',
+    const fresh = applyScript(
+      emptyTable(),
+      render(undefined, snapshot([port(web(['10.244.1.5']))]), OPTIONS_V4, true).script,
     );
     assert.deepEqual(
-      dump(session.table),
-      dump(
-        applyScript(
-          emptyTable(),
-          render(undefined, snapshot([port(web(['10.244.1.5']))]), OPTIONS_V4, true).script,
-        ),
-      ),
+      { ...dump(session.table), sets: { ...dump(session.table).sets, 'affinity-tcp': [] } },
+      dump(fresh),
     );
   });
 });
@@ -338,9 +345,15 @@ describe('nftables render: partial transactions', () => {
         affinitySeconds: 600,
         endpoints: ips.map((ip) => ({ ip })),
       });
+    const setNames = Object.keys(dump(session.table).sets);
+    const affinityChains = (): Record<string, string[]> =>
+      Object.fromEntries(
+        Object.entries(dump(session.table).chains).filter(([name]) => /^affinity-[A-Z2-7]{10}-/.test(name)),
+      );
     const added = session.sync(snapshot([two, aff(['10.244.1.5', '10.244.2.7'])]));
     golden('partial-affinity.nft', added);
-    assert.doesNotMatch(added, /\b(add|delete|flush) set\b/, 'no set per Service or endpoint');
+    assert.deepEqual(Object.keys(dump(session.table).sets), setNames, 'no set per Service or endpoint');
+    assert.equal(Object.keys(affinityChains()).length, 1);
 
     // An endpoint change rewrites the chain; the clients remembered in the set stay.
     const changed = session.sync(snapshot([two, aff(['10.244.1.5', '10.244.3.9'])]));
@@ -349,12 +362,20 @@ describe('nftables render: partial transactions', () => {
       changed,
       /@affinity-udp update @affinity-udp \{ ip saddr \. 10\.96\.0\.30 \. 53 \. 10\.244\.3\.9 \. 8080 timeout 600s \}/,
     );
-    assert.doesNotMatch(changed, /10\.244\.2\.7/);
-    assert.doesNotMatch(changed, /\b(add|delete|flush) set\b/);
+    const [chainRules = []] = Object.values(affinityChains());
+    assert.equal(chainRules.length, 5);
+    assert.deepEqual(
+      chainRules.filter((rule) => rule.includes('10.244.2.7')),
+      [],
+      'the old endpoint is gone from the chain',
+    );
+    assert.equal(chainRules.filter((rule) => rule.includes('10.244.3.9')).length, 3);
+    assert.deepEqual(Object.keys(dump(session.table).sets), setNames);
 
     const removed = session.sync(snapshot([two]));
     assert.match(removed, /^delete chain ip kube-proxy affinity-[A-Z2-7]{10}-cluster$/m);
-    assert.doesNotMatch(removed, /\b(delete|flush) set\b/);
+    assert.deepEqual(affinityChains(), {});
+    assert.deepEqual(Object.keys(dump(session.table).sets), setNames);
     assert.ok(
       removed.indexOf('delete element') < removed.indexOf('delete chain'),
       'references go before the chain',
@@ -440,9 +461,11 @@ describe('nftables render: traffic policies', () => {
       OPTIONS_V4,
       true,
     ).script;
-    assert.match(script, /\ttcp \. 30080 comment "ns\/np:p" : drop,\n/);
-    assert.ok(!/nodeport-dispatch \{\n/.test(script), 'no external selection');
-    assert.match(script, /nodeport-shortcut-dispatch \{\n\ttcp \. 30080 : goto nodeport-shortcut-class-1,/);
+    const sets = dump(applyScript(emptyTable(), script)).sets;
+    assert.deepEqual(sets['no-endpoint-nodeports'], ['tcp . 30080 comment "ns/np:p" : drop']);
+    assert.deepEqual(sets['nodeport-dispatch'], [], 'no external selection');
+    assert.deepEqual(sets['nodeport-shortcut-dispatch'], ['tcp . 30080 : goto nodeport-shortcut-class-1']);
+    assert.deepEqual(sets['nodeport-shortcut-endpoints-tcp'], ['30080 . 0 : 10.244.2.7 . 8080']);
   });
 
   test('LoadBalancer with source ranges', () => {
@@ -495,8 +518,17 @@ describe('nftables render: traffic policies', () => {
     assert.match(script, /\t198\.51\.100\.9 \. tcp \. 80 comment "ns\/none:p" : goto reject-chain,\n/);
     assert.match(script, /\ttcp \. 30040 comment "ns\/none:p" : goto reject-chain,\n/);
     // internalTrafficPolicy Local without local endpoints: cluster IP traffic is dropped.
-    assert.match(script, /\t10\.96\.0\.42 \. tcp \. 80 comment "ns\/itp:p" : drop,\n/);
-    assert.ok(!script.includes('10.96.0.42 . tcp . 80 : goto'), 'no DNAT for it');
+    const sets = dump(applyScript(emptyTable(), script)).sets;
+    assert.deepEqual(sets['no-endpoint-services'], [
+      '10.96.0.40 . tcp . 80 comment "ns/none:p" : goto reject-chain',
+      '10.96.0.42 . tcp . 80 comment "ns/itp:p" : drop',
+      '198.51.100.9 . tcp . 80 comment "ns/none:p" : goto reject-chain',
+    ]);
+    assert.deepEqual(sets['no-endpoint-nodeports'], ['tcp . 30040 comment "ns/none:p" : goto reject-chain']);
+    // No DNAT for either: neither is a service or dispatch key.
+    assert.deepEqual(sets['service-ips'], []);
+    assert.deepEqual(sets['service-nodeports'], []);
+    assert.deepEqual(sets['ip-dispatch'], []);
   });
 
   test('masqueradeAll, no local detection, node ports on all addresses', () => {
@@ -513,8 +545,15 @@ describe('nftables render: traffic policies', () => {
       true,
     ).script;
     assert.match(script, /^add rule ip kube-proxy to-cluster-ip jump mark-for-masquerade$/m);
-    assert.ok(!script.includes('short-circuit pod traffic'), 'no pod shortcut without detection');
-    assert.ok(!script.includes('nodeport-ips'), 'no node port address set for match-all');
+    const table = applyScript(emptyTable(), script);
+    // Without detection, only the node's own traffic is short-circuited.
+    assert.deepEqual(dump(table).chains['to-nodeport-local'], [
+      'fib saddr type local jump mark-for-masquerade comment "masquerade local traffic"',
+      'fib saddr type local meta l4proto . th dport vmap @nodeport-shortcut-dispatch comment "short-circuit local traffic"',
+      'meta l4proto . th dport vmap @nodeport-dispatch',
+    ]);
+    assert.ok(!table.sets.has('nodeport-ips'), 'no node port address set for match-all');
+    assert.ok(table.sets.has('cluster-ips'));
     assert.match(
       script,
       /^add rule ip kube-proxy services fib daddr type local ip daddr != 127\.0\.0\.0\/8 meta l4proto \. th dport vmap @service-nodeports$/m,
@@ -560,7 +599,13 @@ describe('nftables render: traffic policies', () => {
     });
     const both = session.sync(snapshot([a, b]), true);
     assert.match(both, /\t198\.51\.100\.1 \. 80 \. 0 : 10\.244\.1\.1 \. 8080,\n/);
-    assert.ok(!both.includes('198.51.100.1 . 80 . 1 :'));
+    const external = (): string[] =>
+      (dump(session.table).sets['ip-endpoints-tcp'] ?? []).filter((line) => line.startsWith('198.51.100.1 '));
+    assert.deepEqual(
+      external(),
+      ['198.51.100.1 . 80 . 0 : 10.244.1.1 . 8080'],
+      "only the winner's endpoints",
+    );
     const takeover = session.sync(snapshot([b]));
     assert.match(takeover, /\t198\.51\.100\.1 \. tcp \. 80 : goto ip-class-2,\n/);
     assert.match(takeover, /\t198\.51\.100\.1 \. 80 \. 0 : 10\.244\.2\.2 \. 8080,\n/);
