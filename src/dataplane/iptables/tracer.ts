@@ -5,7 +5,7 @@
 // silently.
 //
 // The jumps from the built-in chains into ours are not in the restore text (the proxier ensures
-// them one by one): they are taken from JUMP_RULES, in the order the proxier leaves them.
+// them one by one): they are taken from the mode's owner description (IPTABLES_JUMPS), in the order the proxier leaves them.
 import {
   combinePaths,
   explorePaths,
@@ -23,7 +23,8 @@ import {
   type TraceResult,
 } from '../common/trace.ts';
 import { joinHostPort, type ParsedIP } from '../../util/ip.ts';
-import { JUMP_RULES } from './apply.ts';
+import { jumpArgs } from '../xtables/owner.ts';
+import { IPTABLES_JUMPS } from './owner.ts';
 
 /** One predicate of a rule; `negate` is a `!` in front of it. */
 type Match =
@@ -323,9 +324,12 @@ export function parseRestore(text: string): Ruleset {
 /** The built-in chains' rules that jump into ours, as the proxier leaves them (each prepended). */
 function builtinJumps(): ReadonlyMap<string, readonly ParsedRule[]> {
   const chains = new Map<string, ParsedRule[]>();
-  for (const jump of JUMP_RULES) {
+  for (const jump of IPTABLES_JUMPS) {
     const key = `${jump.table}/${jump.chain}`;
-    chains.set(key, [parseRule(jump.args), ...(chains.get(key) ?? [])]);
+    const rule = parseRule(jumpArgs(jump));
+    // Prepended jumps end up in reverse order; appended ones in order.
+    const existing = chains.get(key) ?? [];
+    chains.set(key, jump.position === 'prepend' ? [rule, ...existing] : [...existing, rule]);
   }
   return chains;
 }

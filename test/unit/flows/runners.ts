@@ -10,6 +10,10 @@ import type { NftablesOptions } from '../../../src/dataplane/nftables/options.ts
 import { render } from '../../../src/dataplane/nftables/render.ts';
 import { traceNftables } from '../../../src/dataplane/nftables/tracer.ts';
 import type { FlowCluster } from './clusters.ts';
+import { localTrafficDetector, type LocalTrafficDetector } from '../../../src/plan/local-traffic.ts';
+import { localhostNodePortsEffective, nodePortAddressesFor } from '../../../src/plan/node-ports.ts';
+import { tracePacketThroughPlan, type TrafficContext } from '../../../src/plan/packet.ts';
+import { planNodeOf } from '../../../src/plan/service-port.ts';
 
 export type FlowRunner = (cluster: FlowCluster, packet: Packet) => FlowOutcome;
 
@@ -36,7 +40,16 @@ export function iptablesOptions(cluster: FlowCluster): IptablesOptions {
     family: cluster.family,
     masqueradeBit: 14,
     masqueradeAll: false,
-    localDetector: { kind: 'cidr', cidrs: cluster.clusterCIDRs },
+    localDetector: localTrafficDetector(
+      {
+        mode: 'ClusterCIDR',
+        clusterCIDRs: cluster.clusterCIDRs,
+        podCIDRs: [],
+        bridgeInterface: '',
+        interfaceNamePrefix: '',
+      },
+      cluster.family,
+    ),
     nodePortAddresses: { kind: 'all' },
     localhostNodePorts: true,
     randomFully: true,
@@ -51,7 +64,16 @@ export function nftablesOptions(cluster: FlowCluster): NftablesOptions {
     family: cluster.family,
     masqueradeBit: 14,
     masqueradeAll: false,
-    localDetector: { kind: 'cidr', cidrs: cluster.clusterCIDRs },
+    localDetector: localTrafficDetector(
+      {
+        mode: 'ClusterCIDR',
+        clusterCIDRs: cluster.clusterCIDRs,
+        podCIDRs: [],
+        bridgeInterface: '',
+        interfaceNamePrefix: '',
+      },
+      cluster.family,
+    ),
     nodePortAddresses: { kind: 'ips', ips: cluster.snapshot.node.nodeIPs.slice(0, 1) },
   };
 }
@@ -68,7 +90,65 @@ const nftablesTable = perCluster((cluster): FakeTable => {
   return applyScript(emptyTable(prefix), script);
 });
 
+function clusterDetector(cluster: FlowCluster): LocalTrafficDetector {
+  return localTrafficDetector(
+    {
+      mode: 'ClusterCIDR',
+      clusterCIDRs: cluster.clusterCIDRs,
+      podCIDRs: [],
+      bridgeInterface: '',
+      interfaceNamePrefix: '',
+    },
+    cluster.family,
+  );
+}
+
+/** The traffic plan with the iptables mode's defaults: upstream's behaviour, decided once. */
+function planContext(cluster: FlowCluster): TrafficContext {
+  const nodePortAddresses = nodePortAddressesFor(
+    { kind: 'all' },
+    cluster.family,
+    cluster.snapshot.node.nodeIPs,
+  );
+  return {
+    family: cluster.family,
+    node: planNodeOf(cluster.snapshot),
+    localAddresses: cluster.localAddresses,
+    localDetector: clusterDetector(cluster),
+    masqueradeAll: false,
+    nodePortAddresses,
+    nodePortIPs: [],
+    localhostNodePorts: localhostNodePortsEffective(nodePortAddresses, true),
+  };
+}
+
+/** What the plan decides for one packet, in the tracers' vocabulary. */
+function planOutcome(cluster: FlowCluster, packet: Packet): FlowOutcome {
+  const outcome = tracePacketThroughPlan(cluster.snapshot.servicePorts.values(), planContext(cluster), {
+    source: packet.sourceIP,
+    destination: packet.destIP,
+    port: packet.destPort,
+    protocol: packet.protocol,
+    fromNode: packet.origin.kind === 'local',
+    inInterface: packet.origin.kind === 'arriving' ? packet.origin.iif : undefined,
+  });
+  switch (outcome.kind) {
+    case 'not a service':
+      return { kind: 'pass', masquerade: false };
+    case 'dnat':
+      return {
+        kind: 'endpoints',
+        endpoints: [...new Set(outcome.destinations.map((d) => d.endpoint))].sort(),
+        masquerade: outcome.destinations.some((d) => d.masquerade),
+      };
+    case 'drop':
+    case 'reject':
+      return { kind: outcome.kind };
+  }
+}
+
 export const FLOW_RUNNERS = {
+  plan: planOutcome,
   iptables: (cluster, packet) => traceIptables(iptablesRules(cluster), packet, host(cluster)).outcome,
   nftables: (cluster, packet) => traceNftables(nftablesTable(cluster), packet, host(cluster)).outcome,
 } satisfies Record<string, FlowRunner>;

@@ -375,15 +375,6 @@ export const FLOWS: readonly FlowRow[] = [
     destPort: 80,
     output: 'DROP',
     masq: false,
-    modes: {
-      nftables: {
-        output: eps(V4.a),
-        masq: true,
-        reason:
-          'not on purpose: the source-range drift of issue 10 item 1 (nftables lets the node through when ' +
-          'any node IP is in a range, upstream checks only its primary node IP); delete this entry with the fix',
-      },
-    },
   }),
   v4({
     name: 'node port of a source-ranged LB: ranges do not apply',
