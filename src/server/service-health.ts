@@ -10,6 +10,7 @@ import type { EventRecorder } from '../k8s/events.ts';
 import { log } from '../log/log.ts';
 import type { IPFamily, ProxySnapshot, ServiceName } from '../model/types.ts';
 import { cidrContains, parseCIDR, parseIP } from '../util/ip.ts';
+import { plansOf } from '../plan/service-port.ts';
 
 /** What one family's snapshot says about one Service. */
 export interface ServiceHealthInfo {
@@ -21,15 +22,16 @@ export interface ServiceHealthInfo {
 /** Services with a health check node port in one snapshot, with their local ready endpoints. */
 export function serviceHealthInfo(snapshot: ProxySnapshot): Map<ServiceName, ServiceHealthInfo> {
   const result = new Map<ServiceName, { port: number; localEndpoints: Set<string> }>();
-  for (const state of snapshot.servicePorts.values()) {
-    const sp = state.servicePort;
+  for (const plan of plansOf(snapshot)) {
+    const sp = plan.servicePort;
     if (sp.healthCheckNodePort === 0) continue;
     let info = result.get(sp.id.service);
     if (!info) {
       info = { port: sp.healthCheckNodePort, localEndpoints: new Set() };
       result.set(sp.id.service, info);
     }
-    for (const ep of state.endpoints) if (ep.isLocal && ep.ready) info.localEndpoints.add(ep.ip);
+    // Ready local endpoints, whatever the traffic policy picks: what the load balancer asks about.
+    for (const ep of plan.state.endpoints) if (ep.isLocal && ep.ready) info.localEndpoints.add(ep.ip);
   }
   return result;
 }

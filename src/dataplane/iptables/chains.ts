@@ -1,7 +1,7 @@
 // Chain names of the iptables mode (spec 3.1, 3.3). Operators grep `iptables-save` for these
 // exact names, and the hashed per-service names must equal upstream's so that a node switched
 // between upstream kube-proxy and ours keeps (and later cleans up) the same chains.
-import { createHash } from 'node:crypto';
+import { hashedName } from '../common/hashed-name.ts';
 import type { Protocol } from '../../model/types.ts';
 
 // Chains kube-proxy owns in the nat table.
@@ -50,25 +50,6 @@ export function isServiceChainName(chain: string): boolean {
   return SERVICE_CHAIN_PREFIXES.some((prefix) => chain.startsWith(prefix));
 }
 
-const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-
-/** RFC 4648 base32 (upper case, no padding) of the first bytes needed for `chars` characters. */
-function base32Prefix(bytes: Uint8Array, chars: number): string {
-  let out = '';
-  let buffer = 0;
-  let bitCount = 0;
-  for (const byte of bytes) {
-    buffer = ((buffer << 8) | byte) & 0xffff;
-    bitCount += 8;
-    while (bitCount >= 5) {
-      bitCount -= 5;
-      out += BASE32.charAt((buffer >> bitCount) & 31);
-      if (out.length === chars) return out;
-    }
-  }
-  return out;
-}
-
 // Hashing is the most expensive step per endpoint, and the same inputs come back on every full
 // render; a bounded memo keeps a long-running proxy from growing without limit.
 const MEMO_LIMIT = 500_000;
@@ -78,7 +59,7 @@ const memo = new Map<string, string>();
 export function hash16(text: string): string {
   const cached = memo.get(text);
   if (cached !== undefined) return cached;
-  const value = base32Prefix(createHash('sha256').update(text, 'utf8').digest(), 16);
+  const value = hashedName(text, 16);
   if (memo.size >= MEMO_LIMIT) memo.clear();
   memo.set(text, value);
   return value;

@@ -6,7 +6,7 @@
 // ServicePortState object while a port and its endpoints are unchanged, so a sync costs
 // rendering only what changed plus joining cached strings.
 import type { ProxySnapshot, ServicePortState } from '../../model/types.ts';
-import { cidrContains, parseCIDR, parseIP } from '../../util/ip.ts';
+import { cidrContains, isLoopback, parseCIDR, parseIP } from '../../util/ip.ts';
 import {
   FILTER_CHAINS,
   KUBE_EXTERNAL_SERVICES,
@@ -484,7 +484,7 @@ export function renderIptables(input: RenderInput): RenderOutput {
       if (!ip || ip.family !== options.family || seen.has(ip.text)) continue;
       if (!cidrs.some((cidr) => cidrContains(cidr, ip))) continue;
       seen.add(ip.text);
-      const loopback = ip.family === 'IPv4' ? ip.value >> 24n === 127n : ip.value === 1n;
+      const loopback = isLoopback(ip);
       if (loopback && ip.family === 'IPv6') {
         warnings.push(
           `--nodeport-addresses includes localhost ${ip.text} but localhost NodePorts are not supported on IPv6`,

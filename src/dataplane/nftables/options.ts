@@ -2,7 +2,7 @@
 // CLI resolves flags and configuration (detect-local mode, node port addresses, ServiceCIDRs)
 // into these plain values, and a change means a new proxier, whose first sync rebuilds the table.
 import type { IPFamily } from '../../model/types.ts';
-import { isLoopback, parseCIDR, parseIP } from '../../util/ip.ts';
+import { isLoopback, parseIP } from '../../util/ip.ts';
 import { localTrafficDetectorProblems, type LocalTrafficDetector } from '../../plan/local-traffic.ts';
 
 /** The one local-traffic detector (plan/local-traffic.ts). */
@@ -24,8 +24,6 @@ export interface NftablesOptions {
   readonly masqueradeAll: boolean;
   readonly localDetector: LocalDetector;
   readonly nodePortAddresses: NodePortAddresses;
-  /** ServiceCIDRs of this family; when given, traffic to unallocated cluster IPs is dropped. */
-  readonly serviceCIDRs?: readonly string[] | undefined;
 }
 
 /** Throws, naming the field, when an option could not be rendered safely. */
@@ -34,16 +32,6 @@ export function validateOptions(options: NftablesOptions): void {
   if (!Number.isInteger(options.masqueradeBit) || options.masqueradeBit < 0 || options.masqueradeBit > 31) {
     throw new Error(`nftables options: masqueradeBit ${options.masqueradeBit} is not an integer in [0, 31]`);
   }
-  const cidrs = (field: string, list: readonly string[]): void => {
-    for (const text of list) {
-      const cidr = parseCIDR(text);
-      if (!cidr || cidr.family !== fam || cidr.text !== text) {
-        throw new Error(
-          `nftables options: ${field} entry ${JSON.stringify(text)} is not a canonical ${fam} CIDR`,
-        );
-      }
-    }
-  };
   const detectorProblems = localTrafficDetectorProblems(options.localDetector, fam);
   if (detectorProblems.length > 0) throw new Error(`nftables options: ${detectorProblems.join('; ')}`);
   if (options.nodePortAddresses.kind === 'ips') {
@@ -56,7 +44,6 @@ export function validateOptions(options: NftablesOptions): void {
       }
     }
   }
-  cidrs('serviceCIDRs', options.serviceCIDRs ?? []);
 }
 
 /** Node port addresses that end up in @nodeport-ips: this family, no loopback, sorted, unique. */
@@ -79,6 +66,5 @@ export function optionsFingerprint(options: NftablesOptions): string {
     options.localDetector,
     options.nodePortAddresses.kind,
     nodePortIPs(options),
-    options.serviceCIDRs ?? [],
   ]);
 }

@@ -212,12 +212,6 @@ export function buildSkeleton(options: NftablesOptions): Skeleton {
   const clusterIPsCheck = [
     `${fam} daddr @cluster-ips reject comment "Reject traffic to invalid ports of ClusterIPs"`,
   ];
-  const cidrs = options.serviceCIDRs ?? [];
-  if (cidrs.length > 0) {
-    clusterIPsCheck.push(
-      `${fam} daddr { ${cidrs.join(', ')} } drop comment "Drop traffic to unallocated ClusterIPs"`,
-    );
-  }
 
   const chains: ChainRules[] = [
     entry('firewall-check', '', [

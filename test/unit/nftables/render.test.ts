@@ -540,7 +540,6 @@ describe('nftables render: traffic policies', () => {
         masqueradeAll: true,
         localDetector: { kind: 'none' },
         nodePortAddresses: { kind: 'all' },
-        serviceCIDRs: ['10.96.0.0/16'],
       },
       true,
     ).script;
@@ -557,10 +556,6 @@ describe('nftables render: traffic policies', () => {
     assert.match(
       script,
       /^add rule ip kube-proxy services fib daddr type local ip daddr != 127\.0\.0\.0\/8 meta l4proto \. th dport vmap @service-nodeports$/m,
-    );
-    assert.match(
-      script,
-      /^add rule ip kube-proxy cluster-ips-check ip daddr \{ 10\.96\.0\.0\/16 \} drop comment "Drop traffic to unallocated ClusterIPs"$/m,
     );
   });
 
