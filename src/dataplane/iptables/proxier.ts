@@ -171,6 +171,52 @@ export function createIptablesProxier(
     return info;
   }
 
+  /**
+   * The nat chains in the kernel, for stale-chain deletion: this sync's dump, else our record,
+   * else one `iptables-save -t nat` (undefined when none could be had: stale chains then wait).
+   */
+  async function knownNatChains(
+    t: IptablesTools,
+    saved: Awaited<ReturnType<typeof ensureBase>>,
+    record: ReadonlySet<string> | undefined,
+  ): Promise<ReadonlySet<string> | undefined> {
+    const savedNat = saved?.get('nat');
+    if (savedNat) {
+      // The full sync's dump already lists the nat chains (what ensureBase added is not ours).
+      lastStaleScan = now();
+      return savedNat.chains;
+    }
+    if (record !== undefined) return record;
+    // Neither a record nor a nat table in this sync's dump (a read failed, or the legacy nat
+    // table did not exist yet). iptables-save can take seconds on big hosts and stale chains
+    // are harmless (unreferenced), so large clusters try at most once per syncPeriod.
+    if (largeClusterMode && now() - lastStaleScan <= syncPeriodMs) return undefined;
+    lastStaleScan = now();
+    try {
+      return chainsInSave(await saveTable(run, t, 'nat'));
+    } catch (error) {
+      log.error('Failed to execute iptables-save: stale chains will not be deleted', error, {
+        ipFamily: family,
+      });
+      return undefined;
+    }
+  }
+
+  /** This host's addresses inside the node port CIDRs (undefined for match-all, or on failure). */
+  async function nodePortIPs(): Promise<readonly string[] | undefined> {
+    if (nodePortAddresses.matchAll) return undefined;
+    try {
+      return await localAddressesIn(run, family, nodePortAddresses.cidrs);
+    } catch (error) {
+      log.error(
+        'Failed to get node IP addresses matching nodeport CIDRs, services with nodeport may not work as intended',
+        error,
+        { CIDRs: nodePortAddresses.cidrs },
+      );
+      return undefined;
+    }
+  }
+
   async function sync(request: SyncRequest): Promise<IptablesSyncResult> {
     const started = performance.now();
     await init();
@@ -198,39 +244,8 @@ export function createIptablesProxier(
     let endpoints = 0;
     for (const state of snapshot.servicePorts.values()) endpoints += state.endpoints.length;
     largeClusterMode = endpoints > (opts.largeClusterThreshold ?? LARGE_CLUSTER_ENDPOINTS_THRESHOLD);
-    let existingNatChains: ReadonlySet<string> | undefined;
-    const savedNat = saved?.get('nat');
-    if (savedNat) {
-      // The full sync's dump already lists the nat chains (what ensureBase added is not ours).
-      existingNatChains = savedNat.chains;
-      lastStaleScan = now();
-    } else if (!readKernel && recorded !== undefined) {
-      existingNatChains = recorded;
-    } else if (!largeClusterMode || now() - lastStaleScan > syncPeriodMs) {
-      // Neither a record nor a nat table in this sync's dump (a read failed, or the legacy nat
-      // table did not exist yet). iptables-save can take seconds on big hosts and stale chains
-      // are harmless (unreferenced), so large clusters try at most once per syncPeriod.
-      lastStaleScan = now();
-      try {
-        existingNatChains = chainsInSave(await saveTable(run, t, 'nat'));
-      } catch (error) {
-        log.error('Failed to execute iptables-save: stale chains will not be deleted', error, {
-          ipFamily: family,
-        });
-      }
-    }
-    let nodeIPsForNodePorts: readonly string[] | undefined;
-    if (!nodePortAddresses.matchAll) {
-      try {
-        nodeIPsForNodePorts = await localAddressesIn(run, family, nodePortAddresses.cidrs);
-      } catch (error) {
-        log.error(
-          'Failed to get node IP addresses matching nodeport CIDRs, services with nodeport may not work as intended',
-          error,
-          { CIDRs: nodePortAddresses.cidrs },
-        );
-      }
-    }
+    const existingNatChains = await knownNatChains(t, saved, readKernel ? undefined : recorded);
+    const nodeIPsForNodePorts = await nodePortIPs();
 
     const renderStart = performance.now();
     const out = renderIptables({
