@@ -5,7 +5,8 @@
 // silently.
 //
 // The jumps from the built-in chains into ours are not in the restore text (the proxier ensures
-// them one by one): they are taken from the mode's owner description (IPTABLES_JUMPS), in the order the proxier leaves them.
+// them one by one): they are taken from the mode's owner description (IPTABLES_JUMPS), in the
+// order the proxier leaves them.
 import {
   combinePaths,
   explorePaths,

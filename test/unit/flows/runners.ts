@@ -34,22 +34,27 @@ function host(cluster: FlowCluster): HostFacts {
   return { localAddresses: cluster.localAddresses };
 }
 
+/** ClusterCIDR local-traffic detection, as the e2e clusters configure it. */
+function clusterDetector(cluster: FlowCluster): LocalTrafficDetector {
+  return localTrafficDetector(
+    {
+      mode: 'ClusterCIDR',
+      clusterCIDRs: cluster.clusterCIDRs,
+      podCIDRs: [],
+      bridgeInterface: '',
+      interfaceNamePrefix: '',
+    },
+    cluster.family,
+  );
+}
+
 /** The daemon's defaults for the iptables mode, with ClusterCIDR local-traffic detection. */
 export function iptablesOptions(cluster: FlowCluster): IptablesOptions {
   return {
     family: cluster.family,
     masqueradeBit: 14,
     masqueradeAll: false,
-    localDetector: localTrafficDetector(
-      {
-        mode: 'ClusterCIDR',
-        clusterCIDRs: cluster.clusterCIDRs,
-        podCIDRs: [],
-        bridgeInterface: '',
-        interfaceNamePrefix: '',
-      },
-      cluster.family,
-    ),
+    localDetector: clusterDetector(cluster),
     nodePortAddresses: { kind: 'all' },
     localhostNodePorts: true,
     randomFully: true,
@@ -64,16 +69,7 @@ export function nftablesOptions(cluster: FlowCluster): NftablesOptions {
     family: cluster.family,
     masqueradeBit: 14,
     masqueradeAll: false,
-    localDetector: localTrafficDetector(
-      {
-        mode: 'ClusterCIDR',
-        clusterCIDRs: cluster.clusterCIDRs,
-        podCIDRs: [],
-        bridgeInterface: '',
-        interfaceNamePrefix: '',
-      },
-      cluster.family,
-    ),
+    localDetector: clusterDetector(cluster),
     nodePortAddresses: { kind: 'ips', ips: cluster.snapshot.node.nodeIPs.slice(0, 1) },
   };
 }
@@ -89,19 +85,6 @@ const nftablesTable = perCluster((cluster): FakeTable => {
   const script = render(undefined, cluster.snapshot, nftablesOptions(cluster), true).script;
   return applyScript(emptyTable(prefix), script);
 });
-
-function clusterDetector(cluster: FlowCluster): LocalTrafficDetector {
-  return localTrafficDetector(
-    {
-      mode: 'ClusterCIDR',
-      clusterCIDRs: cluster.clusterCIDRs,
-      podCIDRs: [],
-      bridgeInterface: '',
-      interfaceNamePrefix: '',
-    },
-    cluster.family,
-  );
-}
 
 /** The traffic plan with the iptables mode's defaults: upstream's behaviour, decided once. */
 function planContext(cluster: FlowCluster): TrafficContext {
