@@ -25,6 +25,11 @@ function dataplaneSettings(effective: EffectiveConfig): DataplaneSettings {
     nodePortAddresses: effective.nodePortAddresses,
     localhostNodePorts: effective.localhostNodePorts,
     syncPeriodMs: effective.syncPeriodMs,
+    userspace: {
+      bindAddress: effective.bindAddress,
+      portRange: effective.proxyPortRange,
+      udpIdleTimeoutMs: effective.udpIdleTimeoutMs,
+    },
   };
 }
 

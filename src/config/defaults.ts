@@ -171,6 +171,8 @@ export function applyDefaults(raw: RawKubeProxyConfiguration = {}): KubeProxyCon
     },
     configSyncPeriod: duration(raw.configSyncPeriod, '15m0s', true),
     portRange: value(raw.portRange, ''),
+    // Upstream's default (v1.25); a plain Duration upstream, so 0 means unset.
+    udpIdleTimeout: duration(raw.udpIdleTimeout, '250ms', true),
     windowsRunAsService: value(raw.windowsRunAsService, false),
   };
 }

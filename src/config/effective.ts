@@ -5,6 +5,7 @@
 import { parseCIDR } from '../util/ip.ts';
 import { parseGoDuration } from './duration.ts';
 import { splitHostPort } from './hostport.ts';
+import { parsePortRange, type PortRange } from './port-range.ts';
 import {
   NODE_PORT_ADDRESSES_PRIMARY,
   isProxyMode,
@@ -85,6 +86,10 @@ export interface EffectiveConfig {
   readonly oomScoreAdj: number;
   /** Overrides the node's primary IP when not the unspecified address. */
   readonly bindAddress: string;
+  /** userspace mode: the ports its listeners may use; undefined lets the kernel choose. */
+  readonly proxyPortRange: PortRange | undefined;
+  /** userspace mode: idle timeout of a UDP flow, > 0. */
+  readonly udpIdleTimeoutMs: number;
   readonly featureGates: Readonly<Record<string, boolean>>;
 }
 
@@ -176,6 +181,12 @@ function nodePortAddresses(addresses: readonly string[]): NodePortAddresses {
   return { kind: 'cidrs', cidrs: canonicalCIDRs(addresses, 'nodePortAddresses') };
 }
 
+function portRange(text: string): PortRange | undefined {
+  const range = parsePortRange(text);
+  if (range === null) throw new Error(`portRange: not a port range: ${JSON.stringify(text)}`);
+  return range;
+}
+
 /**
  * Typed values for the daemon. Expects a configuration that passed validateConfig (as
  * parseCommandLine returns it); throws naming the field if it meets something invalid anyway.
@@ -232,6 +243,8 @@ export function resolveEffective(config: KubeProxyConfiguration, master = ''): E
     burst: config.clientConnection.burst,
     oomScoreAdj: config.oomScoreAdj,
     bindAddress: config.bindAddress,
+    proxyPortRange: portRange(config.portRange),
+    udpIdleTimeoutMs: parseGoDuration(config.udpIdleTimeout),
     featureGates: config.featureGates,
   };
 }

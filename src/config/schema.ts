@@ -152,6 +152,7 @@ const kubeProxyConfigurationSchema = z.strictObject({
   ),
   configSyncPeriod: duration,
   portRange: str,
+  udpIdleTimeout: duration,
   windowsRunAsService: bool,
 });
 

@@ -149,8 +149,16 @@ export interface KubeProxyConfiguration {
   readonly oomScoreAdj: number;
   readonly conntrack: ConntrackConfiguration;
   readonly configSyncPeriod: GoDuration;
-  /** Unused legacy field, validated only. */
+  /**
+   * The userspace mode's proxy ports (`--proxy-port-range`): "" / "0" / "0-0" let the kernel pick,
+   * "low-high", "base+offset" or one port. Other modes ignore it.
+   */
   readonly portRange: string;
+  /**
+   * The userspace mode's UDP flow idle timeout (`--udp-timeout`, upstream's `udpIdleTimeout`,
+   * removed upstream in v1.26 with the mode and brought back with it). Must be > 0.
+   */
+  readonly udpIdleTimeout: GoDuration;
   /** Windows-only, accepted and ignored. */
   readonly windowsRunAsService: boolean;
 }

@@ -3,6 +3,7 @@
 // written as the v1alpha1 JSON field names an operator sees in the file. Non-fatal findings are
 // returned as warnings for the caller to log.
 import { parseCIDR, parseIP } from '../util/ip.ts';
+import { parsePortRange } from './port-range.ts';
 import { parseGoDurationNs } from './duration.ts';
 import { featureEnabled, isKnownFeatureGate } from './featuregates.ts';
 import { splitHostPort } from './hostport.ts';
@@ -158,20 +159,9 @@ function checkClusterCIDR(text: string): FieldError[] {
       ];
 }
 
-/** Upstream's legacy port range syntax: "", "N", "low-high" or "base+offset", within 0-65535. */
+/** Upstream's port range syntax: "", "N", "low-high" or "base+offset", within 0-65535. */
 function isPortRange(text: string): boolean {
-  const value = text.trim();
-  if (value === '') return true;
-  const inRange = (n: number): boolean => n >= 0 && n <= 65535;
-  let match = /^(\d+)-(\d+)$/.exec(value);
-  if (match) {
-    const low = Number(match[1]);
-    const high = Number(match[2]);
-    return inRange(low) && inRange(high) && low <= high;
-  }
-  match = /^(\d+)\+(\d+)$/.exec(value);
-  if (match) return inRange(Number(match[1]) + Number(match[2]));
-  return /^\d+$/.test(value) && inRange(Number(value));
+  return parsePortRange(text) !== null;
 }
 
 function checkNodePortAddresses(addresses: readonly string[]): FieldError[] {
@@ -365,6 +355,10 @@ export function validateConfig(config: KubeProxyConfiguration): ValidationResult
   errors.push(...checkClusterCIDR(config.clusterCIDR));
   if (!isPortRange(config.portRange)) {
     errors.push(invalid('portRange', config.portRange, 'must be a valid port range (e.g. 300-2000)'));
+  }
+  // Upstream validated it whatever the mode (0 was defaulted to 250ms before).
+  if (ns(config.udpIdleTimeout) <= 0n) {
+    errors.push(invalidDuration('udpIdleTimeout', config.udpIdleTimeout, 'must be greater than 0'));
   }
   errors.push(...checkNodePortAddresses(config.nodePortAddresses));
   errors.push(...checkShowHiddenMetrics(config.showHiddenMetricsForVersion));

@@ -482,9 +482,22 @@ function buildFlags(): readonly FlagDef[] {
       kind: stringKind,
       target: 'config',
       defaultValue: d.portRange,
-      deprecated: 'it has no effect',
-      usage: 'Legacy userspace-proxy port range (low-high, base+offset or a single port); unused.',
+      usage: ignored(
+        'Host ports the userspace proxy mode may listen on (begin-end inclusive, begin+offset or a single ' +
+          'port); empty, 0 or 0-0 lets the kernel choose. Other modes ignore it.',
+      ),
       apply: (s, v) => config(s, (c) => ({ ...c, portRange: v })),
+    }),
+    flag({
+      name: 'udp-timeout',
+      kind: durationKind,
+      target: 'config',
+      defaultValue: d.udpIdleTimeout,
+      usage: ignored(
+        "How long an idle UDP flow is kept open (e.g. '250ms', '2s'). Must be greater than 0. Only " +
+          'applicable for proxy-mode=userspace.',
+      ),
+      apply: (s, v) => config(s, (c) => ({ ...c, udpIdleTimeout: v })),
     }),
     // Logging (these override the config file when set explicitly).
     flag({

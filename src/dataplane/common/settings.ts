@@ -20,6 +20,23 @@ export interface NodeInfo {
   readonly podCIDRs: readonly string[];
 }
 
+/** What only the userspace mode reads (upstream's userspace flags). */
+export interface UserspaceSettings {
+  /** --bind-address: the address listeners bind to; the unspecified address means every address. */
+  readonly bindAddress: string;
+  /** --proxy-port-range: ports `base` to `base + size - 1`; undefined lets the kernel choose. */
+  readonly portRange: { readonly base: number; readonly size: number } | undefined;
+  /** --udp-timeout: a UDP flow idle this long is closed (> 0). */
+  readonly udpIdleTimeoutMs: number;
+}
+
+/** Upstream's defaults: bind the wildcard address, kernel-chosen ports, 250 ms UDP flows. */
+export const DEFAULT_USERSPACE_SETTINGS: UserspaceSettings = {
+  bindAddress: '0.0.0.0',
+  portRange: undefined,
+  udpIdleTimeoutMs: 250,
+};
+
 export interface DataplaneSettings {
   readonly masqueradeBit: number;
   readonly masqueradeAll: boolean;
@@ -31,6 +48,8 @@ export interface DataplaneSettings {
   readonly nodePortAddresses: NodePortAddressSetting;
   readonly localhostNodePorts: boolean;
   readonly syncPeriodMs: number;
+  /** The userspace mode's own settings; absent: DEFAULT_USERSPACE_SETTINGS. */
+  readonly userspace?: UserspaceSettings;
 }
 
 /** The one local-traffic detector of a family, for every mode (plan/local-traffic.ts). */

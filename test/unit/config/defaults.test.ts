@@ -80,6 +80,7 @@ describe('applyDefaults', () => {
       },
       configSyncPeriod: '15m0s',
       portRange: '',
+      udpIdleTimeout: '250ms',
       windowsRunAsService: false,
     });
   });

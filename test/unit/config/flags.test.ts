@@ -157,7 +157,8 @@ describe('flag syntax (pflag)', () => {
     );
     assert.equal(result.kind, 'run');
     assert.equal(result.warnings.filter((w) => w.includes('--healthz-port')).length, 1);
-    assert.ok(result.warnings.some((w) => w.includes('--proxy-port-range has been deprecated')));
+    // The userspace mode uses it again: not deprecated here.
+    assert.ok(!result.warnings.some((w) => w.includes('--proxy-port-range')));
   });
 
   it('tracks which flags were set explicitly', () => {
@@ -246,6 +247,7 @@ describe('--help', () => {
       'healthz-port',
       'metrics-port',
       'proxy-port-range',
+      'udp-timeout',
       'v',
       'vmodule',
       'logging-format',

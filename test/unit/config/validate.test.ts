@@ -267,6 +267,13 @@ describe('validateConfig (spec 8.2)', () => {
     accepts({ portRange: '300+100' });
   });
 
+  it('udpIdleTimeout must be greater than 0 (0 is defaulted to 250ms first, as upstream)', () => {
+    rejects({ udpIdleTimeout: '-1s' }, 'udpIdleTimeout: Invalid value: -1s: must be greater than 0');
+    accepts({ udpIdleTimeout: '0s' });
+    accepts({ udpIdleTimeout: '1ms' });
+    accepts({ mode: 'iptables', udpIdleTimeout: '30s' });
+  });
+
   it('showHiddenMetricsForVersion is empty or the previous minor version', () => {
     rejects(
       { showHiddenMetricsForVersion: '1.20' },
