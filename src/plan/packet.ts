@@ -2,7 +2,7 @@
 // (each mode's tracer must agree with it) and the explainer. It walks the same decisions the
 // renderers translate: which frontend the destination is, the source-range firewall, the
 // internal or external verdict, the eTP=Local shortcut and masquerade. Pure.
-import type { IPFamily, Protocol, ServicePortState } from '../model/types.ts';
+import type { Endpoint, IPFamily, Protocol, ServicePortState } from '../model/types.ts';
 import { cidrContains, isLoopback, parseCIDR, parseIP } from '../util/ip.ts';
 import { isFromLocalPod, type LocalTrafficDetector } from './local-traffic.ts';
 import type { NodePortAddresses } from './node-ports.ts';
@@ -108,14 +108,10 @@ function findFrontend(
   return candidates.find((hit) => hit.frontend !== 'node port') ?? candidates[0];
 }
 
-function destinations(
-  verdict: Extract<Verdict, { kind: 'dnat' }>,
-  source: string,
-  masquerade: boolean,
-): Destination[] {
+function destinations(endpoints: readonly Endpoint[], source: string, masquerade: boolean): Destination[] {
   // An endpoint reaching itself through the Service is always masqueraded (hairpin), or its
   // reply would go straight back to itself with the wrong source.
-  return verdict.endpoints.map((ep) => ({
+  return endpoints.map((ep) => ({
     endpoint: ep.endpoint,
     ip: ep.ip,
     port: ep.port,
@@ -123,13 +119,109 @@ function destinations(
   }));
 }
 
-function blocked(verdict: Exclude<Verdict, { kind: 'dnat' }>, hit: Hit, because: string[]): PacketOutcome {
+/** Who sent a packet to a frontend, as far as its fate depends on it. */
+export interface ClientFacts {
+  readonly source: string;
+  /** Sent by the node itself, or with one of the node's addresses as its source. */
+  readonly fromNode: boolean;
+  /** The local-traffic detector calls it a local pod's (never for the node's own packets). */
+  readonly fromLocalPod: boolean;
+}
+
+/** What the plan does with a packet that reached one frontend of a service port. */
+export type FrontendDecision =
+  | {
+      readonly kind: 'dnat';
+      /** Never empty. */
+      readonly endpoints: readonly Endpoint[];
+      /** Masqueraded on the way (an endpoint reaching itself is masqueraded whatever this says). */
+      readonly masquerade: boolean;
+      readonly because: readonly string[];
+    }
+  | { readonly kind: 'drop' | 'reject'; readonly because: readonly string[] };
+
+/** The settings a frontend decision reads besides the plan. */
+export type DecisionContext = Pick<TrafficContext, 'masqueradeAll' | 'localDetector'>;
+
+function blocked(verdict: Exclude<Verdict, { kind: 'dnat' }>, because: string[]): FrontendDecision {
   because.push(
     verdict.kind === 'reject'
       ? 'no ready (or serving terminating) endpoint in any EndpointSlice: rejected'
       : 'no endpoint on this node and the traffic policy is Local: dropped',
   );
-  return { kind: verdict.kind, servicePort: hit.plan.servicePort.id.key, frontend: hit.frontend, because };
+  return { kind: verdict.kind, because };
+}
+
+/** Whether loadBalancerSourceRanges let this source reach the port's LB VIPs (true without ranges). */
+export function firewallAllows(plan: ServicePortPlan, source: string): boolean {
+  const firewall = plan.firewall;
+  if (!firewall) return true;
+  const ip = parseIP(source);
+  return (
+    (ip !== undefined &&
+      firewall.sourceRanges.some((range) => {
+        const cidr = parseCIDR(range);
+        return cidr !== undefined && cidrContains(cidr, ip);
+      })) ||
+    (firewall.allowVIPSources && plan.servicePort.loadBalancerVIPs.includes(source))
+  );
+}
+
+/**
+ * The fate of a packet from `client` that reached `frontend` of the plan's service port: the
+ * source-range firewall (LB VIPs), the eTP=Local shortcut for local pods and the node, the
+ * internal or external verdict, and masquerade. Every mode decides per frontend with this, the
+ * kernel modes through their rules (checked by the flow tables), the userspace mode per
+ * connection.
+ */
+export function decideFrontend(
+  plan: ServicePortPlan,
+  frontend: Frontend,
+  ctx: DecisionContext,
+  client: ClientFacts,
+  because: string[] = [],
+): FrontendDecision {
+  const sp = plan.servicePort;
+  if (frontend === 'cluster IP') {
+    if (plan.internal.kind !== 'dnat') return blocked(plan.internal, because);
+    because.push(
+      sp.internalPolicyLocal
+        ? 'spec.internalTrafficPolicy is Local: endpoints on this node only'
+        : 'spec.internalTrafficPolicy is Cluster: endpoints anywhere',
+    );
+    // Traffic from outside the pod network may have been bounced here by another node.
+    const masquerade = ctx.masqueradeAll || (ctx.localDetector.kind !== 'none' && !client.fromLocalPod);
+    if (masquerade) {
+      because.push(
+        ctx.masqueradeAll ? 'masqueradeAll is set: masqueraded' : 'not from a local pod: masqueraded',
+      );
+    }
+    return { kind: 'dnat', endpoints: plan.internal.endpoints, masquerade, because };
+  }
+
+  if (frontend === 'load balancer IP' && plan.firewall) {
+    if (!firewallAllows(plan, client.source)) {
+      because.push(`source ${client.source} is outside spec.loadBalancerSourceRanges: dropped`);
+      return { kind: 'drop', because };
+    }
+    because.push(`source ${client.source} is inside spec.loadBalancerSourceRanges`);
+  }
+
+  if (plan.externalShortcut !== undefined && (client.fromLocalPod || client.fromNode)) {
+    because.push(
+      client.fromNode
+        ? 'externalTrafficPolicy Local does not apply to the node itself: any endpoint, masqueraded'
+        : 'externalTrafficPolicy Local does not apply to local pods: any endpoint',
+    );
+    return { kind: 'dnat', endpoints: plan.externalShortcut, masquerade: client.fromNode, because };
+  }
+  if (plan.external.kind !== 'dnat') return blocked(plan.external, because);
+  because.push(
+    plan.masqueradeExternal
+      ? 'spec.externalTrafficPolicy is Cluster: endpoints anywhere, masqueraded'
+      : 'spec.externalTrafficPolicy is Local: endpoints on this node, client source kept',
+  );
+  return { kind: 'dnat', endpoints: plan.external.endpoints, masquerade: plan.masqueradeExternal, because };
 }
 
 /** The fate of one packet of `ctx.family` given every service port state of that family. */
@@ -141,82 +233,21 @@ export function tracePacketThroughPlan(
   const hit = findFrontend(states, ctx, packet);
   if (!hit) return { kind: 'not a service' };
   const { plan, frontend } = hit;
-  const sp = plan.servicePort;
-  const key = sp.id.key;
-  const because: string[] = [
-    `${packet.destination}:${packet.port}/${packet.protocol} is the ${frontend} of ${key}`,
-  ];
+  const servicePort = plan.servicePort.id.key;
   const fromNode = packet.fromNode || isLocalAddress(ctx, packet.source);
   const fromLocalPod =
     !packet.fromNode &&
     isFromLocalPod(ctx.localDetector, { ip: packet.source, inInterface: packet.inInterface });
-
-  if (frontend === 'cluster IP') {
-    if (plan.internal.kind !== 'dnat') return blocked(plan.internal, hit, because);
-    because.push(
-      sp.internalPolicyLocal
-        ? 'spec.internalTrafficPolicy is Local: endpoints on this node only'
-        : 'spec.internalTrafficPolicy is Cluster: endpoints anywhere',
-    );
-    // Traffic from outside the pod network may have been bounced here by another node.
-    const masquerade = ctx.masqueradeAll || (ctx.localDetector.kind !== 'none' && !fromLocalPod);
-    if (masquerade) {
-      because.push(
-        ctx.masqueradeAll ? 'masqueradeAll is set: masqueraded' : 'not from a local pod: masqueraded',
-      );
-    }
-    return {
-      kind: 'dnat',
-      servicePort: key,
-      frontend,
-      destinations: destinations(plan.internal, packet.source, masquerade),
-      because,
-    };
-  }
-
-  if (frontend === 'load balancer IP' && plan.firewall) {
-    const firewall = plan.firewall;
-    const source = parseIP(packet.source);
-    const allowed =
-      (source !== undefined &&
-        firewall.sourceRanges.some((range) => {
-          const cidr = parseCIDR(range);
-          return cidr !== undefined && cidrContains(cidr, source);
-        })) ||
-      (firewall.allowVIPSources && sp.loadBalancerVIPs.includes(packet.source));
-    if (!allowed) {
-      because.push(`source ${packet.source} is outside spec.loadBalancerSourceRanges: dropped`);
-      return { kind: 'drop', servicePort: key, frontend, because };
-    }
-    because.push(`source ${packet.source} is inside spec.loadBalancerSourceRanges`);
-  }
-
-  if (plan.externalShortcut !== undefined && (fromLocalPod || fromNode)) {
-    because.push(
-      fromNode
-        ? 'externalTrafficPolicy Local does not apply to the node itself: any endpoint, masqueraded'
-        : 'externalTrafficPolicy Local does not apply to local pods: any endpoint',
-    );
-    const shortcut: Verdict = { kind: 'dnat', policy: 'Cluster', endpoints: plan.externalShortcut };
-    return {
-      kind: 'dnat',
-      servicePort: key,
-      frontend,
-      destinations: destinations(shortcut, packet.source, fromNode),
-      because,
-    };
-  }
-  if (plan.external.kind !== 'dnat') return blocked(plan.external, hit, because);
-  because.push(
-    plan.masqueradeExternal
-      ? 'spec.externalTrafficPolicy is Cluster: endpoints anywhere, masqueraded'
-      : 'spec.externalTrafficPolicy is Local: endpoints on this node, client source kept',
-  );
+  const decision = decideFrontend(plan, frontend, ctx, { source: packet.source, fromNode, fromLocalPod }, [
+    `${packet.destination}:${packet.port}/${packet.protocol} is the ${frontend} of ${servicePort}`,
+  ]);
+  if (decision.kind !== 'dnat')
+    return { kind: decision.kind, servicePort, frontend, because: decision.because };
   return {
     kind: 'dnat',
-    servicePort: key,
+    servicePort,
     frontend,
-    destinations: destinations(plan.external, packet.source, plan.masqueradeExternal),
-    because,
+    destinations: destinations(decision.endpoints, packet.source, decision.masquerade),
+    because: decision.because,
   };
 }
