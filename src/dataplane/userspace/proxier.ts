@@ -1,0 +1,411 @@
+// The userspace Proxier: one listener per (service port, frontend kind), opened, updated and
+// closed through the data path (Forwarders), each with a router built from the plan; and the
+// capture rules that send every frontend's traffic to its listener, written with one
+// iptables-restore of the five chains per sync.
+//
+// Order within a sync: new listeners open first, then the rules are written, then removed
+// listeners close: a rule never points at a port nobody listens on, except a port that could not
+// be opened, which gets no rule at all (its traffic is left alone, as for an unknown address).
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import type { PortRange } from '../../config/port-range.ts';
+import { log } from '../../log/log.ts';
+import type { IPFamily, ServicePortState } from '../../model/types.ts';
+import type { LocalTrafficDetector } from '../../plan/local-traffic.ts';
+import { planNodeOf, planOf, type Frontend } from '../../plan/service-port.ts';
+import type { Backend, SyncRequest, SyncResult } from '../../sync/backend.ts';
+import { ExecError, execTool } from '../../util/exec.ts';
+import {
+  awaitCanaryFlush,
+  canaryPresent,
+  detectIptablesBackend,
+  ensureBase,
+  iptablesTools,
+  restore,
+  type IptablesBackend,
+  type IptablesTools,
+  type Runner,
+} from '../xtables/index.ts';
+import { USERSPACE_CANARY, USERSPACE_OWNER } from './owner.ts';
+import { PortAllocator } from './port-allocator.ts';
+import { frontendsOf, renderCapture, type CaptureCounts, type CaptureListener } from './render.ts';
+import type { BalancerSettings, ListenerSpec, Router } from './route.ts';
+import { routerFor } from './routes.ts';
+
+/**
+ * What the proxier needs of the data path (its Forwarders class), so tests can pass a fake:
+ * listeners by key, opened, re-routed in place, and closed.
+ */
+export interface ListenerPool {
+  /** Binds; rejects (naming the port) when it cannot, e.g. EADDRINUSE. */
+  open(spec: ListenerSpec): Promise<{ readonly port: number }>;
+  /** New endpoints or settings; the listener and its open connections stay. */
+  update(key: string, router: Router, balancer: BalancerSettings): unknown;
+  /** Stops accepting; open TCP connections run on (until the data path's drain deadline). */
+  close(key: string): unknown;
+  closeAll(): unknown;
+}
+
+export interface UserspaceProxierOptions {
+  readonly family: IPFamily;
+  /** The address listeners bind to: the family's unspecified address, or --bind-address. */
+  readonly listenIP: string;
+  /** The node's address the node's own traffic is DNATed to (never loopback). */
+  readonly hostIP: string;
+  readonly localDetector: LocalTrafficDetector;
+  /** Whether an address is this node's (then the client is the node itself). */
+  readonly isNodeAddress: (ip: string) => boolean;
+  /** --proxy-port-range; undefined lets the kernel choose. */
+  readonly portRange: PortRange | undefined;
+  /** Default round-robin (upstream). */
+  readonly balancerPolicy?: BalancerSettings['policy'];
+  /** Default: detectIptablesBackend. */
+  readonly backend?: IptablesBackend;
+}
+
+export interface UserspaceProxierDeps {
+  readonly run?: Runner;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Milliseconds clock (the canary flush wait). */
+  readonly now?: () => number;
+  /** /proc/self/limits, for the file-descriptor check at start; undefined when unreadable. */
+  readonly readLimits?: () => string | undefined;
+  /** Random source of the port allocator. */
+  readonly random?: () => number;
+}
+
+export interface UserspaceSyncResult extends SyncResult {
+  readonly counts: CaptureCounts & {
+    /** Listeners that could not be opened this sync (their service ports are not proxied). */
+    readonly openFailures: number;
+  };
+}
+
+export interface UserspaceProxier extends Backend {
+  start(): Promise<void>;
+  sync(request: SyncRequest): Promise<UserspaceSyncResult>;
+  rulesIntact(): Promise<boolean>;
+  close(): Promise<void>;
+  /** The open listeners' keys and ports, for tests and debug output. */
+  listeners(): ReadonlyMap<string, number>;
+}
+
+/** Upstream raised RLIMIT_NOFILE to this (soft and hard) at start. */
+export const WANTED_OPEN_FILES = 64_000;
+
+/** The soft "Max open files" of /proc/self/limits; undefined when unknown or unlimited. */
+export function softOpenFilesLimit(limits: string): number | undefined {
+  const match = /^Max open files\s+(\d+)\s/m.exec(limits);
+  return match ? Number(match[1]) : undefined;
+}
+
+function readProcLimits(): string | undefined {
+  try {
+    return readFileSync('/proc/self/limits', 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** The listener key of a service port's frontend kind: stable while protocol and port name are. */
+export function listenerKey(state: ServicePortState, frontend: Frontend): string {
+  return `${state.servicePort.id.key}|${frontend}`;
+}
+
+function isAddressInUse(error: unknown): boolean {
+  if (typeof error === 'object' && error !== null && 'code' in error && error.code === 'EADDRINUSE')
+    return true;
+  return error instanceof Error && error.message.includes('EADDRINUSE');
+}
+
+/** One open listener. */
+interface OpenListener {
+  readonly key: string;
+  readonly protocol: 'TCP' | 'UDP';
+  readonly frontend: Frontend;
+  readonly port: number;
+  /** The state its router was built from; a new state object means new endpoints or settings. */
+  state: ServicePortState;
+  /** The plan node its router was built from. */
+  nodeIP: string;
+}
+
+/** A listener this sync wants. */
+interface Wanted {
+  readonly key: string;
+  readonly state: ServicePortState;
+  readonly frontend: Frontend;
+}
+
+export function createUserspaceProxier(
+  options: UserspaceProxierOptions,
+  pool: ListenerPool,
+  deps: UserspaceProxierDeps = {},
+): UserspaceProxier {
+  const run: Runner = deps.run ?? execTool;
+  const now = deps.now ?? Date.now;
+  const family = options.family;
+  const allocator = new PortAllocator(options.portRange, deps.random);
+  const policy = options.balancerPolicy ?? 'round-robin';
+  const open = new Map<string, OpenListener>();
+  /** SCTP service ports already logged as not proxied (one line per port, not per sync). */
+  const sctpLogged = new Set<string>();
+  let tools: IptablesTools | undefined;
+  let needFull = true;
+
+  async function init(): Promise<IptablesTools> {
+    if (tools) return tools;
+    const backend = options.backend ?? (await detectIptablesBackend(run, deps.env));
+    tools = iptablesTools(backend, family);
+    log.info('Using userspace Proxier', {
+      ipFamily: family,
+      backend,
+      listenIP: options.listenIP,
+      hostIP: options.hostIP,
+      portRange: options.portRange ? `${options.portRange.base}+${options.portRange.size - 1}` : 'kernel',
+    });
+    return tools;
+  }
+
+  function checkOpenFiles(): void {
+    // Upstream raised RLIMIT_NOFILE to 64000 itself; Node cannot call setrlimit without a native
+    // addon, so the limit must be raised by whoever starts us (systemd LimitNOFILE, the
+    // container runtime's ulimit). Every proxied connection costs two descriptors.
+    const limits = (deps.readLimits ?? readProcLimits)();
+    const soft = limits === undefined ? undefined : softOpenFilesLimit(limits);
+    if (soft !== undefined && soft < WANTED_OPEN_FILES) {
+      log.warn('The open-files limit is low for the userspace proxy: raise it before starting (ulimit -n)', {
+        softLimit: soft,
+        wanted: WANTED_OPEN_FILES,
+        connectionsAtMost: Math.floor(soft / 2),
+      });
+    }
+  }
+
+  /** Ensures the jumps and canary, then flushes the five chains (spec 2.2 step 5). */
+  async function start(): Promise<void> {
+    const t = await init();
+    checkOpenFiles();
+    await ensureBase(run, t, USERSPACE_OWNER);
+    // Proxy ports of an earlier run mean nothing now: until the first sync, nothing is captured.
+    await restore(run, t, renderCapture([], options).text);
+    needFull = false;
+  }
+
+  function balancer(state: ServicePortState, nodeIP: string): BalancerSettings {
+    return { policy, affinitySeconds: planOf(state, { family, nodeIP }).affinitySeconds };
+  }
+
+  function router(state: ServicePortState, frontend: Frontend, nodeIP: string): Router {
+    return routerFor(planOf(state, { family, nodeIP }), frontend, options);
+  }
+
+  /** Binds a listener, trying other ports of the range when one is taken by someone else. */
+  async function openListener(want: Wanted, nodeIP: string): Promise<OpenListener> {
+    const sp = want.state.servicePort;
+    const protocol = sp.id.protocol;
+    if (protocol === 'SCTP') throw new Error('SCTP is not proxied');
+    const busy = new Set<number>();
+    for (;;) {
+      const port = allocator.take(busy);
+      if (port === undefined) {
+        throw new Error(
+          busy.size > 0
+            ? `no free port left in --proxy-port-range (${busy.size} in use by other processes)`
+            : 'no remaining ports left to allocate in --proxy-port-range',
+        );
+      }
+      try {
+        const bound = await pool.open({
+          key: want.key,
+          protocol,
+          host: options.listenIP,
+          port,
+          router: router(want.state, want.frontend, nodeIP),
+          balancer: balancer(want.state, nodeIP),
+          labels: { servicePort: sp.id.printable, frontend: want.frontend },
+        });
+        return {
+          key: want.key,
+          protocol,
+          frontend: want.frontend,
+          port: bound.port,
+          state: want.state,
+          nodeIP,
+        };
+      } catch (error) {
+        allocator.release(port);
+        if (port === 0 || !isAddressInUse(error)) throw error;
+        busy.add(port);
+      }
+    }
+  }
+
+  /**
+   * Deletes the conntrack entries of UDP flows redirected to a closed listener (upstream:
+   * `conntrack -D --orig-dst <clusterIP> -p udp` on service removal). A UDP flow's packets follow
+   * its entry, not the rules: without this, a client that keeps sending would keep reaching the
+   * closed port, or, once the port is given to another listener, another Service. TCP needs
+   * nothing: a new connection is a new entry, and old ones end with the closed socket.
+   */
+  async function forgetUdpFlows(port: number): Promise<void> {
+    const args = [
+      '-D',
+      '-f',
+      family === 'IPv4' ? 'ipv4' : 'ipv6',
+      '-p',
+      'udp',
+      '--reply-port-src',
+      String(port),
+    ];
+    try {
+      await run('conntrack', args, { timeoutMs: 10_000 });
+    } catch (error) {
+      // Exit status 1 with "0 flow entries have been deleted" is the usual, harmless case.
+      if (error instanceof ExecError && /0 flow entries/.test(error.stderr)) return;
+      log.error('Failed to delete conntrack entries of a closed UDP listener', error, {
+        ipFamily: family,
+        port,
+      });
+    }
+  }
+
+  /** The listeners a snapshot wants, in its (sorted) order; SCTP ports logged once and skipped. */
+  function wanted(states: Iterable<ServicePortState>): Wanted[] {
+    const out: Wanted[] = [];
+    const sctpNow = new Set<string>();
+    for (const state of states) {
+      const sp = state.servicePort;
+      if (sp.id.protocol === 'SCTP') {
+        sctpNow.add(sp.id.key);
+        if (!sctpLogged.has(sp.id.key)) {
+          log.warn('SCTP service ports are not proxied in userspace mode (Node.js has no SCTP sockets)', {
+            servicePort: sp.id.printable,
+          });
+        }
+        continue;
+      }
+      for (const frontend of frontendsOf(sp))
+        out.push({ key: listenerKey(state, frontend), state, frontend });
+    }
+    sctpLogged.clear();
+    for (const key of sctpNow) sctpLogged.add(key);
+    return out;
+  }
+
+  async function sync(request: SyncRequest): Promise<UserspaceSyncResult> {
+    const started = performance.now();
+    const t = await init();
+    const { snapshot } = request;
+    if (snapshot.family !== family) {
+      throw new Error(`userspace proxier (${family}): got a ${snapshot.family} snapshot`);
+    }
+    const full = request.full || needFull;
+    needFull = true;
+    // Full syncs put back jumps and the canary someone removed (the chains are rewritten anyway).
+    if (full) await ensureBase(run, t, USERSPACE_OWNER);
+
+    const nodeIP = planNodeOf(snapshot).nodeIP;
+    const want = wanted(snapshot.servicePorts.values());
+    const capture: CaptureListener[] = [];
+    let openFailures = 0;
+    for (const w of want) {
+      let listener = open.get(w.key);
+      if (listener === undefined) {
+        try {
+          listener = await openListener(w, nodeIP);
+          open.set(w.key, listener);
+          log.v(2).info('Opened a userspace listener', {
+            servicePort: w.state.servicePort.id.printable,
+            frontend: w.frontend,
+            port: listener.port,
+          });
+        } catch (error) {
+          // This service port's frontend is not proxied; every other one is.
+          openFailures++;
+          log.error('Failed to open a userspace listener: the frontend is not proxied', error, {
+            ipFamily: family,
+            servicePort: w.state.servicePort.id.printable,
+            frontend: w.frontend,
+          });
+          continue;
+        }
+      } else if (listener.state !== w.state || listener.nodeIP !== nodeIP) {
+        // Same protocol and port name: the listener stays, its connections keep running.
+        pool.update(w.key, router(w.state, w.frontend, nodeIP), balancer(w.state, nodeIP));
+        listener.state = w.state;
+        listener.nodeIP = nodeIP;
+      }
+      capture.push({ servicePort: w.state.servicePort, frontend: w.frontend, proxyPort: listener.port });
+    }
+
+    const renderStart = performance.now();
+    const out = renderCapture(capture, options);
+    const renderSeconds = (performance.now() - renderStart) / 1000;
+    try {
+      await restore(run, t, out.text);
+    } catch (error) {
+      log.error('Failed to execute iptables-restore', error, { ipFamily: family });
+      throw error;
+    }
+
+    // Only now that no rule points at them.
+    const keep = new Set(want.map((w) => w.key));
+    for (const [key, listener] of open) {
+      if (keep.has(key)) continue;
+      await pool.close(key);
+      if (listener.protocol === 'UDP') await forgetUdpFlows(listener.port);
+      allocator.release(listener.port);
+      open.delete(key);
+      log.v(2).info('Closed a userspace listener', { key, port: listener.port });
+    }
+    needFull = false;
+    const counts = { ...out.counts, openFailures };
+    return {
+      full,
+      renderSeconds,
+      applySeconds: (performance.now() - started) / 1000 - renderSeconds,
+      counts,
+      details: {
+        backend: t.backend,
+        servicePorts: snapshot.servicePorts.size,
+        listeners: counts.listeners,
+        openFailures,
+        natRules: counts.natRules,
+        filterRules: counts.filterRules,
+        restoreBytes: out.text.length,
+      },
+    };
+  }
+
+  async function rulesIntact(): Promise<boolean> {
+    const t = tools;
+    if (!t) return true;
+    if (await canaryPresent(run, t, USERSPACE_CANARY)) return true;
+    log.info('userspace canary removed, waiting for the flush to complete', { ipFamily: family });
+    await awaitCanaryFlush(run, t, USERSPACE_CANARY, { now });
+    needFull = true;
+    return false;
+  }
+
+  /** Closes every listener; the rules stay (as every mode leaves its rules on SIGTERM). */
+  async function close(): Promise<void> {
+    await pool.closeAll();
+    for (const listener of open.values()) allocator.release(listener.port);
+    open.clear();
+  }
+
+  return {
+    family,
+    mode: 'userspace',
+    // The daemon's hook deletes entries DNATed to removed endpoints; ours are REDIRECTs to our
+    // own listeners (the proxy's connections to endpoints are ordinary sockets, no NAT), and the
+    // proxier deletes those itself when it closes a UDP listener (forgetUdpFlows).
+    postSyncHooks: { conntrackCleanup: false },
+    start,
+    sync,
+    rulesIntact,
+    close,
+    listeners: () => new Map([...open].map(([key, listener]) => [key, listener.port])),
+  };
+}
