@@ -34,7 +34,8 @@ import { routerFor } from './routes.ts';
 
 /**
  * What the proxier needs of the data path (its Forwarders class), so tests can pass a fake:
- * listeners by key, opened, re-routed in place, and closed.
+ * listeners by key, opened, re-routed in place, and closed. One pool serves both families' proxiers
+ * (its metrics are registered once), so keys carry the family and each proxier closes only its own.
  */
 export interface ListenerPool {
   /** Binds; rejects (naming the port) when it cannot, e.g. EADDRINUSE. */
@@ -43,7 +44,6 @@ export interface ListenerPool {
   update(key: string, router: Router, balancer: BalancerSettings): unknown;
   /** Stops accepting; open TCP connections run on (until the data path's drain deadline). */
   close(key: string): unknown;
-  closeAll(): unknown;
 }
 
 export interface UserspaceProxierOptions {
@@ -108,8 +108,8 @@ function readProcLimits(): string | undefined {
 }
 
 /** The listener key of a service port's frontend kind: stable while protocol and port name are. */
-export function listenerKey(state: ServicePortState, frontend: Frontend): string {
-  return `${state.servicePort.id.key}|${frontend}`;
+export function listenerKey(family: IPFamily, state: ServicePortState, frontend: Frontend): string {
+  return `${family}|${state.servicePort.id.key}|${frontend}`;
 }
 
 function isAddressInUse(error: unknown): boolean {
@@ -286,7 +286,7 @@ export function createUserspaceProxier(
         continue;
       }
       for (const frontend of frontendsOf(sp))
-        out.push({ key: listenerKey(state, frontend), state, frontend });
+        out.push({ key: listenerKey(family, state, frontend), state, frontend });
     }
     sctpLogged.clear();
     for (const key of sctpNow) sctpLogged.add(key);
@@ -390,7 +390,7 @@ export function createUserspaceProxier(
 
   /** Closes every listener; the rules stay (as every mode leaves its rules on SIGTERM). */
   async function close(): Promise<void> {
-    await pool.closeAll();
+    await Promise.all([...open.keys()].map((key) => pool.close(key)));
     for (const listener of open.values()) allocator.release(listener.port);
     open.clear();
   }

@@ -49,11 +49,6 @@ class FakePool implements ListenerPool {
     this.events.push(`close ${key}`);
     return Promise.resolve();
   }
-  closeAll(): Promise<void> {
-    this.events.push('closeAll');
-    this.listeners.clear();
-    return Promise.resolve();
-  }
   route(key: string, ip: string): Route {
     const listener = this.listeners.get(key);
     assert.ok(listener, key);
@@ -160,9 +155,9 @@ describe('userspace proxier', () => {
     await proxier.start();
     const result = await proxier.sync({ snapshot: snapshot([web(), dns()]), full: true });
     assert.deepEqual(pool.events, [
-      'open default/dns:dns/UDP|cluster IP UDP 0.0.0.0:41000',
-      'open default/web:http/TCP|cluster IP TCP 0.0.0.0:41001',
-      'open default/web:http/TCP|node port TCP 0.0.0.0:41002',
+      'open IPv4|default/dns:dns/UDP|cluster IP UDP 0.0.0.0:41000',
+      'open IPv4|default/web:http/TCP|cluster IP TCP 0.0.0.0:41001',
+      'open IPv4|default/web:http/TCP|node port TCP 0.0.0.0:41002',
     ]);
     const text = tools.restores.at(-1)!;
     assert.match(
@@ -180,10 +175,10 @@ describe('userspace proxier', () => {
     );
     assert.deepEqual(result.counts, { listeners: 3, natRules: 6, filterRules: 1, openFailures: 0 });
     // No endpoints: every client is refused; with endpoints, the plan's.
-    assert.deepEqual(pool.route('default/dns:dns/UDP|cluster IP', '10.244.1.9'), { kind: 'reject' });
-    const route = pool.route('default/web:http/TCP|node port', '192.0.2.1');
+    assert.deepEqual(pool.route('IPv4|default/dns:dns/UDP|cluster IP', '10.244.1.9'), { kind: 'reject' });
+    const route = pool.route('IPv4|default/web:http/TCP|node port', '192.0.2.1');
     assert.equal(route.kind === 'endpoints' ? route.endpoints[0]?.endpoint : route.kind, '10.244.1.2:8080');
-    assert.deepEqual(pool.listeners.get('default/web:http/TCP|cluster IP')?.balancer, {
+    assert.deepEqual(pool.listeners.get('IPv4|default/web:http/TCP|cluster IP')?.balancer, {
       policy: 'round-robin',
       affinitySeconds: 0,
     });
@@ -199,22 +194,22 @@ describe('userspace proxier', () => {
     tools.events = pool.events;
     await proxier.sync({ snapshot: snapshot([changed]), full: false });
     assert.deepEqual(pool.events, [
-      'update default/web:http/TCP|cluster IP',
-      'update default/web:http/TCP|node port',
+      'update IPv4|default/web:http/TCP|cluster IP',
+      'update IPv4|default/web:http/TCP|node port',
       'restore',
-      'close default/dns:dns/UDP|cluster IP',
+      'close IPv4|default/dns:dns/UDP|cluster IP',
     ]);
     assert.equal(
-      proxier.listeners().get('default/web:http/TCP|cluster IP'),
-      ports.get('default/web:http/TCP|cluster IP'),
+      proxier.listeners().get('IPv4|default/web:http/TCP|cluster IP'),
+      ports.get('IPv4|default/web:http/TCP|cluster IP'),
     );
-    assert.equal(pool.listeners.get('default/web:http/TCP|node port')?.balancer.affinitySeconds, 60);
+    assert.equal(pool.listeners.get('IPv4|default/web:http/TCP|node port')?.balancer.affinitySeconds, 60);
     assert.match(tools.restores.at(-1)!, /-d 10\.96\.0\.10\/32 -p tcp .* --dport 8080 -j REDIRECT/);
     assert.doesNotMatch(tools.restores.at(-1)!, /10\.96\.0\.53/);
     // The closed UDP listener's redirected flows are forgotten.
     assert.deepEqual(
       tools.commands.filter((c) => c.startsWith('conntrack')),
-      [`conntrack -D -f ipv4 -p udp --reply-port-src ${ports.get('default/dns:dns/UDP|cluster IP')}`],
+      [`conntrack -D -f ipv4 -p udp --reply-port-src ${ports.get('IPv4|default/dns:dns/UDP|cluster IP')}`],
     );
     // Unchanged state objects: nothing to update.
     pool.events.length = 0;
@@ -225,7 +220,7 @@ describe('userspace proxier', () => {
 
   test('a frontend that cannot be opened is logged and skipped; every other one is proxied', async () => {
     const { pool, tools, proxier } = setUp();
-    pool.failKeys.add('default/web:http/TCP|node port');
+    pool.failKeys.add('IPv4|default/web:http/TCP|node port');
     const result = await proxier.sync({ snapshot: snapshot([web(), dns()]), full: true });
     assert.equal(result.counts.openFailures, 1);
     assert.equal(result.counts.listeners, 2);
@@ -280,7 +275,10 @@ describe('userspace proxier', () => {
     assert.equal(await proxier.rulesIntact(), false);
     const restores = tools.restores.length;
     await proxier.close();
-    assert.deepEqual(pool.events.at(-1), 'closeAll');
+    assert.deepEqual(pool.events.slice(-2).sort(), [
+      'close IPv4|default/web:http/TCP|cluster IP',
+      'close IPv4|default/web:http/TCP|node port',
+    ]);
     assert.equal(proxier.listeners().size, 0);
     assert.equal(tools.restores.length, restores, 'no rule is touched');
   });

@@ -1,0 +1,30 @@
+// `--cleanup` for the userspace mode, and what another mode runs at start: remove the five capture
+// chains, the jumps into them and the canary, in both families and both backends (the toolkit).
+// Listeners are not ours to clean: they die with the process.
+import { log } from '../../log/log.ts';
+import type { Cleaner } from '../../sync/backend.ts';
+import { execTool } from '../../util/exec.ts';
+import { cleanupOwner, type Runner, type XtablesCleanupReport } from '../xtables/index.ts';
+import { USERSPACE_OWNER } from './owner.ts';
+
+export async function cleanupUserspace(
+  run: Runner = execTool,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): Promise<XtablesCleanupReport> {
+  // Nothing to keep: the userspace chains are shared with no other mode.
+  const report = await cleanupOwner(run, USERSPACE_OWNER, { keep: [], env });
+  log.info('Cleaned up userspace rules', { removed: report.removed, errors: report.errors.length });
+  for (const error of report.errors) log.error('userspace cleanup failed', error);
+  return report;
+}
+
+/** The Cleaner for `--cleanup` and mode switches; throws when some restore failed. */
+export function userspaceCleaner(run: Runner = execTool): Cleaner {
+  return {
+    mode: 'userspace',
+    cleanup: async () => {
+      const report = await cleanupUserspace(run);
+      if (report.errors.length > 0) throw new Error(`userspace cleanup: ${report.errors.join('; ')}`);
+    },
+  };
+}
