@@ -5,8 +5,13 @@
 // silently.
 //
 // The jumps from the built-in chains into ours are not in the restore text (the proxier ensures
-// them one by one): they are taken from the mode's owner description (IPTABLES_JUMPS), in the
-// order the proxier leaves them.
+// them one by one): they are taken from the mode's owner description (IPTABLES_JUMPS by default;
+// the userspace mode passes its own), in the order the proxier leaves them.
+//
+// REDIRECT (the userspace mode's capture) is a DNAT to a local address: the primary address of
+// the incoming interface for arriving packets (here: the host's first address of the family, the
+// tracer knowing no interfaces' addresses), the loopback address for the node's own packets. The
+// path then ends at `address:port` like a DNAT, and the port names the listener.
 import {
   combinePaths,
   explorePaths,
@@ -23,8 +28,8 @@ import {
   type TracedRule,
   type TraceResult,
 } from '../common/trace.ts';
-import { joinHostPort, type ParsedIP } from '../../util/ip.ts';
-import { jumpArgs } from '../xtables/owner.ts';
+import { joinHostPort, parseIP, type ParsedIP } from '../../util/ip.ts';
+import { jumpArgs, type JumpSpec } from '../xtables/owner.ts';
 import { IPTABLES_JUMPS } from './owner.ts';
 
 /** One predicate of a rule; `negate` is a `!` in front of it. */
@@ -37,13 +42,16 @@ type Match =
   | { readonly kind: 'mark'; readonly value: number; readonly mask: number; readonly negate: boolean }
   | { readonly kind: 'statistic'; readonly probability: number; readonly negate: boolean }
   | { readonly kind: 'recent'; readonly mode: 'rcheck' | 'set'; readonly negate: boolean }
-  | { readonly kind: 'ctstate'; readonly states: readonly string[]; readonly negate: boolean };
+  | { readonly kind: 'ctstate'; readonly states: readonly string[]; readonly negate: boolean }
+  /** `-m physdev --physdev-is-in`: the packet came in through a bridge port. */
+  | { readonly kind: 'physdev-in'; readonly negate: boolean };
 
 type Target =
   | { readonly kind: 'none' }
   | { readonly kind: 'jump'; readonly chain: string }
   | { readonly kind: 'RETURN' | 'ACCEPT' | 'DROP' | 'REJECT' | 'MASQUERADE' }
   | { readonly kind: 'DNAT'; readonly to: string }
+  | { readonly kind: 'REDIRECT'; readonly port: number }
   | {
       readonly kind: 'MARK';
       readonly op: 'or' | 'xor' | 'and' | 'set';
@@ -85,7 +93,16 @@ export function splitArgs(line: string): string[] {
   return args;
 }
 
-const BUILTIN_TARGETS = new Set(['RETURN', 'ACCEPT', 'DROP', 'REJECT', 'MASQUERADE', 'DNAT', 'MARK']);
+const BUILTIN_TARGETS = new Set([
+  'RETURN',
+  'ACCEPT',
+  'DROP',
+  'REJECT',
+  'MASQUERADE',
+  'DNAT',
+  'MARK',
+  'REDIRECT',
+]);
 const L4_MODULES = new Set(['tcp', 'udp', 'sctp']);
 const KNOWN_MODULES = new Set([
   ...L4_MODULES,
@@ -95,6 +112,8 @@ const KNOWN_MODULES = new Set([
   'statistic',
   'recent',
   'conntrack',
+  'state',
+  'physdev',
   'nfacct',
 ]);
 
@@ -140,7 +159,9 @@ export function parseRule(args: readonly string[]): ParsedRule {
     if (targetName !== undefined) {
       // Target options.
       if (targetName === 'DNAT' && arg === '--to-destination') target = { kind: 'DNAT', to: value() };
-      else if (
+      else if (targetName === 'REDIRECT' && arg === '--to-ports') {
+        target = { kind: 'REDIRECT', port: parseNumber(value(), arg) };
+      } else if (
         targetName === 'MARK' &&
         (arg === '--or-mark' || arg === '--xor-mark' || arg === '--and-mark')
       ) {
@@ -238,12 +259,21 @@ export function parseRule(args: readonly string[]): ParsedRule {
         need('conntrack', arg);
         matches.push({ kind: 'ctstate', states: value().split(','), negate: not });
         break;
+      case '--state':
+        // The old state match: the same states as conntrack's --ctstate.
+        need('state', arg);
+        matches.push({ kind: 'ctstate', states: value().split(','), negate: not });
+        break;
+      case '--physdev-is-in':
+        need('physdev', arg);
+        matches.push({ kind: 'physdev-in', negate: not });
+        break;
       case '-j':
       case '--jump': {
         const name = value();
         targetName = name;
         if (!BUILTIN_TARGETS.has(name)) target = { kind: 'jump', chain: name };
-        else if (name === 'DNAT' || name === 'MARK') target = { kind: 'none' };
+        else if (name === 'DNAT' || name === 'MARK' || name === 'REDIRECT') target = { kind: 'none' };
         else target = { kind: name as 'RETURN' | 'ACCEPT' | 'DROP' | 'REJECT' | 'MASQUERADE' };
         break;
       }
@@ -251,7 +281,10 @@ export function parseRule(args: readonly string[]): ParsedRule {
         throw new TraceError(`unknown option ${arg}`);
     }
   }
-  if ((targetName === 'DNAT' || targetName === 'MARK') && target.kind === 'none') {
+  if (
+    (targetName === 'DNAT' || targetName === 'MARK' || targetName === 'REDIRECT') &&
+    target.kind === 'none'
+  ) {
     throw new TraceError(`target ${targetName} without its value`);
   }
   return {
@@ -322,10 +355,10 @@ export function parseRestore(text: string): Ruleset {
   return applyRestore(new Map(), text);
 }
 
-/** The built-in chains' rules that jump into ours, as the proxier leaves them (each prepended). */
-function builtinJumps(): ReadonlyMap<string, readonly ParsedRule[]> {
+/** The built-in chains' rules that jump into ours, as the proxier leaves them. */
+function builtinJumps(jumps: readonly JumpSpec[]): ReadonlyMap<string, readonly ParsedRule[]> {
   const chains = new Map<string, ParsedRule[]>();
-  for (const jump of IPTABLES_JUMPS) {
+  for (const jump of jumps) {
     const key = `${jump.table}/${jump.chain}`;
     const rule = parseRule(jumpArgs(jump));
     // Prepended jumps end up in reverse order; appended ones in order.
@@ -400,6 +433,9 @@ class Walker {
         case 'recent':
           // No client is remembered yet: a check finds nothing, recording always succeeds.
           return match.mode === 'set';
+        case 'physdev-in':
+          // No packet in a trace comes through a bridge port (HostFacts names no bridges).
+          return false;
         case 'ctstate': {
           // The first packet of a connection: NEW, plus DNAT once a DNAT rule has rewritten it.
           const states = new Set(['NEW', ...(flight.dnat !== undefined ? ['DNAT'] : [])]);
@@ -456,6 +492,14 @@ class Walker {
           flight.dnat = joinHostPort(ip.text, port);
           return 'NAT';
         }
+        case 'REDIRECT': {
+          if (table !== 'nat') throw new TraceError(`REDIRECT in table ${table}`);
+          const ip = redirectAddress(this.host, flight.packet);
+          flight.destination = ip;
+          flight.port = target.port;
+          flight.dnat = joinHostPort(ip.text, target.port);
+          return 'NAT';
+        }
         case 'MARK':
           flight.mark = markOp(flight.mark, target.op, target.value, target.mask);
           continue;
@@ -477,6 +521,20 @@ class Walker {
     const verdict = this.run(table, chain, rules, flight, 0);
     return verdict === 'DROP' || verdict === 'REJECT' ? verdict : undefined;
   }
+}
+
+/**
+ * Where REDIRECT sends a packet: the loopback address for the node's own packets, else (the
+ * incoming interface's primary address, unknown here) the host's first address of the family.
+ */
+function redirectAddress(host: HostFacts, packet: Packet): ParsedIP {
+  const loopback = requireIP(packet.family === 'IPv4' ? '127.0.0.1' : '::1', 'loopback');
+  if (packet.origin.kind === 'local') return loopback;
+  for (const text of host.localAddresses) {
+    const ip = parseIP(text);
+    if (ip?.family === packet.family) return ip;
+  }
+  return loopback;
 }
 
 function markOp(mark: number, op: 'or' | 'xor' | 'and' | 'set', value: number, mask: number): number {
@@ -504,8 +562,13 @@ function markOp(mark: number, op: 'or' | 'xor' | 'and' | 'set', value: number, m
  * - sent by the node: nat OUTPUT, filter OUTPUT, nat POSTROUTING, and filter INPUT when the
  *   destination is this host's.
  */
-export function traceIptables(ruleset: Ruleset, packet: Packet, host: HostFacts): TraceResult {
-  const jumps = builtinJumps();
+export function traceIptables(
+  ruleset: Ruleset,
+  packet: Packet,
+  host: HostFacts,
+  ownerJumps: readonly JumpSpec[] = IPTABLES_JUMPS,
+): TraceResult {
+  const jumps = builtinJumps(ownerJumps);
   const source = requireIP(packet.sourceIP, 'source');
   const destination = requireIP(packet.destIP, 'destination');
   for (const ip of [source, destination]) {

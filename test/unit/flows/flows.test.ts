@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { formatOutcome, type FlowOutcome, type Packet } from '../../../src/dataplane/common/trace.ts';
 import { CLUSTERS } from './clusters.ts';
-import { FLOW_RUNNERS, type RunnerName } from './runners.ts';
+import { FLOW_RUNNERS, NORMALISE_EXPECTATION, type RunnerName } from './runners.ts';
 import { FLOWS, INTERFACES, type Expectation, type FlowRow } from './table.ts';
 
 export function packetOf(row: FlowRow): Packet {
@@ -40,7 +40,8 @@ const runners = Object.entries(FLOW_RUNNERS) as [RunnerName, (typeof FLOW_RUNNER
 for (const [mode, run] of runners) {
   describe(`packet flows: ${mode}`, () => {
     for (const row of FLOWS) {
-      const expected = row.modes?.[mode] ?? row;
+      const normalise = NORMALISE_EXPECTATION[mode] ?? ((e: Expectation) => e);
+      const expected = row.modes?.[mode] ?? normalise(row);
       test(`${row.cluster} ${row.from}: ${row.name}`, () => {
         const actual = expectationOf(run(CLUSTERS[row.cluster], packetOf(row)));
         assert.deepEqual(

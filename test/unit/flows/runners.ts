@@ -13,7 +13,14 @@ import type { FlowCluster } from './clusters.ts';
 import { localTrafficDetector, type LocalTrafficDetector } from '../../../src/plan/local-traffic.ts';
 import { localhostNodePortsEffective, nodePortAddressesFor } from '../../../src/plan/node-ports.ts';
 import { tracePacketThroughPlan, type TrafficContext } from '../../../src/plan/packet.ts';
-import { planNodeOf } from '../../../src/plan/service-port.ts';
+import { planNodeOf, planOf } from '../../../src/plan/service-port.ts';
+import { USERSPACE_JUMPS } from '../../../src/dataplane/userspace/owner.ts';
+import { frontendsOf, renderCapture, type CaptureListener } from '../../../src/dataplane/userspace/render.ts';
+import { routerFor } from '../../../src/dataplane/userspace/routes.ts';
+import type { Router } from '../../../src/dataplane/userspace/route.ts';
+import { splitHostPort } from '../../../src/dataplane/common/trace.ts';
+import { isLoopback, parseIP } from '../../../src/util/ip.ts';
+import type { Expectation } from './table.ts';
 
 export type FlowRunner = (cluster: FlowCluster, packet: Packet) => FlowOutcome;
 
@@ -130,10 +137,87 @@ function planOutcome(cluster: FlowCluster, packet: Packet): FlowOutcome {
   }
 }
 
+/** The userspace mode as the daemon sets it up: listeners on the wildcard address, proxy ports from 41000. */
+interface UserspaceSetup {
+  readonly rules: Ruleset;
+  readonly routers: ReadonlyMap<number, Router>;
+}
+
+const userspaceSetup = perCluster((cluster): UserspaceSetup => {
+  const planNode = planNodeOf(cluster.snapshot);
+  const ctx = {
+    localDetector: clusterDetector(cluster),
+    isNodeAddress: (text: string) => {
+      const ip = parseIP(text);
+      return ip !== undefined && (isLoopback(ip) || cluster.localAddresses.includes(ip.text));
+    },
+  };
+  const listeners: CaptureListener[] = [];
+  const routers = new Map<number, Router>();
+  let proxyPort = 41000;
+  for (const state of cluster.snapshot.servicePorts.values()) {
+    // SCTP is not proxied: Node.js has no SCTP sockets.
+    if (state.servicePort.id.protocol === 'SCTP') continue;
+    for (const frontend of frontendsOf(state.servicePort)) {
+      listeners.push({ servicePort: state.servicePort, frontend, proxyPort });
+      routers.set(proxyPort++, routerFor(planOf(state, planNode), frontend, ctx));
+    }
+  }
+  const text = renderCapture(listeners, {
+    family: cluster.family,
+    listenIP: cluster.family === 'IPv4' ? '0.0.0.0' : '::',
+    hostIP: planNode.nodeIP,
+  }).text;
+  return { rules: parseRestore(text), routers };
+});
+
+/**
+ * The userspace mode: the capture rules traced (REDIRECT or DNAT to a local proxy port, which
+ * names the listener), then that listener's router asked about the client. Every connection the
+ * proxy makes to an endpoint leaves from the node's own address, so masquerade is always true;
+ * the table's masq column is normalised for this runner in one place (NORMALISE_EXPECTATION).
+ */
+function userspaceOutcome(cluster: FlowCluster, packet: Packet): FlowOutcome {
+  const setup = userspaceSetup(cluster);
+  const traced = traceIptables(setup.rules, packet, host(cluster), USERSPACE_JUMPS).outcome;
+  if (traced.kind !== 'endpoints') return traced;
+  const ports = new Set(traced.endpoints.map((text) => splitHostPort(text).port));
+  const [port] = ports;
+  const router = port === undefined ? undefined : setup.routers.get(port);
+  if (ports.size !== 1 || router === undefined) {
+    throw new Error(`captured to ${traced.endpoints.join(', ')}: not exactly one listener`);
+  }
+  const route = router({ ip: packet.sourceIP, port: 40000 });
+  switch (route.kind) {
+    case 'endpoints':
+      return {
+        kind: 'endpoints',
+        endpoints: route.endpoints.map((ep) => ep.endpoint).sort(),
+        masquerade: true,
+      };
+    case 'reject':
+    case 'drop':
+      return { kind: route.kind };
+  }
+}
+
+/**
+ * How a runner's notion of masquerade differs from the table's, for every row at once. The
+ * userspace proxy connects to endpoints itself: backends always see the node's address, whatever
+ * the table says about masquerade, so every row that reaches endpoints is masqueraded there.
+ */
+export const NORMALISE_EXPECTATION: Partial<Record<RunnerName, (expected: Expectation) => Expectation>> = {
+  userspace: (expected) =>
+    expected.output === '' || expected.output === 'REJECT' || expected.output === 'DROP'
+      ? expected
+      : { output: expected.output, masq: true },
+};
+
 export const FLOW_RUNNERS = {
   plan: planOutcome,
   iptables: (cluster, packet) => traceIptables(iptablesRules(cluster), packet, host(cluster)).outcome,
   nftables: (cluster, packet) => traceNftables(nftablesTable(cluster), packet, host(cluster)).outcome,
+  userspace: userspaceOutcome,
 } satisfies Record<string, FlowRunner>;
 
 export type RunnerName = keyof typeof FLOW_RUNNERS;

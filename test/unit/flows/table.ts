@@ -128,6 +128,14 @@ export const FLOWS: readonly FlowRow[] = [
     protocol: 'SCTP',
     output: ep(V4.a, 9999),
     masq: false,
+    modes: {
+      userspace: {
+        output: '',
+        masq: false,
+        reason:
+          'Node.js has no SCTP sockets: the userspace mode does not proxy SCTP service ports (upstream refused SCTP too)',
+      },
+    },
   }),
 
   // No endpoints: REJECT, wherever the packet comes from.
@@ -518,5 +526,14 @@ export const FLOWS: readonly FlowRow[] = [
     destPort: 30080,
     output: '',
     masq: false,
+    modes: {
+      userspace: {
+        output: eps(V6.a, V6.c),
+        masq: true,
+        reason:
+          "upstream's userspace capture (KUBE-NODEPORT-HOST, no -d) takes node ports on every local address, " +
+          '::1 included: the proxy listens itself, so no route_localnet is needed',
+      },
+    },
   }),
 ];
