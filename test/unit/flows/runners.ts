@@ -20,7 +20,6 @@ import { routerFor } from '../../../src/dataplane/userspace/routes.ts';
 import type { Router } from '../../../src/dataplane/userspace/route.ts';
 import { splitHostPort } from '../../../src/dataplane/common/trace.ts';
 import { isLoopback, parseIP } from '../../../src/util/ip.ts';
-import type { Expectation } from './table.ts';
 
 export type FlowRunner = (cluster: FlowCluster, packet: Packet) => FlowOutcome;
 
@@ -206,7 +205,13 @@ function userspaceOutcome(cluster: FlowCluster, packet: Packet): FlowOutcome {
  * userspace proxy connects to endpoints itself: backends always see the node's address, whatever
  * the table says about masquerade, so every row that reaches endpoints is masqueraded there.
  */
-export const NORMALISE_EXPECTATION: Partial<Record<RunnerName, (expected: Expectation) => Expectation>> = {
+/** A row's expectation (table.ts Expectation, restated: table.ts imports this module). */
+interface Expected {
+  readonly output: string;
+  readonly masq: boolean;
+}
+
+export const NORMALISE_EXPECTATION: Partial<Record<RunnerName, (expected: Expected) => Expected>> = {
   userspace: (expected) =>
     expected.output === '' || expected.output === 'REJECT' || expected.output === 'DROP'
       ? expected
