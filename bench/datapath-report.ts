@@ -14,8 +14,10 @@ export const DATAPATH_FIGURES = {
   'bulk-n': ['MB/s', '--streams (50) parallel streams to a sink, total'],
   'latency-p50': ['ms', 'request-response at --rate (1000/s) over persistent connections, median'],
   'latency-p99': ['ms', 'same, 99th percentile'],
-  'added-p50': ['ms', 'latency-p50 minus the direct column (what the proxy adds)'],
-  'added-p99': ['ms', 'latency-p99 minus the direct column'],
+  'direct-p50': ['ms', "the direct path's latency-p50, measured just before this column's"],
+  'direct-p99': ['ms', "the direct path's latency-p99, measured just before this column's"],
+  'added-p50': ['ms', 'latency-p50 minus direct-p50 of the same column (what the proxy adds)'],
+  'added-p99': ['ms', 'latency-p99 minus direct-p99 of the same column'],
   'rss-base': ['MiB', 'VmRSS of the proxy process after the load tests, before the idle connections'],
   'rss-idle': ['MiB', 'VmRSS of the proxy process holding --idle (10000) idle connections'],
   'rss-per-conn': ['KiB', '(rss-idle - rss-base) / idle connections (proxies that hold them)'],
@@ -88,18 +90,22 @@ function valueOf(
   return figures.find((f) => f.figure === name && f.column === column)?.value;
 }
 
-/** The added-latency figures of every proxy column: its percentile minus the direct one. */
+/**
+ * The added-latency figures of every proxy column: its percentile minus the direct path's,
+ * measured right before it (paired in time, so a change of the machine's load between columns
+ * does not land in the difference).
+ */
 export function addedLatency(figures: readonly DatapathFigure[]): DatapathFigure[] {
   const added: DatapathFigure[] = [];
-  for (const [name, base] of [
-    ['added-p50', 'latency-p50'],
-    ['added-p99', 'latency-p99'],
+  for (const [name, measured, base] of [
+    ['added-p50', 'latency-p50', 'direct-p50'],
+    ['added-p99', 'latency-p99', 'direct-p99'],
   ] as const) {
-    const direct = valueOf(figures, base, 'direct');
-    if (direct === undefined) continue;
-    for (const f of figures)
-      if (f.figure === base && f.column !== 'direct')
-        added.push(datapathFigure(name, f.column, f.value - direct));
+    for (const f of figures) {
+      if (f.figure !== measured || f.column === 'direct') continue;
+      const direct = valueOf(figures, base, f.column);
+      if (direct !== undefined) added.push(datapathFigure(name, f.column, f.value - direct));
+    }
   }
   return added;
 }

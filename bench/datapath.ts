@@ -179,8 +179,7 @@ class DatapathRun {
   }
 
   private async measure(column: Column, target: Target): Promise<void> {
-    const { seconds, warmup } = this.options;
-    const time = ['--seconds', String(seconds)];
+    const time = ['--seconds', String(this.options.seconds)];
     const conn = await this.load<{ perSecond: number; failures: number; connections: number }>(
       'connect',
       target.hosts,
@@ -203,20 +202,33 @@ class DatapathRun {
       this.add(name, column, bulk.bytesPerSecond / 1e6);
     }
 
-    const latency = await this.load<{ p50: number; p99: number; failures: number; perSecond: number }>(
-      'latency',
-      target.hosts,
-      [
-        ...['--port', String(PORTS.echo), ...time, '--rate', String(this.options.rate)],
-        ...['--connections', String(this.options.latencyConnections), '--warmup', String(warmup)],
-      ],
-    );
-    this.warn(column, 'latency', latency.failures);
-    say(`  (${column}: ${latency.perSecond.toFixed(0)} requests/s achieved)`);
+    // The baseline of the added latency: the direct path, just before this column's own test.
+    if (column !== 'direct') {
+      const direct = await this.latency('direct', this.hostsOf('direct'));
+      this.add('direct-p50', column, direct.p50);
+      this.add('direct-p99', column, direct.p99);
+    }
+    const latency = await this.latency(column, target.hosts);
     this.add('latency-p50', column, latency.p50);
     this.add('latency-p99', column, latency.p99);
 
     if (target.proxy) await this.memory(column, target.proxy);
+  }
+
+  /** Request-response at the fixed rate over persistent connections to the echo port. */
+  private async latency(column: Column, hosts: readonly string[]): Promise<{ p50: number; p99: number }> {
+    const result = await this.load<{ p50: number; p99: number; failures: number; perSecond: number }>(
+      'latency',
+      hosts,
+      [
+        ...['--port', String(PORTS.echo), '--seconds', String(this.options.seconds)],
+        ...['--rate', String(this.options.rate), '--warmup', String(this.options.warmup)],
+        ...['--connections', String(this.options.latencyConnections)],
+      ],
+    );
+    this.warn(column, 'latency', result.failures);
+    say(`  (${column} latency: ${result.perSecond.toFixed(0)} requests/s achieved)`);
+    return result;
   }
 
   /** RSS of the proxy before and while the client holds the idle connections through it. */
