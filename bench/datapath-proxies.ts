@@ -94,7 +94,7 @@ export async function cleanupKubeProxy(node: Netns): Promise<void> {
 export function refusal(output: string): string | undefined {
   const line = output
     .split('\n')
-    .find((l) => /not implemented|unavailable|unknown proxy mode|invalid/i.test(l));
+    .find((l) => /not implemented|unavailable|unsupported|unknown proxy mode/i.test(l));
   return line?.trim();
 }
 
