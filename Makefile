@@ -7,7 +7,7 @@ export PATH := $(NPM_BIN):$(PATH)
 SIZE ?= 1000
 TESTS ?= test/**/*.test.ts
 
-.PHONY: all deps sysdeps build test unit lint depcheck demo bench clean
+.PHONY: all deps sysdeps build test unit lint depcheck demo bench bench-datapath clean
 
 all: build
 
@@ -20,7 +20,8 @@ deps: node_modules/.installed
 
 # Debian packages for the dataplanes and the network-namespace tests. Installed only when missing,
 # and only as root (a non-root run skips the kernel tests with a message instead).
-SYS_TOOLS := iptables:iptables nft:nftables conntrack:conntrack ip:iproute2 curl:curl
+# haproxy: the userspace proxy the data-path benchmark compares against (bench/datapath.ts).
+SYS_TOOLS := iptables:iptables nft:nftables conntrack:conntrack ip:iproute2 curl:curl haproxy:haproxy
 sysdeps:
 	@if [ "$$(id -u)" = 0 ]; then \
 	  missing=""; for pair in $(SYS_TOOLS); do \
@@ -64,8 +65,15 @@ depcheck: deps
 demo: deps sysdeps build
 	node examples/demo.ts
 
+# The control-plane benchmark (bench/run.ts), then the data-path one (bench/datapath.ts).
 bench: deps sysdeps build
 	node bench/run.ts --size $(SIZE)
+	node bench/datapath.ts $(DATAPATH_ARGS)
+
+# Only the data path: nftables vs HAProxy vs userspace mode, e.g. DATAPATH_ARGS='--seconds 3'.
+DATAPATH_ARGS ?=
+bench-datapath: deps sysdeps build
+	node bench/datapath.ts $(DATAPATH_ARGS)
 
 clean:
 	rm -rf dist coverage
