@@ -12,5 +12,5 @@ export interface DataPathSetup {
 }
 
 export function createDataPath(_setup: DataPathSetup): ListenerPool {
-  throw new Error('the userspace data path (forwarders.ts) is not part of this build yet');
+  throw new Error('proxy mode "userspace" is not implemented yet: its data path (forwarders) has not landed; use nftables');
 }
