@@ -3,7 +3,12 @@
 // cleanup, node deleted, node IPs changed).
 import { readFileSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { hostname } from 'node:os';
-import { parseCommandLine, resolveEffective, type EffectiveConfig } from '../config/load.ts';
+import {
+  parseCommandLine,
+  resolveEffective,
+  type EffectiveConfig,
+  type ProxyRunOptions,
+} from '../config/load.ts';
 import { renderConfigYAML } from '../config/write.ts';
 import { runDaemon } from '../daemon/daemon.ts';
 import type { DataplaneSettings } from '../dataplane/common/settings.ts';
@@ -13,7 +18,10 @@ import { loadClientConfig } from '../k8s/kubeconfig.ts';
 import { configureLogging, log } from '../log/log.ts';
 import type { Cleaner } from '../sync/backend.ts';
 
-function dataplaneSettings(effective: EffectiveConfig): DataplaneSettings {
+function dataplaneSettings(
+  effective: EffectiveConfig,
+  userspace: ProxyRunOptions['userspace'],
+): DataplaneSettings {
   const detect = effective.detectLocal;
   return {
     masqueradeBit: effective.masqueradeBit,
@@ -29,6 +37,8 @@ function dataplaneSettings(effective: EffectiveConfig): DataplaneSettings {
       bindAddress: effective.bindAddress,
       portRange: effective.proxyPortRange,
       udpIdleTimeoutMs: effective.udpIdleTimeoutMs,
+      drainMs: userspace.drainMs,
+      balancer: userspace.balancer,
     },
   };
 }
@@ -131,7 +141,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     effective.bindAddress === '0.0.0.0' || effective.bindAddress === '::' ? undefined : effective.bindAddress;
   const daemon = await runDaemon({
     mode,
-    dataplane: dataplaneSettings(effective),
+    dataplane: dataplaneSettings(effective, options.userspace),
     nodeName,
     client,
     syncPeriodMs: effective.syncPeriodMs,

@@ -115,7 +115,11 @@ export function defineUserspaceMode(
         supportsFamily: async (family: IPFamily) =>
           toolWorks(run, iptablesTools(await chooseBackend(), family).save, ['-t', 'nat']),
         createBackend: async (family, { node, hostAddresses }) => {
-          pool ??= makeDataPath({ registry, udpIdleTimeoutMs: userspace.udpIdleTimeoutMs });
+          pool ??= makeDataPath({
+            registry,
+            udpIdleTimeoutMs: userspace.udpIdleTimeoutMs,
+            drainMs: userspace.drainMs,
+          });
           const proxier = createUserspaceProxier(
             {
               family,
@@ -124,6 +128,7 @@ export function defineUserspaceMode(
               localDetector: localDetectorFor(settings, family, node),
               isNodeAddress: nodeAddressCheck(family, node, hostAddresses),
               portRange: userspace.portRange,
+              balancerPolicy: userspace.balancer ?? 'round-robin',
               backend: await chooseBackend(),
             },
             pool,

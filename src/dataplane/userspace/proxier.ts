@@ -40,8 +40,11 @@ import { routerFor } from './routes.ts';
 export interface ListenerPool {
   /** Binds; rejects (naming the port) when it cannot, e.g. EADDRINUSE. */
   open(spec: ListenerSpec): Promise<{ readonly port: number }>;
-  /** New endpoints or settings; the listener and its open connections stay. */
-  update(key: string, router: Router, balancer: BalancerSettings): unknown;
+  /**
+   * New endpoints or settings; the listener and its open connections stay (those to endpoints
+   * no longer `reachable` drain).
+   */
+  update(key: string, router: Router, balancer: BalancerSettings, reachable: ReadonlySet<string>): unknown;
   /** Stops accepting; open TCP connections run on (until the data path's drain deadline). */
   close(key: string): unknown;
 }
@@ -200,6 +203,10 @@ export function createUserspaceProxier(
     return routerFor(planOf(state, { family, nodeIP }), frontend, options);
   }
 
+  function reachable(state: ServicePortState, nodeIP: string): ReadonlySet<string> {
+    return new Set(planOf(state, { family, nodeIP }).reachable.map((e) => e.endpoint));
+  }
+
   /** Binds a listener, trying other ports of the range when one is taken by someone else. */
   async function openListener(want: Wanted, nodeIP: string): Promise<OpenListener> {
     const sp = want.state.servicePort;
@@ -223,6 +230,7 @@ export function createUserspaceProxier(
           port,
           router: router(want.state, want.frontend, nodeIP),
           balancer: balancer(want.state, nodeIP),
+          reachable: reachable(want.state, nodeIP),
           labels: { servicePort: sp.id.printable, frontend: want.frontend },
         });
         return {
@@ -332,7 +340,12 @@ export function createUserspaceProxier(
         }
       } else if (listener.state !== w.state || listener.nodeIP !== nodeIP) {
         // Same protocol and port name: the listener stays, its connections keep running.
-        pool.update(w.key, router(w.state, w.frontend, nodeIP), balancer(w.state, nodeIP));
+        pool.update(
+          w.key,
+          router(w.state, w.frontend, nodeIP),
+          balancer(w.state, nodeIP),
+          reachable(w.state, nodeIP),
+        );
         listener.state = w.state;
         listener.nodeIP = nodeIP;
       }
