@@ -24,8 +24,11 @@ export const STANDARD_PODS: readonly PodSpec[] = [
   { name: 'c', node: 'node2' },
 ];
 
+/** The modes the namespace cluster runs the real proxy in. */
+export type ProxyModeUnderTest = 'iptables' | 'nftables' | 'userspace';
+
 export interface ClusterOptions {
-  readonly mode: 'iptables' | 'nftables';
+  readonly mode: ProxyModeUnderTest;
   readonly pods: readonly PodSpec[];
   readonly tcpPorts?: readonly number[];
   readonly udpPorts?: readonly number[];
@@ -57,7 +60,7 @@ async function spawnApiServer(
 export class Cluster {
   readonly topology: Topology;
   readonly api: FakeApiClient;
-  mode: 'iptables' | 'nftables';
+  mode: ProxyModeUnderTest;
   private readonly dir: string;
   private apiProcess: ChildProcess;
   private proxy: ChildProcess | undefined;
@@ -66,7 +69,7 @@ export class Cluster {
   private constructor(
     topology: Topology,
     api: FakeApiClient,
-    mode: 'iptables' | 'nftables',
+    mode: ProxyModeUnderTest,
     dir: string,
     apiProcess: ChildProcess,
   ) {
@@ -185,10 +188,7 @@ export class Cluster {
   }
 
   /** Starts kube-proxy again (after stopProxy), possibly in another mode. */
-  async restartProxy(
-    mode: 'iptables' | 'nftables' = this.mode,
-    extraArgs: readonly string[] = [],
-  ): Promise<void> {
+  async restartProxy(mode: ProxyModeUnderTest = this.mode, extraArgs: readonly string[] = []): Promise<void> {
     this.mode = mode;
     await this.startProxy(extraArgs);
   }
