@@ -39,6 +39,7 @@ function dataplaneSettings(
       udpIdleTimeoutMs: effective.udpIdleTimeoutMs,
       drainMs: userspace.drainMs,
       balancer: userspace.balancer,
+      capture: userspace.capture,
     },
   };
 }

@@ -44,6 +44,8 @@ export interface ProxyRunOptions {
     readonly drainMs: number | undefined;
     /** --userspace-balancer. */
     readonly balancer: UserspaceBalancer;
+    /** --userspace-capture. */
+    readonly capture: UserspaceCapture;
   };
 }
 
@@ -72,7 +74,15 @@ const DEFAULT_EXTRAS: FlagExtras = {
   metricsPort: DEFAULT_METRICS_PORT,
   userspaceDrainTimeout: '0s',
   userspaceBalancer: 'round-robin',
+  userspaceCapture: 'nat',
 };
+
+export const USERSPACE_CAPTURES = ['nat', 'address'] as const;
+export type UserspaceCapture = (typeof USERSPACE_CAPTURES)[number];
+
+function isUserspaceCapture(text: string): text is UserspaceCapture {
+  return (USERSPACE_CAPTURES as readonly string[]).includes(text);
+}
 
 export const USERSPACE_BALANCERS = ['round-robin', 'least-connections'] as const;
 export type UserspaceBalancer = (typeof USERSPACE_BALANCERS)[number];
@@ -136,6 +146,13 @@ export function parseCommandLine(argv: readonly string[], io: ConfigIO): Command
       message: `invalid argument ${JSON.stringify(balancer)} for "--userspace-balancer" flag: must be one of ${USERSPACE_BALANCERS.join(', ')}`,
     };
   }
+  const capture = extras.userspaceCapture;
+  if (!isUserspaceCapture(capture)) {
+    return {
+      kind: 'error',
+      message: `invalid argument ${JSON.stringify(capture)} for "--userspace-capture" flag: must be one of ${USERSPACE_CAPTURES.join(', ')}`,
+    };
+  }
   const drainMs = parseGoDuration(extras.userspaceDrainTimeout);
 
   let config: KubeProxyConfiguration;
@@ -180,7 +197,7 @@ export function parseCommandLine(argv: readonly string[], io: ConfigIO): Command
       initOnly: extras.initOnly,
       master: extras.master,
       explicitFlags: [...flags.occurrences.keys()].sort(),
-      userspace: { drainMs: drainMs > 0 ? drainMs : undefined, balancer },
+      userspace: { drainMs: drainMs > 0 ? drainMs : undefined, balancer, capture },
     },
     warnings,
   };

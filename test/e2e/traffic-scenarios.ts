@@ -21,8 +21,20 @@ const TAGS: Readonly<Record<ProxyModeUnderTest, string>> = {
   userspace: 'kpu',
 };
 
-export function defineTrafficSuite(mode: ProxyModeUnderTest): void {
+/** A second run of a mode's suite with other flags (e.g. the userspace mode's address capture). */
+export interface SuiteVariant {
+  /** Shown in every test title after the mode. */
+  readonly label: string;
+  readonly args: readonly string[];
+  /** Namespace name tag (unique per file). */
+  readonly tag: string;
+  /** Tests of what only this variant does, on the same cluster. */
+  readonly extra?: (cluster: () => Cluster, skip: string | false) => void;
+}
+
+export function defineTrafficSuite(mode: ProxyModeUnderTest, variant?: SuiteVariant): void {
   const skip = kernelSkipReason();
+  const title = variant ? `${mode} (${variant.label})` : mode;
   /** The proxy itself connects to endpoints (userspace): they see the node, never the client. */
   const proxied = mode === 'userspace';
   let cluster: Cluster | undefined;
@@ -60,7 +72,8 @@ export function defineTrafficSuite(mode: ProxyModeUnderTest): void {
     if (skip) return;
     cluster = await Cluster.start({
       mode,
-      tag: TAGS[mode],
+      tag: variant?.tag ?? TAGS[mode],
+      ...(variant ? { args: variant.args } : {}),
       pods: STANDARD_PODS,
       tcpPorts: [8080],
       udpPorts: [5353],
@@ -174,7 +187,7 @@ export function defineTrafficSuite(mode: ProxyModeUnderTest): void {
   });
 
   test(
-    `${mode}: ClusterIP balances over every ready endpoint; pod traffic keeps its source`,
+    `${title}: ClusterIP balances over every ready endpoint; pod traffic keeps its source`,
     { skip },
     async () => {
       const client = c().topology.pod('client');
@@ -191,7 +204,7 @@ export function defineTrafficSuite(mode: ProxyModeUnderTest): void {
     },
   );
 
-  test(`${mode}: node-local and off-cluster clients of a ClusterIP are masqueraded`, { skip }, async () => {
+  test(`${title}: node-local and off-cluster clients of a ClusterIP are masqueraded`, { skip }, async () => {
     const t = c().topology;
     for (const from of [t.node1.ns, t.external.ns]) {
       const outcomes = await probe(from, { host: '10.96.0.10', port: 80, count: 20 });
@@ -206,7 +219,7 @@ export function defineTrafficSuite(mode: ProxyModeUnderTest): void {
     }
   });
 
-  test(`${mode}: UDP to a ClusterIP reaches the endpoints`, { skip }, async () => {
+  test(`${title}: UDP to a ClusterIP reaches the endpoints`, { skip }, async () => {
     const client = c().topology.pod('client');
     await waitReachable(client.ns, '10.96.0.53', 53, 'udp');
     const outcomes = await probe(client.ns, { proto: 'udp', host: '10.96.0.53', port: 53, count: 20 });
@@ -214,7 +227,7 @@ export function defineTrafficSuite(mode: ProxyModeUnderTest): void {
     assert.deepEqual([...names(outcomes)].sort(), ['a', 'b']);
   });
 
-  test(`${mode}: a Service without endpoints is rejected at once, not timed out`, { skip }, async () => {
+  test(`${title}: a Service without endpoints is rejected at once, not timed out`, { skip }, async () => {
     const [outcome] = await probe(c().topology.pod('client').ns, {
       host: '10.96.0.20',
       port: 80,
@@ -227,7 +240,7 @@ export function defineTrafficSuite(mode: ProxyModeUnderTest): void {
   });
 
   test(
-    `${mode}: NodePort with externalTrafficPolicy Cluster reaches any endpoint, masqueraded`,
+    `${title}: NodePort with externalTrafficPolicy Cluster reaches any endpoint, masqueraded`,
     { skip },
     async () => {
       const t = c().topology;
@@ -245,7 +258,7 @@ export function defineTrafficSuite(mode: ProxyModeUnderTest): void {
   );
 
   test(
-    `${mode}: NodePort with externalTrafficPolicy Local reaches only local endpoints, source kept`,
+    `${title}: NodePort with externalTrafficPolicy Local reaches only local endpoints, source kept`,
     { skip },
     async () => {
       const t = c().topology;
@@ -263,7 +276,7 @@ export function defineTrafficSuite(mode: ProxyModeUnderTest): void {
   );
 
   test(
-    `${mode}: NodePort with externalTrafficPolicy Local is dropped on a node without local endpoints`,
+    `${title}: NodePort with externalTrafficPolicy Local is dropped on a node without local endpoints`,
     { skip },
     async () => {
       const t = c().topology;
@@ -278,7 +291,7 @@ export function defineTrafficSuite(mode: ProxyModeUnderTest): void {
     },
   );
 
-  test(`${mode}: LoadBalancer IP honours loadBalancerSourceRanges`, { skip }, async (t: TestContext) => {
+  test(`${title}: LoadBalancer IP honours loadBalancerSourceRanges`, { skip }, async (t: TestContext) => {
     const topo = c().topology;
     const allowed = await probe(topo.external.ns, { host: '203.0.113.10', port: 80, count: 3 });
     assert.deepEqual(
@@ -296,7 +309,7 @@ export function defineTrafficSuite(mode: ProxyModeUnderTest): void {
     t.diagnostic(`allowed connect ${String(allowed[0]?.ms)} ms`);
   });
 
-  test(`${mode}: session affinity ClientIP keeps a client on one endpoint`, { skip }, async () => {
+  test(`${title}: session affinity ClientIP keeps a client on one endpoint`, { skip }, async () => {
     const client = c().topology.pod('client');
     const outcomes = await probe(client.ns, { host: '10.96.0.50', port: 80, count: 15 });
     assert.ok(outcomes.every((o) => o.ok));
@@ -304,7 +317,7 @@ export function defineTrafficSuite(mode: ProxyModeUnderTest): void {
   });
 
   test(
-    `${mode}: internalTrafficPolicy Local sends pod traffic only to local endpoints`,
+    `${title}: internalTrafficPolicy Local sends pod traffic only to local endpoints`,
     { skip },
     async () => {
       const outcomes = await probe(c().topology.pod('client').ns, {
@@ -317,7 +330,7 @@ export function defineTrafficSuite(mode: ProxyModeUnderTest): void {
   );
 
   test(
-    `${mode}: with no ready endpoint, serving terminating endpoints take the traffic`,
+    `${title}: with no ready endpoint, serving terminating endpoints take the traffic`,
     { skip },
     async () => {
       const outcomes = await probe(c().topology.pod('client').ns, {
@@ -329,12 +342,12 @@ export function defineTrafficSuite(mode: ProxyModeUnderTest): void {
     },
   );
 
-  test(`${mode}: topology hints keep traffic in the node's zone`, { skip }, async () => {
+  test(`${title}: topology hints keep traffic in the node's zone`, { skip }, async () => {
     const outcomes = await probe(c().topology.pod('client').ns, { host: '10.96.0.80', port: 80, count: 15 });
     assert.deepEqual([...names(outcomes)], ['a']);
   });
 
-  test(`${mode}: an IPv6 ClusterIP balances over IPv6 endpoints`, { skip }, async () => {
+  test(`${title}: an IPv6 ClusterIP balances over IPv6 endpoints`, { skip }, async () => {
     const client = c().topology.pod('client');
     await waitReachable(client.ns, 'fd00:10:96::10', 80);
     const outcomes = await probe(client.ns, { host: 'fd00:10:96::10', port: 80, count: 20 });
@@ -346,7 +359,7 @@ export function defineTrafficSuite(mode: ProxyModeUnderTest): void {
     );
   });
 
-  test(`${mode}: changes through the API reach the dataplane`, { skip }, async (t: TestContext) => {
+  test(`${title}: changes through the API reach the dataplane`, { skip }, async (t: TestContext) => {
     const api = c().api;
     const client = c().topology.pod('client').ns;
     const timed = async (what: string, check: () => Promise<boolean>) => {
@@ -377,7 +390,7 @@ export function defineTrafficSuite(mode: ProxyModeUnderTest): void {
     });
   });
 
-  test(`${mode}: /healthz is healthy and /metrics counts the syncs`, { skip }, async () => {
+  test(`${title}: /healthz is healthy and /metrics counts the syncs`, { skip }, async () => {
     const healthz = await c().httpGet('http://127.0.0.1:10256/healthz');
     assert.equal(healthz.status, 200);
     assert.match(healthz.body, /"nodeEligible": true/);
@@ -398,4 +411,7 @@ export function defineTrafficSuite(mode: ProxyModeUnderTest): void {
       );
     }
   });
+
+  // After the shared scenarios: they may stop the proxy.
+  variant?.extra?.(c, skip);
 }

@@ -20,6 +20,8 @@ export interface FlagExtras {
   readonly userspaceDrainTimeout: string;
   /** --userspace-balancer, validated in load.ts. */
   readonly userspaceBalancer: string;
+  /** --userspace-capture, validated in load.ts. */
+  readonly userspaceCapture: string;
 }
 
 export interface FlagState {

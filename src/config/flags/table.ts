@@ -520,6 +520,17 @@ function buildFlags(): readonly FlagDef[] {
         'least-connections. Only applicable for proxy-mode=userspace.',
       apply: (s, v) => extras(s, { userspaceBalancer: v }),
     }),
+    flag({
+      name: 'userspace-capture',
+      kind: stringKind,
+      target: 'extra',
+      defaultValue: 'nat',
+      usage:
+        'How the userspace proxy receives Service traffic: nat (upstream: REDIRECT/DNAT rules to its ' +
+        'ports) or address (service addresses on the kube-userspace0 dummy link, listeners bound to ' +
+        'them; no nat table needed). Only applicable for proxy-mode=userspace.',
+      apply: (s, v) => extras(s, { userspaceCapture: v }),
+    }),
     // Logging (these override the config file when set explicitly).
     flag({
       name: 'v',

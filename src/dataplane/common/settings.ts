@@ -32,6 +32,8 @@ export interface UserspaceSettings {
   readonly drainMs?: number | undefined;
   /** --userspace-balancer; default round-robin (upstream). */
   readonly balancer?: 'round-robin' | 'least-connections';
+  /** --userspace-capture; default nat (upstream). */
+  readonly capture?: 'nat' | 'address';
 }
 
 /** Upstream's defaults: bind the wildcard address, kernel-chosen ports, 250 ms UDP flows. */

@@ -113,7 +113,9 @@ export function defineUserspaceMode(
       let pool: ListenerPool | undefined;
       return {
         supportsFamily: async (family: IPFamily) =>
-          toolWorks(run, iptablesTools(await chooseBackend(), family).save, ['-t', 'nat']),
+          userspace.capture === 'address'
+            ? toolWorks(run, 'ip', [family === 'IPv4' ? '-4' : '-6', 'addr', 'show'])
+            : toolWorks(run, iptablesTools(await chooseBackend(), family).save, ['-t', 'nat']),
         createBackend: async (family, { node, hostAddresses }) => {
           pool ??= makeDataPath({
             registry,
@@ -129,7 +131,8 @@ export function defineUserspaceMode(
               isNodeAddress: nodeAddressCheck(family, node, hostAddresses),
               portRange: userspace.portRange,
               balancerPolicy: userspace.balancer ?? 'round-robin',
-              backend: await chooseBackend(),
+              capture: userspace.capture ?? 'nat',
+              ...(userspace.capture === 'address' ? {} : { backend: await chooseBackend() }),
             },
             pool,
             { run },
