@@ -246,4 +246,54 @@ describe('userspace data path (loopback)', () => {
     for (let i = 0; i < 8; i++) replies.push((await request(port)).split(':')[0]);
     assert.equal(new Set(replies).size, 1, `all to one endpoint: ${replies.join(' ')}`);
   });
+
+  it('TCP: a client that stops reading stops the endpoint (back-pressure), nothing piles up in the proxy', async () => {
+    const pool = new Forwarders(createRegistry());
+    toClose.push(() => pool.closeAll());
+    const TOTAL = 256 * 1024 * 1024;
+    let sender: net.Socket | undefined;
+    const server = net.createServer((socket) => {
+      sender = socket;
+      socket.on('error', () => undefined);
+      const chunk = Buffer.alloc(64 * 1024, 1);
+      let sent = 0;
+      const pump = () => {
+        while (sent < TOTAL) {
+          sent += chunk.length;
+          if (!socket.write(chunk)) {
+            socket.once('drain', pump);
+            return;
+          }
+        }
+      };
+      pump();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.12', resolve));
+    toClose.push(() => server.close());
+    const address = server.address();
+    assert.ok(address && typeof address === 'object');
+    const { port } = await pool.open(spec('slow', 'TCP', [ep('127.0.0.12', address.port)]));
+    const client = net.connect({ host: '127.0.0.1', port });
+    client.on('error', () => undefined);
+    client.pause(); // reads nothing
+    // Wait until the endpoint's writes stall: its byte count stays put for ten polls in a row.
+    let last = -1;
+    let still = 0;
+    await until(
+      'the endpoint to stall',
+      () => {
+        const written = sender?.bytesWritten ?? 0;
+        still = written === last && written > 0 ? still + 1 : 0;
+        last = written;
+        return still >= 10;
+      },
+      20_000,
+    );
+    assert.ok(
+      last < 64 * 1024 * 1024,
+      `the endpoint got only socket buffers' worth out (${last} bytes of ${TOTAL})`,
+    );
+    client.destroy();
+    await until('connection gone', () => pool.connections() === 0);
+  });
 });
