@@ -1,7 +1,8 @@
 // The userspace Proxier: one listener per (service port, frontend kind), opened, updated and
 // closed through the data path (Forwarders), each with a router built from the plan; and the
 // capture rules that send every frontend's traffic to its listener, written with one
-// iptables-restore of the five chains per sync.
+// iptables-restore per sync: the five chains whole on a full sync, otherwise only the rules of
+// the listeners that changed (deleted by specification, appended).
 //
 // Order within a sync: new listeners open first, then the rules are written, then removed
 // listeners close: a rule never points at a port nobody listens on, except a port that could not
@@ -28,9 +29,16 @@ import {
 } from '../xtables/index.ts';
 import { cleanupOwner } from '../xtables/index.ts';
 import { deleteCaptureLink, DummyLink, planAddressCapture, type CaptureMethod } from './address-capture.ts';
-import { USERSPACE_CANARY, USERSPACE_OWNER } from './owner.ts';
+import { USERSPACE_CANARY, USERSPACE_FILTER_CHAINS, USERSPACE_OWNER } from './owner.ts';
 import { PortAllocator } from './port-allocator.ts';
-import { frontendsOf, renderCapture, type CaptureCounts, type CaptureListener } from './render.ts';
+import {
+  frontendsOf,
+  listenerRules,
+  renderCapture,
+  renderCaptureDelta,
+  type CaptureCounts,
+  type CaptureListener,
+} from './render.ts';
 import type { BalancerSettings, ListenerSpec, Router } from './route.ts';
 import { routerFor } from './routes.ts';
 
@@ -168,6 +176,8 @@ export function createUserspaceProxier(
   const sctpLogged = new Set<string>();
   let tools: IptablesTools | undefined;
   let needFull = true;
+  /** NAT capture: each listener's rules as the last successful sync wrote them. */
+  let writtenRules = new Map<string, string[]>();
   /** Address capture: the addresses the dummy link must hold, from the last wanted(). */
   let linkAddresses: ReadonlySet<string> = new Set();
 
@@ -227,6 +237,7 @@ export function createUserspaceProxier(
     await ensureBase(run, t, USERSPACE_OWNER);
     // Proxy ports of an earlier run mean nothing now: until the first sync, nothing is captured.
     await restore(run, t, renderCapture([], options).text);
+    writtenRules = new Map();
     needFull = false;
   }
 
@@ -370,6 +381,33 @@ export function createUserspaceProxier(
     return out;
   }
 
+  /** The restore text that turns the written rules into `rules`: only what changed. */
+  function captureDelta(rules: ReadonlyMap<string, readonly string[]>): string {
+    const removed: string[] = [];
+    const added: string[] = [];
+    for (const [key, lines] of writtenRules) {
+      const now = rules.get(key);
+      if (now === undefined || now.join('') !== lines.join('')) removed.push(...lines);
+    }
+    for (const [key, lines] of rules) {
+      const before = writtenRules.get(key);
+      if (before === undefined || before.join('') !== lines.join('')) added.push(...lines);
+    }
+    return renderCaptureDelta(removed, added);
+  }
+
+  function countRules(rules: ReadonlyMap<string, readonly string[]>): CaptureCounts {
+    let natRules = 0;
+    let filterRules = 0;
+    for (const lines of rules.values()) {
+      for (const line of lines) {
+        if (USERSPACE_FILTER_CHAINS.includes(line.split(' ', 2)[1] ?? '')) filterRules++;
+        else natRules++;
+      }
+    }
+    return { listeners: rules.size, natRules, filterRules };
+  }
+
   async function sync(request: SyncRequest): Promise<UserspaceSyncResult> {
     const started = performance.now();
     const t = await init();
@@ -390,6 +428,7 @@ export function createUserspaceProxier(
     // Address capture: a listener can bind a service address only once the link holds it.
     if (capture === 'address') await link.reconcile(linkAddresses, false);
     const listening: CaptureListener[] = [];
+    const listeningKeys: string[] = [];
     let openFailures = 0;
     for (const w of want) {
       let listener = open.get(w.key);
@@ -424,15 +463,24 @@ export function createUserspaceProxier(
         listener.nodeIP = nodeIP;
       }
       listening.push({ servicePort: w.state.servicePort, frontend: w.frontend, proxyPort: listener.port });
+      listeningKeys.push(w.key);
     }
 
     const renderStart = performance.now();
-    const out =
-      capture === 'nat'
-        ? renderCapture(listening, options)
-        : { text: '', counts: { listeners: listening.length, natRules: 0, filterRules: 0 } };
-    const renderSeconds = (performance.now() - renderStart) / 1000;
+    let out: { readonly text: string; readonly counts: CaptureCounts } = {
+      text: '',
+      counts: { listeners: listening.length, natRules: 0, filterRules: 0 },
+    };
+    const rules = new Map<string, string[]>();
     if (capture === 'nat') {
+      for (const [i, listener] of listening.entries())
+        rules.set(listeningKeys[i] ?? '', listenerRules(listener, options));
+      out = full
+        ? renderCapture(listening, options)
+        : { text: captureDelta(rules), counts: countRules(rules) };
+    }
+    const renderSeconds = (performance.now() - renderStart) / 1000;
+    if (out.text !== '') {
       try {
         await restore(run, t, out.text);
       } catch (error) {
@@ -440,6 +488,7 @@ export function createUserspaceProxier(
         throw error;
       }
     }
+    writtenRules = rules;
 
     // Only now that no rule points at them.
     const keep = new Set(want.map((w) => w.key));
