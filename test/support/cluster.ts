@@ -126,7 +126,14 @@ export class Cluster {
    * Restarts the API server process, keeping every stored object (as a real API server backed by
    * etcd would), but with new resourceVersions: watchers must relist to carry on.
    */
-  async restartApiServer(): Promise<void> {
+  async restartApiServer(
+    options: {
+      /** Runs while the API server is down (an outage of the test's choosing). */
+      readonly whileDown?: () => Promise<void>;
+      /** Objects the API server holds when it comes back (created during the outage). */
+      readonly add?: readonly unknown[];
+    } = {},
+  ): Promise<void> {
     const items: unknown[] = [];
     const kinds = [
       ['Node', 'v1'],
@@ -137,9 +144,11 @@ export class Cluster {
       // List items carry no kind, as from a real API server.
       for (const item of await this.api.list(kind)) items.push({ ...item, kind, apiVersion });
     }
+    items.push(...(options.add ?? []));
     const dump = join(this.dir, 'objects.json');
     writeFileSync(dump, JSON.stringify({ kind: 'List', apiVersion: 'v1', items }));
     await stopProcess(this.apiProcess);
+    await options.whileDown?.();
     this.apiProcess = await spawnApiServer(this.topology, join(this.dir, 'api.sock'), ['--objects', dump]);
   }
 
