@@ -8,25 +8,14 @@ import { chunkRestore } from '../src/dataplane/iptables/chunk.ts';
 import { renderIptables } from '../src/dataplane/iptables/render.ts';
 import { iptablesTools, restore, type Runner } from '../src/dataplane/xtables/index.ts';
 import { cleanupNetns, createNetns, uniquePrefix } from '../test/support/netns.ts';
-import { servicePortState, snapshot } from '../test/unit/iptables/fixture.ts';
+import { manyServicePorts, snapshot } from '../test/unit/iptables/fixture.ts';
 import { BASE_OPTIONS } from '../test/unit/iptables/scenarios.ts';
 
 const services = Number(process.argv[2] ?? 2000);
 const sizes = (process.argv[3] ?? '250,500,1000,2000,4000,0').split(',').map(Number);
 const ENDPOINTS = 10;
 
-const states = Array.from({ length: services }, (_, i) =>
-  servicePortState({
-    name: `svc${i}`,
-    portName: 'http',
-    clusterIP: `10.96.${Math.floor(i / 200)}.${(i % 200) + 1}`,
-    port: 80,
-    endpoints: Array.from({ length: ENDPOINTS }, (_, n) => ({
-      ip: `10.${100 + n}.${Math.floor(i / 200)}.${(i % 200) + 1}`,
-      port: 8080,
-    })),
-  }),
-);
+const states = manyServicePorts(services, ENDPOINTS);
 const full = renderIptables({ snapshot: snapshot(states), full: true, options: BASE_OPTIONS }).text;
 const tools = iptablesTools('nft', 'IPv4');
 const prefix = uniquePrefix('kpbc');

@@ -168,6 +168,20 @@ function statusFromBody(body: string): { reason: string; message: string; causes
   return { reason: '', message: body.trim().slice(0, 200), causes: [] };
 }
 
+/** The error of a non-2xx answer: its Status body (bounded) and its Retry-After. */
+function apiError(method: string, path: string, res: http.IncomingMessage, body: string): KubeApiError {
+  const parsed = statusFromBody(body.slice(0, MAX_ERROR_BODY));
+  return new KubeApiError(
+    method,
+    path,
+    res.statusCode ?? 0,
+    parsed.reason,
+    parsed.message,
+    parsed.causes,
+    parseRetryAfter(res.headers['retry-after']),
+  );
+}
+
 export interface KubeClientOptions {
   /** Default `kube-proxy-ts/<package version>`. */
   readonly userAgent?: string;
@@ -294,18 +308,7 @@ export class KubeClient implements KubeRequester {
           const status = res.statusCode ?? 0;
           if (status < 200 || status >= 300) {
             this.#onUnauthorized(status);
-            const parsed = statusFromBody(text.slice(0, MAX_ERROR_BODY));
-            finish(
-              new KubeApiError(
-                method,
-                path,
-                status,
-                parsed.reason,
-                parsed.message,
-                parsed.causes,
-                parseRetryAfter(res.headers['retry-after']),
-              ),
-            );
+            finish(apiError(method, path, res, text));
             return;
           }
           try {
@@ -358,18 +361,7 @@ export class KubeClient implements KubeRequester {
           });
           res.on('end', () => {
             this.#onUnauthorized(status);
-            const parsed = statusFromBody(Buffer.concat(chunks).toString('utf8').slice(0, MAX_ERROR_BODY));
-            finish(
-              new KubeApiError(
-                'GET',
-                path,
-                status,
-                parsed.reason,
-                parsed.message,
-                parsed.causes,
-                parseRetryAfter(res.headers['retry-after']),
-              ),
-            );
+            finish(apiError('GET', path, res, Buffer.concat(chunks).toString('utf8')));
           });
           return;
         }

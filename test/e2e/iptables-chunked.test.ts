@@ -8,7 +8,7 @@ import { chunkRestore } from '../../src/dataplane/iptables/chunk.ts';
 import { renderIptables } from '../../src/dataplane/iptables/render.ts';
 import { iptablesTools, restore, type Runner } from '../../src/dataplane/xtables/index.ts';
 import { cleanupNetns, createNetns, kernelSkipReason, uniquePrefix } from '../support/netns.ts';
-import { servicePortState, snapshot } from '../unit/iptables/fixture.ts';
+import { manyServicePorts, snapshot } from '../unit/iptables/fixture.ts';
 import { BASE_OPTIONS } from '../unit/iptables/scenarios.ts';
 
 const skip = kernelSkipReason();
@@ -26,16 +26,7 @@ const ruleLines = (text: string) => text.split('\n').filter((l) => l.startsWith(
 const natRules = async (run: Runner) => ruleLines((await run('iptables-nft-save', ['-t', 'nat'])).stdout);
 
 function text(services: number): string {
-  const states = Array.from({ length: services }, (_, i) =>
-    servicePortState({
-      name: `svc${i}`,
-      portName: 'http',
-      clusterIP: `10.96.${Math.floor(i / 200)}.${(i % 200) + 1}`,
-      port: 80,
-      ...(i % 5 === 0 ? { nodePort: 30000 + i } : {}),
-      endpoints: Array.from({ length: 5 }, (_, n) => ({ ip: `10.244.${n}.${(i % 200) + 1}`, port: 8080 })),
-    }),
-  );
+  const states = manyServicePorts(services, 5);
   return renderIptables({ snapshot: snapshot(states), full: true, options: BASE_OPTIONS }).text;
 }
 

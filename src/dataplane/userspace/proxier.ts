@@ -258,12 +258,12 @@ export function createUserspaceProxier(
     const sp = want.state.servicePort;
     const protocol = sp.id.protocol;
     if (protocol === 'SCTP') throw new Error('SCTP is not proxied');
-    if (want.bind !== undefined) {
+    const openAt = async (host: string, port: number, allocated: boolean): Promise<OpenListener> => {
       const bound = await pool.open({
         key: want.key,
         protocol,
-        host: want.bind.host,
-        port: want.bind.port,
+        host,
+        port,
         router: router(want.state, want.frontend, nodeIP),
         balancer: balancer(want.state, nodeIP),
         reachable: reachable(want.state, nodeIP),
@@ -274,11 +274,12 @@ export function createUserspaceProxier(
         protocol,
         frontend: want.frontend,
         port: bound.port,
-        allocated: false,
+        allocated,
         state: want.state,
         nodeIP,
       };
-    }
+    };
+    if (want.bind !== undefined) return openAt(want.bind.host, want.bind.port, false);
     const busy = new Set<number>();
     for (;;) {
       const port = allocator.take(busy);
@@ -290,25 +291,7 @@ export function createUserspaceProxier(
         );
       }
       try {
-        const bound = await pool.open({
-          key: want.key,
-          protocol,
-          host: options.listenIP,
-          port,
-          router: router(want.state, want.frontend, nodeIP),
-          balancer: balancer(want.state, nodeIP),
-          reachable: reachable(want.state, nodeIP),
-          labels: { servicePort: sp.id.printable, frontend: want.frontend },
-        });
-        return {
-          key: want.key,
-          protocol,
-          frontend: want.frontend,
-          port: bound.port,
-          allocated: true,
-          state: want.state,
-          nodeIP,
-        };
+        return await openAt(options.listenIP, port, true);
       } catch (error) {
         allocator.release(port);
         if (port === 0 || !isAddressInUse(error)) throw error;

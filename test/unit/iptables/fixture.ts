@@ -159,3 +159,23 @@ export function snapshot(states: readonly ServicePortState[], spec: SnapshotSpec
     endpointChanges: 0,
   };
 }
+
+/**
+ * `count` ClusterIP service ports with `endpoints` endpoints each, every fifth with a node port:
+ * the shape of a large cluster for the chunking tests and bench/iptables-chunks.ts.
+ */
+export function manyServicePorts(count: number, endpoints: number): ServicePortState[] {
+  return Array.from({ length: count }, (_, i) =>
+    servicePortState({
+      name: `svc${i}`,
+      portName: 'http',
+      clusterIP: `10.96.${Math.floor(i / 200)}.${(i % 200) + 1}`,
+      port: 80,
+      ...(i % 5 === 0 ? { nodePort: 30000 + (i % 2000) } : {}),
+      endpoints: Array.from({ length: endpoints }, (_, n) => ({
+        ip: `10.${100 + n}.${Math.floor(i / 200)}.${(i % 200) + 1}`,
+        port: 8080,
+      })),
+    }),
+  );
+}

@@ -2,21 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Balancer, EJECT_BASE_MS, EJECT_MAX_MS } from '../../../src/dataplane/userspace/balancer.ts';
 import type { Endpoint } from '../../../src/model/types.ts';
+import { endpointAt } from './endpoint.ts';
 
-function ep(ip: string, port = 80): Endpoint {
-  return {
-    ip,
-    port,
-    endpoint: `${ip}:${port}`,
-    ready: true,
-    serving: true,
-    terminating: false,
-    nodeName: '',
-    isLocal: false,
-    zoneHints: undefined,
-    nodeHints: undefined,
-  };
-}
+const ep = (ip: string, port = 80): Endpoint => endpointAt(ip, port);
 
 const A = ep('10.0.0.1');
 const B = ep('10.0.0.2');

@@ -9,21 +9,9 @@ import { Forwarders } from '../../../src/dataplane/userspace/forwarders.ts';
 import type { BalancerSettings, Route, Router } from '../../../src/dataplane/userspace/route.ts';
 import { createRegistry, type Registry } from '../../../src/metrics/registry.ts';
 import type { Endpoint } from '../../../src/model/types.ts';
+import { endpointAt } from './endpoint.ts';
 
-function ep(ip: string, port: number): Endpoint {
-  return {
-    ip,
-    port,
-    endpoint: `${ip}:${port}`,
-    ready: true,
-    serving: true,
-    terminating: false,
-    nodeName: '',
-    isLocal: false,
-    zoneHints: undefined,
-    nodeHints: undefined,
-  };
-}
+const ep = endpointAt;
 
 const RR: BalancerSettings = { policy: 'round-robin', affinitySeconds: 0 };
 const toClose: (() => void)[] = [];
