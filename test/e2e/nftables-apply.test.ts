@@ -217,6 +217,22 @@ describe('nftables transactions in a real kernel', { skip: kernelSkipReason() },
     assert.deepEqual(await readElements(ns, 'ip'), intended(expected, OPTIONS_V4));
   });
 
+  test('the integrity check passes on our table and fails once it is flushed or deleted', async () => {
+    const nsi = await createNetns(`${prefix}integ`);
+    const run = (file: string, args: readonly string[], options?: Parameters<Netns['exec']>[2]) =>
+      nsi.exec(file, args, options);
+    const proxier = await createNftablesProxier(OPTIONS_V4, { run });
+    await proxier.sync({ snapshot: services(2), full: true });
+    assert.equal(await proxier.rulesIntact?.(), true, 'a healthy table is intact (no false alarm)');
+    assert.equal((await proxier.sync({ snapshot: services(2), full: false })).full, false);
+    await nsi.exec('nft', ['flush', 'table', 'ip', 'kube-proxy']);
+    assert.equal(await proxier.rulesIntact?.(), false, 'flushed');
+    assert.equal((await proxier.sync({ snapshot: services(2), full: false })).full, true, 'repaired in full');
+    assert.equal(await proxier.rulesIntact?.(), true);
+    await nsi.exec('nft', ['flush', 'ruleset']);
+    assert.equal(await proxier.rulesIntact?.(), false, 'table gone');
+  });
+
   test('cleanup deletes both tables and tolerates their absence', async () => {
     const nsc = await createNetns(`${prefix}clean`);
     const run = (file: string, args: readonly string[], options?: Parameters<Netns['exec']>[2]) =>

@@ -88,7 +88,7 @@ before(async () => {
     { port: 8081, eps: [ep('b')] },
   ]);
   await clusterIPService('sticky', '10.96.5.2', [{ port: 8080, eps: [ep('a'), ep('b'), ep('c')] }], {
-    sessionAffinityTimeoutSeconds: 2,
+    sessionAffinityTimeoutSeconds: 6,
   });
   await c().api.create(
     service({
@@ -195,17 +195,18 @@ test(
   async (t: TestContext) => {
     const first = await probeNames('10.96.5.2', 10);
     assert.equal(new Set(first).size, 1, `sticky: ${first.join(' ')}`);
-    // The window slides: coming back after 1.5 s (less than the 2 s timeout), twice, still sticks.
+    // The window slides: coming back after 2 s (plus a probe's start-up, well under the 6 s
+    // timeout), twice, still sticks.
     for (let i = 0; i < 2; i++) {
-      await idle(1_500);
+      await idle(2_000);
       assert.deepEqual(await probeNames('10.96.5.2', 1), [first[0]], 'within the timeout');
     }
     // Away for longer than the timeout: the record has expired, and round robin (which other
     // picks did not move while the client was pinned) gives the next endpoint.
-    await idle(2_500);
+    await idle(8_000);
     const [after] = await probeNames('10.96.5.2', 1);
     assert.notEqual(after, first[0], 'released after the timeout');
-    t.diagnostic(`sticky to ${String(first[0])} across 1.5 s absences; ${String(after)} after 2.5 s away`);
+    t.diagnostic(`sticky to ${String(first[0])} across 2 s absences; ${String(after)} after 8 s away`);
   },
 );
 

@@ -94,14 +94,19 @@ export function describeNftFailure(error: unknown, script: string): string {
 /**
  * What the integrity check lists: two small chains whose rules every sync writes (the entry from
  * the nat hook, and the service dispatch), so a deleted table, a `nft flush ruleset` or `flush
- * table`, or a removed jump is seen in one cheap `nft` run, whatever the number of Services.
+ * table`, or a removed jump is seen cheaply, whatever the number of Services. Two `nft list chain`
+ * runs: nft 1.0.6 fails `list` commands piped together into `nft -f -` ("No such file or
+ * directory" for a chain that exists).
  */
-export function integrityScript(family: IPFamily): string {
-  const table = `${nftFamily(family)} ${TABLE}`;
-  return `list chain ${table} nat-prerouting\nlist chain ${table} services\n`;
+export function integrityListings(family: IPFamily): readonly (readonly string[])[] {
+  const table = [nftFamily(family), TABLE];
+  return [
+    ['list', 'chain', ...table, 'nat-prerouting'],
+    ['list', 'chain', ...table, 'services'],
+  ];
 }
 
-/** Whether the listing of integrityScript shows our rules. */
+/** Whether the listings of integrityListings show our rules. */
 export function integrityIntact(listing: string): boolean {
   return /jump services\b/.test(listing) && /vmap @service-ips\b/.test(listing);
 }
@@ -143,8 +148,9 @@ export async function createNftablesProxier(
       if (previous === undefined || busy) return true;
       let listing = '';
       try {
-        listing = (await run('nft', ['-f', '-'], { input: integrityScript(family), timeoutMs: 10_000 }))
-          .stdout;
+        for (const args of integrityListings(family)) {
+          listing += (await run('nft', args, { timeoutMs: 10_000 })).stdout;
+        }
       } catch {
         // "No such file or directory": the table or chain is gone.
       }

@@ -135,8 +135,10 @@ test('the real clock runs a due-now callback on the next turn, and can cancel it
   const cancelled = realClock.setTimeout(() => order.push('cancelled'), 0);
   realClock.clearTimeout(cancelled);
   realClock.setTimeout(() => order.push('now'), 0);
-  const later = realClock.setTimeout(() => order.push('later'), 5);
-  await new Promise((resolve) => setTimeout(resolve, 30));
+  // Far enough apart that a loaded machine (a turn of the loop taking milliseconds) cannot run
+  // the 'later' timer in the same turn as the due-now one.
+  const later = realClock.setTimeout(() => order.push('later'), 100);
+  await new Promise((resolve) => setTimeout(resolve, 300));
   assert.deepEqual(order, ['now', 'later']);
   realClock.clearTimeout(later);
 });
