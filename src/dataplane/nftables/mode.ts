@@ -1,5 +1,6 @@
 // The nftables mode as the registry (dataplane/modes.ts) sees it: its metrics, its cleaner, the
 // families (both, in one tool) and one backend per family that counts its own failures.
+import { nftablesExplainer } from './explain.ts';
 import { log } from '../../log/log.ts';
 import type { Backend } from '../../sync/backend.ts';
 import { execTool } from '../../util/exec.ts';
@@ -30,6 +31,7 @@ export function countedBackend(proxier: NftablesProxier, metrics: NftablesMetric
 
 export const nftablesMode: ModeDefinition = {
   name: 'nftables',
+  explainer: nftablesExplainer,
   cleaner: (run) => nftablesCleaner(run),
   setUp: ({ registry, settings, run = execTool }) => {
     const metrics = registerNftablesMetrics(registry);
