@@ -13,6 +13,8 @@ import { Intake } from '../k8s/intake.ts';
 import type { WatchTuning } from '../k8s/watches.ts';
 import { log } from '../log/log.ts';
 import { createProxyMetrics, type ProxyMetrics } from '../metrics/proxy.ts';
+import type { LiveState } from '../explain/routes.ts';
+import { emptyNodeContext } from '../model/node.ts';
 import { formatProblem } from '../model/problem.ts';
 import type { ProxyModel } from '../model/tracker.ts';
 import type { IPFamily } from '../model/types.ts';
@@ -68,6 +70,47 @@ export interface RunningDaemon {
   /** What the last successful sync of a family applied; undefined for a family not in use. */
   lastApplied(family: IPFamily): AppliedState | undefined;
   stop(): Promise<void>;
+}
+
+/** The node's view as the last successful syncs applied it, for /debug/proxy/explain and /state. */
+function liveExplainState(parts: {
+  readonly settings: DaemonSettings;
+  readonly syncs: readonly FamilySync[];
+  readonly models: readonly ProxyModel[];
+  readonly host: Host;
+}): LiveState {
+  const { settings, syncs, models, host } = parts;
+  return {
+    state: () => {
+      const addresses = host.interfaceAddresses();
+      return {
+        source: { kind: 'live' },
+        node: settings.nodeName,
+        mode: settings.mode.name,
+        settings: settings.dataplane,
+        families: syncs.map((sync, i) => ({
+          family: sync.family,
+          node: models[i]?.node ?? emptyNodeContext(settings.nodeName),
+          servicePorts: sync.lastApplied.servicePorts,
+          hostAddresses: addresses.filter((a) => a.family === sync.family).map((a) => a.address),
+          // The watches never deliver what they exclude, and the model keeps no skip reasons.
+          skipped: [],
+          generation: sync.lastApplied.generation,
+        })),
+      };
+    },
+    lastSync: (family) => {
+      const last = syncs.find((sync) => sync.family === family)?.latestResult;
+      return (
+        last && {
+          at: new Date(last.at).toISOString(),
+          full: last.full,
+          renderSeconds: last.renderSeconds,
+          applySeconds: last.applySeconds,
+        }
+      );
+    },
+  };
 }
 
 export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon> {
@@ -189,7 +232,13 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
     // 5. Servers.
     const servers = startServers(
       { ...settings, modeName: settings.mode.name },
-      { health, metrics, recorder, syncs },
+      {
+        health,
+        metrics,
+        recorder,
+        syncs,
+        explain: liveExplainState({ settings, syncs, models, host }),
+      },
     );
     stoppers.push(async () => {
       await Promise.all(servers.map((server) => server.close()));

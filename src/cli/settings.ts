@@ -1,0 +1,24 @@
+// The dataplane settings from the effective configuration: what the daemon hands its mode, and
+// what `kube-proxy explain -f` renders with.
+import type { EffectiveConfig } from '../config/load.ts';
+import type { DataplaneSettings } from '../dataplane/common/settings.ts';
+
+export function dataplaneSettings(effective: EffectiveConfig): DataplaneSettings {
+  const detect = effective.detectLocal;
+  return {
+    masqueradeBit: effective.masqueradeBit,
+    masqueradeAll: effective.masqueradeAll,
+    detectLocalMode: detect.mode,
+    clusterCIDRs: detect.mode === 'ClusterCIDR' ? detect.clusterCIDRs : effective.clusterCIDRs,
+    bridgeInterface: detect.mode === 'BridgeInterface' ? detect.bridgeInterface : '',
+    interfaceNamePrefix: detect.mode === 'InterfaceNamePrefix' ? detect.interfaceNamePrefix : '',
+    nodePortAddresses: effective.nodePortAddresses,
+    localhostNodePorts: effective.localhostNodePorts,
+    syncPeriodMs: effective.syncPeriodMs,
+    userspace: {
+      bindAddress: effective.bindAddress,
+      portRange: effective.proxyPortRange,
+      udpIdleTimeoutMs: effective.udpIdleTimeoutMs,
+    },
+  };
+}
