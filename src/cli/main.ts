@@ -13,6 +13,7 @@ import { configureLogging, log } from '../log/log.ts';
 import type { Cleaner } from '../sync/backend.ts';
 import { runExplain } from './explain.ts';
 import { dataplaneSettings } from './settings.ts';
+import { runVerify } from './verify.ts';
 
 async function runCleaners(cleaners: readonly Cleaner[], failOnError: boolean): Promise<boolean> {
   let ok = true;
@@ -49,6 +50,7 @@ function watchConfigFile(path: string, onChange: () => void): FSWatcher | undefi
 export async function main(argv: readonly string[]): Promise<number> {
   // Upstream takes no positional arguments, so a subcommand changes no valid upstream command line.
   if (argv[0] === 'explain') return runExplain(argv.slice(1));
+  if (argv[0] === 'verify') return runVerify(argv.slice(1));
   const commandLine = parseCommandLine(argv, { readFile: (path) => readFileSync(path, 'utf8') });
   if (commandLine.kind === 'help') {
     process.stdout.write(commandLine.text);

@@ -14,6 +14,13 @@ import type { WatchTuning } from '../k8s/watches.ts';
 import { log } from '../log/log.ts';
 import { createProxyMetrics, type ProxyMetrics } from '../metrics/proxy.ts';
 import type { LiveState } from '../explain/routes.ts';
+import { execTool } from '../util/exec.ts';
+import {
+  registerVerifyMetrics,
+  verifyState,
+  type VerifyMetrics,
+  type VerifyReport,
+} from '../verify/verify.ts';
 import { emptyNodeContext } from '../model/node.ts';
 import { formatProblem } from '../model/problem.ts';
 import type { ProxyModel } from '../model/tracker.ts';
@@ -110,6 +117,47 @@ function liveExplainState(parts: {
         }
       );
     },
+  };
+}
+
+/**
+ * /debug/proxy/verify: one verify at a time (a second caller shares the running one), after the
+ * sync loops are idle, so a sync in flight is not taken for drift. Drift asks for a full sync of
+ * the family: a partial sync never rewrites what it believes is in place.
+ */
+function verifier(parts: {
+  readonly live: LiveState;
+  readonly syncs: readonly FamilySync[];
+  readonly run: ToolRunner;
+  readonly metrics: VerifyMetrics;
+}): (resync: boolean) => Promise<VerifyReport> {
+  let running: Promise<VerifyReport> | undefined;
+  const once = async (resync: boolean): Promise<VerifyReport> => {
+    await Promise.all(parts.syncs.map((sync) => sync.whenIdle()));
+    const report = await verifyState(parts.live.state(), parts.run);
+    parts.metrics.observe(report);
+    const actions: string[] = [];
+    for (const family of report.families) {
+      const drift = family.counts.missing + family.counts.unexpected + family.counts.changed;
+      if (drift === 0) continue;
+      log.warn('Dataplane drift', {
+        ipFamily: family.family,
+        missing: family.counts.missing,
+        unexpected: family.counts.unexpected,
+        changed: family.counts.changed,
+        servicePorts: family.servicePorts.map((sp) => sp.servicePort).slice(0, 10),
+      });
+      if (!resync) continue;
+      parts.syncs.find((sync) => sync.family === family.family)?.requestFullSync();
+      actions.push(`full sync requested for ${family.family} (reason: drift)`);
+    }
+    return { ...report, actions };
+  };
+  return (resync) => {
+    running ??= once(resync).finally(() => {
+      running = undefined;
+    });
+    return running;
   };
 }
 
@@ -230,6 +278,7 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
     }
 
     // 5. Servers.
+    const live = liveExplainState({ settings, syncs, models, host });
     const servers = startServers(
       { ...settings, modeName: settings.mode.name },
       {
@@ -237,7 +286,13 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
         metrics,
         recorder,
         syncs,
-        explain: liveExplainState({ settings, syncs, models, host }),
+        explain: live,
+        verify: verifier({
+          live,
+          syncs,
+          run: settings.run ?? execTool,
+          metrics: registerVerifyMetrics(metrics.registry),
+        }),
       },
     );
     stoppers.push(async () => {

@@ -8,6 +8,7 @@ import type { ProxyHealth } from '../server/health.ts';
 import { debugRoutesHandler, type DebugRoute } from '../server/debug-routes.ts';
 import { healthzHandler, metricsHandler, serveHttp, type RunningServer } from '../server/http.ts';
 import type { FamilySync } from '../sync/family-sync.ts';
+import type { VerifyReport } from '../verify/verify.ts';
 
 export interface HostPort {
   readonly host: string;
@@ -67,14 +68,22 @@ export function startServers(
     readonly syncs: readonly FamilySync[];
     /** The live state behind /debug/proxy/explain and /debug/proxy/state. */
     readonly explain?: LiveState;
-    /** More loopback-only debug routes (path → route). */
-    readonly debugRoutes?: Readonly<Record<string, DebugRoute>>;
+    /** Runs a verify (/debug/proxy/verify); `resync`: ask for a full sync on drift. */
+    readonly verify?: (resync: boolean) => Promise<VerifyReport>;
   },
 ): RunningServer[] {
   const { health, metrics, recorder, syncs } = parts;
-  const routes = {
+  const verify = parts.verify;
+  const routes: Record<string, DebugRoute> = {
     ...(parts.explain ? explainRoutes(parts.explain) : {}),
-    ...parts.debugRoutes,
+    ...(verify
+      ? {
+          '/debug/proxy/verify': async (params) => ({
+            status: 200,
+            body: await verify(params.get('resync') !== 'false'),
+          }),
+        }
+      : {}),
   };
   const servers: RunningServer[] = [];
   const fatalBind = (what: string, reason: string) => (error: Error) => {

@@ -23,6 +23,16 @@ export interface RenderedRules {
   quote(table: string, chain: string, rule: string): string;
 }
 
+/** What a full render of one family needs. */
+export interface ModeRenderInput {
+  readonly family: IPFamily;
+  readonly snapshot: ProxySnapshot;
+  readonly settings: DataplaneSettings;
+  readonly node: NodeInfo;
+  /** This host's addresses of the family (node ports on `primary`/CIDRs resolve against them). */
+  readonly hostAddresses: readonly string[];
+}
+
 /** The mode's behaviour the plan does not decide, and its rules. */
 export interface ModeExplainer {
   /** Localhost node ports exist in this mode at all (iptables: IPv4 only, when configured). */
@@ -45,12 +55,5 @@ export interface ModeExplainer {
    */
   slotProbability?(slot: number, count: number): number;
   /** Renders one family's full rule set as a full sync would write it. */
-  render(input: {
-    readonly family: IPFamily;
-    readonly snapshot: ProxySnapshot;
-    readonly settings: DataplaneSettings;
-    readonly node: NodeInfo;
-    /** This host's addresses of the family (node ports on `primary`/CIDRs resolve against them). */
-    readonly hostAddresses: readonly string[];
-  }): RenderedRules;
+  render(input: ModeRenderInput): RenderedRules;
 }

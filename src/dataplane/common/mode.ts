@@ -7,6 +7,7 @@ import type { Backend, Cleaner } from '../../sync/backend.ts';
 import type { ExecOptions, ExecResult } from '../../util/exec.ts';
 import type { ModeExplainer } from './explain.ts';
 import type { DataplaneSettings, NodeInfo } from './settings.ts';
+import type { ModeVerifier } from './verify.ts';
 
 /** Runs a system tool; tests pass one that runs inside a network namespace. */
 export type ToolRunner = (
@@ -53,6 +54,8 @@ export interface ModeDefinition {
   setUp(setup: ModeSetup): ModeInstance;
   /** Its rules and tracer for `kube-proxy explain`; absent for a mode the explainer cannot trace. */
   readonly explainer?: ModeExplainer;
+  /** Reads its rules back from the kernel for `kube-proxy verify`; absent when it cannot. */
+  readonly verifier?: ModeVerifier;
 }
 
 /** A mode the config accepts but this program does not implement yet. Its cleaner has nothing to remove. */
