@@ -14,6 +14,7 @@ import type { WatchTuning } from '../k8s/watches.ts';
 import { log } from '../log/log.ts';
 import { createProxyMetrics, type ProxyMetrics } from '../metrics/proxy.ts';
 import type { LiveState } from '../explain/routes.ts';
+import type { ExplainState } from '../explain/state.ts';
 import { execTool } from '../util/exec.ts';
 import {
   registerVerifyMetrics,
@@ -87,10 +88,15 @@ function liveExplainState(parts: {
   readonly host: Host;
 }): LiveState {
   const { settings, syncs, models, host } = parts;
+  // The same family objects while nothing changed, so the explainer keeps their rendered rules.
+  let cached: { key: string; state: ExplainState } | undefined;
   return {
     state: () => {
       const addresses = host.interfaceAddresses();
-      return {
+      const generations = syncs.map((sync) => sync.lastApplied.generation);
+      const key = JSON.stringify([generations, addresses, models.map((model) => model.node)]);
+      if (cached?.key === key && generations.every((g) => g !== undefined)) return cached.state;
+      const state: ExplainState = {
         source: { kind: 'live' },
         node: settings.nodeName,
         mode: settings.mode.name,
@@ -105,6 +111,8 @@ function liveExplainState(parts: {
           generation: sync.lastApplied.generation,
         })),
       };
+      cached = { key, state };
+      return state;
     },
     lastSync: (family) => {
       const last = syncs.find((sync) => sync.family === family)?.latestResult;

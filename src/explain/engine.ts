@@ -555,6 +555,33 @@ function pathFor(rendered: RenderedRules, trace: TraceResult): PathStep[] {
   return steps;
 }
 
+// A full render per question would cost a render of every Service (a second at 10k Services):
+// the rules of a family are kept while its state object is the same one. The live proxy hands
+// out the same ExplainFamily until the next sync changes its generation.
+const renderedCache = new WeakMap<
+  ExplainFamily,
+  { explainer: ModeExplainer; settings: ExplainState['settings']; rendered: RenderedRules }
+>();
+
+function renderedRules(explainer: ModeExplainer, state: ExplainState, family: ExplainFamily): RenderedRules {
+  const cached = renderedCache.get(family);
+  if (cached?.explainer === explainer && cached.settings === state.settings) return cached.rendered;
+  const rendered = explainer.render({
+    family: family.family,
+    snapshot: snapshotOf(family),
+    settings: state.settings,
+    node: {
+      name: family.node.name,
+      primaryFamily: family.family,
+      ips: { IPv4: [], IPv6: [], [family.family]: family.node.nodeIPs },
+      podCIDRs: family.node.podCIDRs,
+    },
+    hostAddresses: family.hostAddresses,
+  });
+  renderedCache.set(family, { explainer, settings: state.settings, rendered });
+  return rendered;
+}
+
 /** The verdict in the tracers' vocabulary, to compare with what the rules do. */
 export function verdictOutcome(verdict: Explanation['verdict']): FlowOutcome {
   switch (verdict.action) {
@@ -723,18 +750,7 @@ export function explain(state: ExplainState, query: PacketQuery): Explanation {
     caveats.push(`the ${state.mode} mode has no rule tracer: no rule path is shown`);
   } else {
     try {
-      const rendered = explainer.render({
-        family: family.family,
-        snapshot: snapshotOf(family),
-        settings: state.settings,
-        node: {
-          name: family.node.name,
-          primaryFamily: family.family,
-          ips: { IPv4: [], IPv6: [], [family.family]: family.node.nodeIPs },
-          podCIDRs: family.node.podCIDRs,
-        },
-        hostAddresses: family.hostAddresses,
-      });
+      const rendered = renderedRules(explainer, state, family);
       const trace = rendered.trace(
         {
           family: family.family,
