@@ -181,7 +181,7 @@ async function localState(
   const { state, problems } = stateFromManifests(objects, {
     nodeName: own.get('node') ?? effective.hostnameOverride,
     mode: own.get('mode') ?? effective.mode,
-    settings: dataplaneSettings(effective),
+    settings: dataplaneSettings(effective, commandLine.options.userspace),
     from: manifests === '-' ? 'stdin' : manifests,
   });
   for (const problem of problems) io.stderr(`explain: skipping invalid object: ${problem}\n`);

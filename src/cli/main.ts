@@ -116,7 +116,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     effective.bindAddress === '0.0.0.0' || effective.bindAddress === '::' ? undefined : effective.bindAddress;
   const daemon = await runDaemon({
     mode,
-    dataplane: dataplaneSettings(effective),
+    dataplane: dataplaneSettings(effective, options.userspace),
     nodeName,
     client,
     syncPeriodMs: effective.syncPeriodMs,

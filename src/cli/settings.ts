@@ -1,9 +1,12 @@
 // The dataplane settings from the effective configuration: what the daemon hands its mode, and
 // what `kube-proxy explain -f` renders with.
-import type { EffectiveConfig } from '../config/load.ts';
+import type { EffectiveConfig, ProxyRunOptions } from '../config/load.ts';
 import type { DataplaneSettings } from '../dataplane/common/settings.ts';
 
-export function dataplaneSettings(effective: EffectiveConfig): DataplaneSettings {
+export function dataplaneSettings(
+  effective: EffectiveConfig,
+  userspace: ProxyRunOptions['userspace'],
+): DataplaneSettings {
   const detect = effective.detectLocal;
   return {
     masqueradeBit: effective.masqueradeBit,
@@ -19,6 +22,9 @@ export function dataplaneSettings(effective: EffectiveConfig): DataplaneSettings
       bindAddress: effective.bindAddress,
       portRange: effective.proxyPortRange,
       udpIdleTimeoutMs: effective.udpIdleTimeoutMs,
+      drainMs: userspace.drainMs,
+      balancer: userspace.balancer,
+      capture: userspace.capture,
     },
   };
 }

@@ -16,6 +16,7 @@ import {
 import type { FlagExtras, FlagState, FlagTarget } from './flags/def.ts';
 import { renderHelp } from './flags/help.ts';
 import { applyFlags, parseFlags } from './flags/parse.ts';
+import { parseGoDuration } from './duration.ts';
 import { decodeConfig } from './schema.ts';
 import type { KubeProxyConfiguration } from './types.ts';
 import { formatFieldError, validateConfig } from './validate.ts';
@@ -37,6 +38,15 @@ export interface ProxyRunOptions {
   readonly master: string;
   /** Names (without dashes) of the flags set explicitly on the command line, sorted. */
   readonly explicitFlags: readonly string[];
+  /** The userspace mode's own flags (not in the configuration file: upstream has no such fields). */
+  readonly userspace: {
+    /** --userspace-drain-timeout; undefined: connections to removed endpoints run until they end. */
+    readonly drainMs: number | undefined;
+    /** --userspace-balancer. */
+    readonly balancer: UserspaceBalancer;
+    /** --userspace-capture. */
+    readonly capture: UserspaceCapture;
+  };
 }
 
 export type CommandLine =
@@ -62,7 +72,24 @@ const DEFAULT_EXTRAS: FlagExtras = {
   hostnameOverride: '',
   healthzPort: DEFAULT_HEALTHZ_PORT,
   metricsPort: DEFAULT_METRICS_PORT,
+  userspaceDrainTimeout: '0s',
+  userspaceBalancer: 'round-robin',
+  userspaceCapture: 'nat',
 };
+
+export const USERSPACE_CAPTURES = ['nat', 'address'] as const;
+export type UserspaceCapture = (typeof USERSPACE_CAPTURES)[number];
+
+function isUserspaceCapture(text: string): text is UserspaceCapture {
+  return (USERSPACE_CAPTURES as readonly string[]).includes(text);
+}
+
+export const USERSPACE_BALANCERS = ['round-robin', 'least-connections'] as const;
+export type UserspaceBalancer = (typeof USERSPACE_BALANCERS)[number];
+
+function isUserspaceBalancer(text: string): text is UserspaceBalancer {
+  return (USERSPACE_BALANCERS as readonly string[]).includes(text);
+}
 
 /** Deprecated --healthz-port / --metrics-port: 0 disables the server, else fills in a missing port. */
 function addressFromPortFlag(address: string, port: number): string {
@@ -112,6 +139,21 @@ export function parseCommandLine(argv: readonly string[], io: ConfigIO): Command
 
   const start: FlagState = { config: defaultConfiguration(), extras: DEFAULT_EXTRAS };
   const { extras } = applyFlags(start, flags, EXTRAS_ONLY);
+  const balancer = extras.userspaceBalancer;
+  if (!isUserspaceBalancer(balancer)) {
+    return {
+      kind: 'error',
+      message: `invalid argument ${JSON.stringify(balancer)} for "--userspace-balancer" flag: must be one of ${USERSPACE_BALANCERS.join(', ')}`,
+    };
+  }
+  const capture = extras.userspaceCapture;
+  if (!isUserspaceCapture(capture)) {
+    return {
+      kind: 'error',
+      message: `invalid argument ${JSON.stringify(capture)} for "--userspace-capture" flag: must be one of ${USERSPACE_CAPTURES.join(', ')}`,
+    };
+  }
+  const drainMs = parseGoDuration(extras.userspaceDrainTimeout);
 
   let config: KubeProxyConfiguration;
   if (extras.configFile !== '') {
@@ -155,6 +197,7 @@ export function parseCommandLine(argv: readonly string[], io: ConfigIO): Command
       initOnly: extras.initOnly,
       master: extras.master,
       explicitFlags: [...flags.occurrences.keys()].sort(),
+      userspace: { drainMs: drainMs > 0 ? drainMs : undefined, balancer, capture },
     },
     warnings,
   };

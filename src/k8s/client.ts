@@ -16,6 +16,8 @@ export class KubeApiError extends Error {
   readonly causes: readonly string[];
   readonly method: string;
   readonly path: string;
+  /** The server's Retry-After (429, 503), in ms; undefined when it sent none. */
+  readonly retryAfterMs: number | undefined;
   constructor(
     method: string,
     path: string,
@@ -23,6 +25,7 @@ export class KubeApiError extends Error {
     reason: string,
     message: string,
     causes: readonly string[],
+    retryAfterMs?: number,
   ) {
     super(
       `${method} ${path}: HTTP ${statusCode}${reason ? ` ${reason}` : ''}${message ? `: ${message}` : ''}`,
@@ -33,7 +36,31 @@ export class KubeApiError extends Error {
     this.causes = causes;
     this.method = method;
     this.path = path;
+    this.retryAfterMs = retryAfterMs;
   }
+}
+
+/** A server's Retry-After may not hold a client back longer than this (a bad value is not a ban). */
+export const MAX_RETRY_AFTER_MS = 300_000;
+
+/**
+ * Retry-After as sent by the API server (delay-seconds) or a proxy (HTTP-date), in ms, capped;
+ * undefined when absent or unreadable.
+ */
+export function parseRetryAfter(
+  value: string | string[] | undefined,
+  now: number = Date.now(),
+): number | undefined {
+  const text = (Array.isArray(value) ? value[0] : value)?.trim();
+  if (text === undefined || text === '') return undefined;
+  let ms: number;
+  if (/^\d+$/.test(text)) ms = Number(text) * 1000;
+  else {
+    const at = Date.parse(text);
+    if (Number.isNaN(at)) return undefined;
+    ms = Math.max(0, at - now);
+  }
+  return Math.min(ms, MAX_RETRY_AFTER_MS);
 }
 
 /** The request's overall deadline (non-watch) or the watch's idle deadline passed. */
@@ -268,7 +295,17 @@ export class KubeClient implements KubeRequester {
           if (status < 200 || status >= 300) {
             this.#onUnauthorized(status);
             const parsed = statusFromBody(text.slice(0, MAX_ERROR_BODY));
-            finish(new KubeApiError(method, path, status, parsed.reason, parsed.message, parsed.causes));
+            finish(
+              new KubeApiError(
+                method,
+                path,
+                status,
+                parsed.reason,
+                parsed.message,
+                parsed.causes,
+                parseRetryAfter(res.headers['retry-after']),
+              ),
+            );
             return;
           }
           try {
@@ -322,7 +359,17 @@ export class KubeClient implements KubeRequester {
           res.on('end', () => {
             this.#onUnauthorized(status);
             const parsed = statusFromBody(Buffer.concat(chunks).toString('utf8').slice(0, MAX_ERROR_BODY));
-            finish(new KubeApiError('GET', path, status, parsed.reason, parsed.message, parsed.causes));
+            finish(
+              new KubeApiError(
+                'GET',
+                path,
+                status,
+                parsed.reason,
+                parsed.message,
+                parsed.causes,
+                parseRetryAfter(res.headers['retry-after']),
+              ),
+            );
           });
           return;
         }

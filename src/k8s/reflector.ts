@@ -1,8 +1,8 @@
 // List + watch of one resource with client-go Reflector semantics (dependencies.md section 2):
 // paginated list from the watch cache (resourceVersion=0, then "" when that is gone), watches with
 // bookmarks and a jittered server-side timeout, resume from the last resourceVersion, relist on
-// 410 with synthetic deletes for objects that vanished meanwhile, and exponential backoff with
-// jitter on every error. It never gives up: only stop() ends it, and no handler exception or
+// 410 with synthetic deletes for objects that vanished meanwhile, and capped exponential backoff
+// with full jitter on every error (the server's Retry-After first). It never gives up: only stop() ends it, and no handler exception or
 // malformed event can break the loop.
 import { flat } from '../util/flat.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -43,22 +43,27 @@ export interface ReflectorMetrics {
 }
 
 export interface BackoffOptions {
-  /** First delay. client-go: 800 ms. */
+  /** First base delay (client-go: 800 ms). */
   readonly initialMs: number;
-  /** Cap of the base delay. client-go: 30 s. */
+  /** Cap of the base delay (client-go: 30 s). */
   readonly maxMs: number;
   readonly factor: number;
-  /** Each delay d becomes d + random() * jitter * d. client-go: 1.0. */
-  readonly jitter: number;
   /** With no backoff for this long, the next one starts again at initialMs. client-go: 2 min. */
   readonly resetAfterMs: number;
 }
 
+/**
+ * Full jitter (each delay uniform in [0, base)) over a base doubling from 500 ms to a cap of
+ * 2 s: a proxy is back on its feet within about 2 s of the API server's return (client-go's
+ * 800 ms -> 30 s, jittered up to 60 s, kept nodes without changes for up to a minute), while
+ * the fleet's retries are spread evenly instead of arriving in waves; an overloaded server paces
+ * everyone with Retry-After, which always wins (docs/reliability.md has the numbers at 5,000
+ * nodes).
+ */
 export const DEFAULT_BACKOFF: BackoffOptions = {
-  initialMs: 800,
-  maxMs: 30_000,
+  initialMs: 500,
+  maxMs: 2_000,
   factor: 2,
-  jitter: 1,
   resetAfterMs: 120_000,
 };
 
@@ -104,7 +109,7 @@ export function objectKey(obj: KubeObject): string {
   return ns === '' ? name : flat(ns, '/', name);
 }
 
-/** Exponential backoff with jitter that resets after a quiet period (client-go's manager). */
+/** Capped exponential backoff with full jitter that resets after a quiet period. */
 export class Backoff {
   readonly options: BackoffOptions;
   #random: () => number;
@@ -119,14 +124,18 @@ export class Backoff {
     this.#next = options.initialMs;
   }
 
-  /** The next delay in ms. */
-  next(): number {
+  /**
+   * The next delay in ms: uniform in [0, base) (full jitter). A server's Retry-After is a floor,
+   * spread over up to one more second so a fleet told the same value does not come back at once.
+   */
+  next(retryAfterMs?: number): number {
     const now = this.#now();
     if (now - this.#lastAt > this.options.resetAfterMs) this.#next = this.options.initialMs;
     this.#lastAt = now;
     const base = this.#next;
     this.#next = Math.min(base * this.options.factor, this.options.maxMs);
-    return base + this.#random() * this.options.jitter * base;
+    if (retryAfterMs !== undefined) return retryAfterMs + this.#random() * Math.min(retryAfterMs, 1_000);
+    return this.#random() * base;
   }
 }
 
@@ -265,6 +274,7 @@ export class Reflector<T extends KubeObject> {
   }
 
   async #run(): Promise<void> {
+    let retryAfterMs: number | undefined;
     while (!this.#isStopped()) {
       try {
         await this.#listAndWatch();
@@ -272,15 +282,17 @@ export class Reflector<T extends KubeObject> {
         if (this.#isStopped()) break;
         this.#noteError('list', error);
         log.warn('Failed to list; will retry', { reflector: this.name, reason: describe(error) });
+        retryAfterMs = error instanceof KubeApiError ? error.retryAfterMs : undefined;
       }
       if (this.#isStopped()) break;
-      await this.#wait();
+      await this.#wait(retryAfterMs);
+      retryAfterMs = undefined;
     }
   }
 
-  async #wait(): Promise<void> {
+  async #wait(retryAfterMs?: number): Promise<void> {
     try {
-      await sleep(this.#backoff.next(), undefined, { signal: this.#abort.signal });
+      await sleep(this.#backoff.next(retryAfterMs), undefined, { signal: this.#abort.signal });
     } catch {
       // aborted by stop()
     }
@@ -506,8 +518,11 @@ export class Reflector<T extends KubeObject> {
         return;
       }
       if (failure instanceof KubeApiError && failure.statusCode === 429) {
-        log.v(2).info('Watch throttled (429), backing off', { reflector: this.name });
-        await this.#wait();
+        log.v(2).info('Watch throttled (429), backing off', {
+          reflector: this.name,
+          retryAfterMs: failure.retryAfterMs,
+        });
+        await this.#wait(failure.retryAfterMs);
         continue;
       }
       if (isConnectionRefused(failure)) {

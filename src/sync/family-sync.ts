@@ -39,6 +39,12 @@ export interface FamilySyncOptions {
 }
 
 const HOUR_MS = 3_600_000;
+/**
+ * How often the backend's rule-integrity check runs (at most; syncPeriod when shorter). Upstream
+ * probes its canary every syncPeriod (30 s): a flushed table then breaks Services for up to 30 s.
+ * A check is one small listing (one process), so every 5 s costs little and bounds the outage.
+ */
+export const INTEGRITY_CHECK_PERIOD_MS = 5_000;
 
 export class FamilySync {
   readonly family: IPFamily;
@@ -156,7 +162,7 @@ export class FamilySync {
         .finally(() => {
           if (this.started && this.canaryTimer !== undefined) this.scheduleCanaryCheck();
         });
-    }, this.options.syncPeriodMs);
+    }, Math.min(this.options.syncPeriodMs, INTEGRITY_CHECK_PERIOD_MS));
   }
 
   private async syncOnce(): Promise<void> {

@@ -1,5 +1,6 @@
 // Switching modes and `kube-proxy --cleanup`, with the real binary in a node namespace: starting
-// one mode removes the other mode's leftovers, and --cleanup removes everything we created.
+// one mode removes the other modes' leftovers (userspace included), and --cleanup removes everything
+// we created.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Cluster, KUBE_PROXY_BIN } from '../support/cluster.ts';
@@ -72,6 +73,32 @@ test('starting nftables mode removes iptables leftovers, and back', { skip }, as
   assert.doesNotMatch(await nftTables(), /kube-proxy/);
 });
 
+test(
+  'userspace joins the switch: iptables -> userspace -> nftables -> userspace, serving after each',
+  { skip },
+  async () => {
+    await c().stopProxy();
+    await c().restartProxy('userspace');
+    await pollUntil('web to answer in userspace mode', answers);
+    assert.doesNotMatch(await natRules(), /KUBE-(SVC|SEP|SERVICES)/, 'iptables leftovers removed');
+    assert.match(await natRules(), /-A KUBE-PORTALS-CONTAINER .*-d 10\.96\.0\.10\/32/);
+
+    await c().stopProxy();
+    await c().restartProxy('nftables');
+    await pollUntil('web to answer in nftables mode', answers);
+    assert.doesNotMatch(
+      await natRules(),
+      /KUBE-(PORTALS|NODEPORT-(CONTAINER|HOST|NON-LOCAL))/,
+      'userspace leftovers removed',
+    );
+
+    await c().stopProxy();
+    await c().restartProxy('userspace');
+    await pollUntil('web to answer in userspace mode again', answers);
+    assert.doesNotMatch(await nftTables(), /kube-proxy/, 'nftables leftovers removed');
+  },
+);
+
 test('kube-proxy --cleanup removes every rule of every mode and exits 0', { skip }, async () => {
   await c().stopProxy();
   const node1 = c().topology.node1.ns;
@@ -81,6 +108,7 @@ test('kube-proxy --cleanup removes every rule of every mode and exits 0', { skip
   assert.equal(result.code, 0);
   const nat = await natRules();
   assert.doesNotMatch(nat, /KUBE-(SVC|SEP|SERVICES|NODEPORTS|POSTROUTING|EXT|FW|SVL)/);
+  assert.doesNotMatch(nat, /KUBE-(PORTALS|NODEPORT-(CONTAINER|HOST|NON-LOCAL))/, 'userspace chains too');
   assert.doesNotMatch(nat, /-j KUBE-/, 'no jump into our chains is left');
   const filter = (await node1.exec('iptables-save', ['-t', 'filter'])).stdout;
   assert.doesNotMatch(filter, /KUBE-(SERVICES|EXTERNAL-SERVICES|FORWARD|NODEPORTS)/);

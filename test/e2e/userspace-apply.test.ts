@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { cleanupUserspace } from '../../src/dataplane/userspace/cleanup.ts';
 import { createUserspaceProxier } from '../../src/dataplane/userspace/proxier.ts';
-import { renderCapture } from '../../src/dataplane/userspace/render.ts';
+import { listenerRules, renderCapture, renderCaptureDelta } from '../../src/dataplane/userspace/render.ts';
 import {
   restore,
   iptablesTools,
@@ -57,6 +57,31 @@ for (const backend of ['legacy', 'nft'] as const) {
         ];
         assert.deepEqual(byChain(saved), byChain(ruleLines(text)), scenario.name);
       }
+    });
+
+    test("a partial write deletes and appends exactly the changed listeners' rules", async () => {
+      const run = await newRun();
+      const tools = iptablesTools(backend, 'IPv4');
+      const all = [...SPEC_EXAMPLE];
+      await restore(run, tools, renderCapture(all, WILDCARD_V4).text);
+      // The last listener goes away, the first moves to another proxy port.
+      const [first, ...rest] = all;
+      assert.ok(first && rest.length > 0);
+      const kept = rest.slice(0, -1);
+      const gone = rest.at(-1);
+      assert.ok(gone);
+      const moved = { ...first, proxyPort: first.proxyPort + 1000 };
+      const delta = renderCaptureDelta(
+        [...listenerRules(first, WILDCARD_V4), ...listenerRules(gone, WILDCARD_V4)],
+        listenerRules(moved, WILDCARD_V4),
+      );
+      await restore(run, tools, delta);
+      const saved = [
+        ...ruleLines(await save(run, backend, 'nat')),
+        ...ruleLines(await save(run, backend, 'filter')),
+      ];
+      const expected = ruleLines(renderCapture([...kept, moved], WILDCARD_V4).text);
+      assert.deepEqual(byChain(saved).sort(), byChain(expected).sort());
     });
 
     test('the proxier ensures upstream jumps in upstream places, syncs, and cleanup removes it all', async () => {

@@ -24,8 +24,11 @@ export const STANDARD_PODS: readonly PodSpec[] = [
   { name: 'c', node: 'node2' },
 ];
 
+/** The modes the namespace cluster runs the real proxy in. */
+export type ProxyModeUnderTest = 'iptables' | 'nftables' | 'userspace';
+
 export interface ClusterOptions {
-  readonly mode: 'iptables' | 'nftables';
+  readonly mode: ProxyModeUnderTest;
   readonly pods: readonly PodSpec[];
   readonly tcpPorts?: readonly number[];
   readonly udpPorts?: readonly number[];
@@ -57,7 +60,7 @@ async function spawnApiServer(
 export class Cluster {
   readonly topology: Topology;
   readonly api: FakeApiClient;
-  mode: 'iptables' | 'nftables';
+  mode: ProxyModeUnderTest;
   private readonly dir: string;
   private apiProcess: ChildProcess;
   private proxy: ChildProcess | undefined;
@@ -66,7 +69,7 @@ export class Cluster {
   private constructor(
     topology: Topology,
     api: FakeApiClient,
-    mode: 'iptables' | 'nftables',
+    mode: ProxyModeUnderTest,
     dir: string,
     apiProcess: ChildProcess,
   ) {
@@ -123,7 +126,14 @@ export class Cluster {
    * Restarts the API server process, keeping every stored object (as a real API server backed by
    * etcd would), but with new resourceVersions: watchers must relist to carry on.
    */
-  async restartApiServer(): Promise<void> {
+  async restartApiServer(
+    options: {
+      /** Runs while the API server is down (an outage of the test's choosing). */
+      readonly whileDown?: () => Promise<void>;
+      /** Objects the API server holds when it comes back (created during the outage). */
+      readonly add?: readonly unknown[];
+    } = {},
+  ): Promise<void> {
     const items: unknown[] = [];
     const kinds = [
       ['Node', 'v1'],
@@ -134,9 +144,11 @@ export class Cluster {
       // List items carry no kind, as from a real API server.
       for (const item of await this.api.list(kind)) items.push({ ...item, kind, apiVersion });
     }
+    items.push(...(options.add ?? []));
     const dump = join(this.dir, 'objects.json');
     writeFileSync(dump, JSON.stringify({ kind: 'List', apiVersion: 'v1', items }));
     await stopProcess(this.apiProcess);
+    await options.whileDown?.();
     this.apiProcess = await spawnApiServer(this.topology, join(this.dir, 'api.sock'), ['--objects', dump]);
   }
 
@@ -185,10 +197,7 @@ export class Cluster {
   }
 
   /** Starts kube-proxy again (after stopProxy), possibly in another mode. */
-  async restartProxy(
-    mode: 'iptables' | 'nftables' = this.mode,
-    extraArgs: readonly string[] = [],
-  ): Promise<void> {
+  async restartProxy(mode: ProxyModeUnderTest = this.mode, extraArgs: readonly string[] = []): Promise<void> {
     this.mode = mode;
     await this.startProxy(extraArgs);
   }

@@ -1,7 +1,7 @@
 // A backend "pod": answers every TCP connection and UDP datagram with one JSON line naming
 // itself and the source address it saw, so tests can assert which endpoint answered and whether
 // the client was masqueraded. Started inside a pod namespace:
-//   node echo-server.ts --name pod-a --tcp 8080,8443 --udp 5353
+//   node echo-server.ts --name pod-a --tcp 8080,8443 --udp 5353 [--hold 9090]
 // `--http 80` serves the same answer as an HTTP response (plain text), for curl in the demo.
 // Prints `ready` on stdout once every socket listens.
 import { createServer as createHttpServer } from 'node:http';
@@ -15,6 +15,7 @@ const { values } = parseArgs({
     tcp: { type: 'string', default: '' },
     udp: { type: 'string', default: '' },
     http: { type: 'string', default: '' },
+    hold: { type: 'string', default: '' },
   },
 });
 const name = values.name ?? 'unnamed';
@@ -31,6 +32,16 @@ for (const port of ports(values.tcp)) {
   const server = createServer((socket) => {
     socket.on('error', () => undefined);
     socket.end(reply(socket.remoteAddress ?? '?', port, 'tcp'));
+  });
+  listening.push(new Promise((resolve) => server.listen({ port, host: '::', ipv6Only: false }, resolve)));
+}
+// --hold: the same first line, then the connection stays open (echoing what the client sends)
+// until the client closes it: a long-lived connection, for drain tests.
+for (const port of ports(values.hold)) {
+  const server = createServer((socket) => {
+    socket.on('error', () => undefined);
+    socket.write(reply(socket.remoteAddress ?? '?', port, 'tcp'));
+    socket.pipe(socket);
   });
   listening.push(new Promise((resolve) => server.listen({ port, host: '::', ipv6Only: false }, resolve)));
 }

@@ -130,6 +130,31 @@ export class Topology {
     );
   }
 
+  /**
+   * Starts one more echo server in a pod (answering as `name`), stopped with the topology or by
+   * the returned function.
+   */
+  async startEchoServer(
+    pod: string,
+    name: string,
+    ports: { tcp?: number[]; udp?: number[]; hold?: number[] },
+  ): Promise<() => Promise<void>> {
+    const child = this.pod(pod).ns.spawn(process.execPath, [
+      ECHO_SERVER,
+      '--name',
+      name,
+      '--tcp',
+      (ports.tcp ?? []).join(','),
+      '--udp',
+      (ports.udp ?? []).join(','),
+      '--hold',
+      (ports.hold ?? []).join(','),
+    ]);
+    this.backends.push(child);
+    await waitForLine(child, 'ready', `echo server ${name} in ${pod}`);
+    return () => stopProcess(child, 'SIGKILL');
+  }
+
   /** Runs the probe client inside `from` and returns one outcome per attempt. */
   async probe(from: Netns, options: ProbeOptions): Promise<ProbeOutcome[]> {
     const result = await from.exec(

@@ -16,6 +16,12 @@ export interface FlagExtras {
   /** Deprecated --healthz-port / --metrics-port: port of the bind address, 0 disables. */
   readonly healthzPort: number;
   readonly metricsPort: number;
+  /** --userspace-drain-timeout (Go duration); 0s: connections run until they end. */
+  readonly userspaceDrainTimeout: string;
+  /** --userspace-balancer, validated in load.ts. */
+  readonly userspaceBalancer: string;
+  /** --userspace-capture, validated in load.ts. */
+  readonly userspaceCapture: string;
 }
 
 export interface FlagState {

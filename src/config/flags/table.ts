@@ -499,6 +499,38 @@ function buildFlags(): readonly FlagDef[] {
       ),
       apply: (s, v) => config(s, (c) => ({ ...c, udpIdleTimeout: v })),
     }),
+    flag({
+      name: 'userspace-drain-timeout',
+      kind: durationKind,
+      target: 'extra',
+      defaultValue: '0s',
+      usage:
+        'How long connections to a removed endpoint (or of a removed Service) may run on before the ' +
+        'userspace proxy closes them; 0 lets them run until they end (upstream). Only applicable for ' +
+        'proxy-mode=userspace.',
+      apply: (s, v) => extras(s, { userspaceDrainTimeout: v }),
+    }),
+    flag({
+      name: 'userspace-balancer',
+      kind: stringKind,
+      target: 'extra',
+      defaultValue: 'round-robin',
+      usage:
+        'How the userspace proxy picks an endpoint for a new connection: round-robin (upstream) or ' +
+        'least-connections. Only applicable for proxy-mode=userspace.',
+      apply: (s, v) => extras(s, { userspaceBalancer: v }),
+    }),
+    flag({
+      name: 'userspace-capture',
+      kind: stringKind,
+      target: 'extra',
+      defaultValue: 'nat',
+      usage:
+        'How the userspace proxy receives Service traffic: nat (upstream: REDIRECT/DNAT rules to its ' +
+        'ports) or address (service addresses on the kube-userspace0 dummy link, listeners bound to ' +
+        'them; no nat table needed). Only applicable for proxy-mode=userspace.',
+      apply: (s, v) => extras(s, { userspaceCapture: v }),
+    }),
     // Logging (these override the config file when set explicitly).
     flag({
       name: 'v',

@@ -28,6 +28,12 @@ export interface UserspaceSettings {
   readonly portRange: { readonly base: number; readonly size: number } | undefined;
   /** --udp-timeout: a UDP flow idle this long is closed (> 0). */
   readonly udpIdleTimeoutMs: number;
+  /** --userspace-drain-timeout; undefined: connections to removed endpoints run until they end. */
+  readonly drainMs?: number | undefined;
+  /** --userspace-balancer; default round-robin (upstream). */
+  readonly balancer?: 'round-robin' | 'least-connections';
+  /** --userspace-capture; default nat (upstream). */
+  readonly capture?: 'nat' | 'address';
 }
 
 /** Upstream's defaults: bind the wildcard address, kernel-chosen ports, 250 ms UDP flows. */

@@ -19,6 +19,7 @@ export function countedBackend(proxier: NftablesProxier, metrics: NftablesMetric
     family: proxier.family,
     mode: proxier.mode,
     postSyncHooks: { conntrackCleanup: true },
+    rulesIntact: () => proxier.rulesIntact?.() ?? Promise.resolve(true),
     sync: async (request) => {
       try {
         return await proxier.sync(request);

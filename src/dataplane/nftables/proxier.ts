@@ -9,6 +9,7 @@ import type { Backend, SyncRequest, SyncResult } from '../../sync/backend.ts';
 import { DUMP_RULES_ENV, dumpRules } from '../../util/dump.ts';
 import { ExecError, execTool, type ExecOptions, type ExecResult } from '../../util/exec.ts';
 import { validateOptions, type NftablesOptions } from './options.ts';
+import { nftFamily, TABLE } from './names.ts';
 import { render, type NftState } from './render.ts';
 
 export type Runner = (file: string, args: readonly string[], options?: ExecOptions) => Promise<ExecResult>;
@@ -90,6 +91,21 @@ export function describeNftFailure(error: unknown, script: string): string {
   return `nft -f - failed: ${head}${shown.length > 0 ? `\n${shown.join('\n')}` : ''}`;
 }
 
+/**
+ * What the integrity check lists: two small chains whose rules every sync writes (the entry from
+ * the nat hook, and the service dispatch), so a deleted table, a `nft flush ruleset` or `flush
+ * table`, or a removed jump is seen in one cheap `nft` run, whatever the number of Services.
+ */
+export function integrityScript(family: IPFamily): string {
+  const table = `${nftFamily(family)} ${TABLE}`;
+  return `list chain ${table} nat-prerouting\nlist chain ${table} services\n`;
+}
+
+/** Whether the listing of integrityScript shows our rules. */
+export function integrityIntact(listing: string): boolean {
+  return /jump services\b/.test(listing) && /vmap @service-ips\b/.test(listing);
+}
+
 /** The pieces, with the time spent producing each one and each piece reported to `seen`. */
 function* watchedPieces(
   pieces: Iterable<string>,
@@ -119,6 +135,23 @@ export async function createNftablesProxier(
   return {
     family,
     mode: 'nftables',
+    /**
+     * The record of the last transaction is trusted only while the kernel still shows our rules:
+     * when the table or its rules are gone, the record is dropped and the next sync is full.
+     */
+    async rulesIntact(): Promise<boolean> {
+      if (previous === undefined || busy) return true;
+      let listing = '';
+      try {
+        listing = (await run('nft', ['-f', '-'], { input: integrityScript(family), timeoutMs: 10_000 }))
+          .stdout;
+      } catch {
+        // "No such file or directory": the table or chain is gone.
+      }
+      if (integrityIntact(listing)) return true;
+      previous = undefined;
+      return false;
+    },
     async sync(request: SyncRequest): Promise<SyncResult> {
       if (busy) throw new Error(`nftables ${family} proxier: sync called while a sync is running`);
       busy = true;

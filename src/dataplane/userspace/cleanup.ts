@@ -5,6 +5,7 @@ import { log } from '../../log/log.ts';
 import type { Cleaner } from '../../sync/backend.ts';
 import { execTool } from '../../util/exec.ts';
 import { cleanupOwner, type Runner, type XtablesCleanupReport } from '../xtables/index.ts';
+import { CAPTURE_LINK, deleteCaptureLink } from './address-capture.ts';
 import { USERSPACE_OWNER } from './owner.ts';
 
 export async function cleanupUserspace(
@@ -12,7 +13,15 @@ export async function cleanupUserspace(
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): Promise<XtablesCleanupReport> {
   // Nothing to keep: the userspace chains are shared with no other mode.
-  const report = await cleanupOwner(run, USERSPACE_OWNER, { keep: [], env });
+  const chains = await cleanupOwner(run, USERSPACE_OWNER, { keep: [], env });
+  const errors = [...chains.errors];
+  try {
+    if (await deleteCaptureLink(run))
+      log.info('Removed the userspace address-capture link', { link: CAPTURE_LINK });
+  } catch (error) {
+    errors.push(`ip link del ${CAPTURE_LINK}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const report: XtablesCleanupReport = { ...chains, errors };
   log.info('Cleaned up userspace rules', { removed: report.removed, errors: report.errors.length });
   for (const error of report.errors) log.error('userspace cleanup failed', error);
   return report;

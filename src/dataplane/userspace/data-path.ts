@@ -1,16 +1,16 @@
-// Where the mode gets its data path: the one ListenerPool (the data path's Forwarders) of a daemon,
-// shared by both families' proxiers. The data path lives on its own branch until the lead merges
-// it; this stub fails the backend's creation with a clear message until then, and becomes a
-// `new Forwarders({...})` at the merge.
+// Where the mode gets its data path: the one ListenerPool (Forwarders) of a daemon, shared by both
+// families' proxiers.
 import type { Registry } from '../../metrics/registry.ts';
-import type { ListenerPool } from './proxier.ts';
+import { Forwarders } from './forwarders.ts';
 
 export interface DataPathSetup {
   readonly registry: Registry;
   /** --udp-timeout. */
   readonly udpIdleTimeoutMs: number;
+  /** --userspace-drain-timeout; undefined: connections run until they end. */
+  readonly drainMs: number | undefined;
 }
 
-export function createDataPath(_setup: DataPathSetup): ListenerPool {
-  throw new Error('the userspace data path (forwarders.ts) is not part of this build yet');
+export function createDataPath(setup: DataPathSetup): Forwarders {
+  return new Forwarders(setup.registry, { udpIdleTimeoutMs: setup.udpIdleTimeoutMs, drainMs: setup.drainMs });
 }

@@ -113,9 +113,15 @@ export function defineUserspaceMode(
       let pool: ListenerPool | undefined;
       return {
         supportsFamily: async (family: IPFamily) =>
-          toolWorks(run, iptablesTools(await chooseBackend(), family).save, ['-t', 'nat']),
+          userspace.capture === 'address'
+            ? toolWorks(run, 'ip', [family === 'IPv4' ? '-4' : '-6', 'addr', 'show'])
+            : toolWorks(run, iptablesTools(await chooseBackend(), family).save, ['-t', 'nat']),
         createBackend: async (family, { node, hostAddresses }) => {
-          pool ??= makeDataPath({ registry, udpIdleTimeoutMs: userspace.udpIdleTimeoutMs });
+          pool ??= makeDataPath({
+            registry,
+            udpIdleTimeoutMs: userspace.udpIdleTimeoutMs,
+            drainMs: userspace.drainMs,
+          });
           const proxier = createUserspaceProxier(
             {
               family,
@@ -124,7 +130,9 @@ export function defineUserspaceMode(
               localDetector: localDetectorFor(settings, family, node),
               isNodeAddress: nodeAddressCheck(family, node, hostAddresses),
               portRange: userspace.portRange,
-              backend: await chooseBackend(),
+              balancerPolicy: userspace.balancer ?? 'round-robin',
+              capture: userspace.capture ?? 'nat',
+              ...(userspace.capture === 'address' ? {} : { backend: await chooseBackend() }),
             },
             pool,
             { run },

@@ -78,7 +78,7 @@ export const USERSPACE_JUMPS: readonly JumpSpec[] = [
  * Not upstream's: its userspace proxier re-checked every jump with `iptables -C` on each sync.
  * We ensure jumps only on full syncs (one iptables-save instead of dozens of commands), so a
  * flush of nat by someone else (a firewall reload) would leave the capture broken until the
- * hourly full sync; an empty canary chain, probed every syncPeriod as in the iptables mode,
+ * hourly full sync; an empty canary chain, probed every 5 s (or syncPeriod when shorter) as in the iptables mode,
  * notices it within one. Its own name: the iptables mode's KUBE-PROXY-CANARY belongs to that
  * mode's owner, whose cleanup (at our start) removes it.
  */

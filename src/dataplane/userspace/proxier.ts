@@ -1,7 +1,8 @@
 // The userspace Proxier: one listener per (service port, frontend kind), opened, updated and
 // closed through the data path (Forwarders), each with a router built from the plan; and the
 // capture rules that send every frontend's traffic to its listener, written with one
-// iptables-restore of the five chains per sync.
+// iptables-restore per sync: the five chains whole on a full sync, otherwise only the rules of
+// the listeners that changed (deleted by specification, appended).
 //
 // Order within a sync: new listeners open first, then the rules are written, then removed
 // listeners close: a rule never points at a port nobody listens on, except a port that could not
@@ -26,9 +27,18 @@ import {
   type IptablesTools,
   type Runner,
 } from '../xtables/index.ts';
-import { USERSPACE_CANARY, USERSPACE_OWNER } from './owner.ts';
+import { cleanupOwner } from '../xtables/index.ts';
+import { deleteCaptureLink, DummyLink, planAddressCapture, type CaptureMethod } from './address-capture.ts';
+import { USERSPACE_CANARY, USERSPACE_FILTER_CHAINS, USERSPACE_OWNER } from './owner.ts';
 import { PortAllocator } from './port-allocator.ts';
-import { frontendsOf, renderCapture, type CaptureCounts, type CaptureListener } from './render.ts';
+import {
+  frontendsOf,
+  listenerRules,
+  renderCapture,
+  renderCaptureDelta,
+  type CaptureCounts,
+  type CaptureListener,
+} from './render.ts';
 import type { BalancerSettings, ListenerSpec, Router } from './route.ts';
 import { routerFor } from './routes.ts';
 
@@ -40,8 +50,11 @@ import { routerFor } from './routes.ts';
 export interface ListenerPool {
   /** Binds; rejects (naming the port) when it cannot, e.g. EADDRINUSE. */
   open(spec: ListenerSpec): Promise<{ readonly port: number }>;
-  /** New endpoints or settings; the listener and its open connections stay. */
-  update(key: string, router: Router, balancer: BalancerSettings): unknown;
+  /**
+   * New endpoints or settings; the listener and its open connections stay (those to endpoints
+   * no longer `reachable` drain).
+   */
+  update(key: string, router: Router, balancer: BalancerSettings, reachable: ReadonlySet<string>): unknown;
   /** Stops accepting; open TCP connections run on (until the data path's drain deadline). */
   close(key: string): unknown;
 }
@@ -61,6 +74,11 @@ export interface UserspaceProxierOptions {
   readonly balancerPolicy?: BalancerSettings['policy'];
   /** Default: detectIptablesBackend. */
   readonly backend?: IptablesBackend;
+  /**
+   * How traffic reaches the listeners: `nat` (default, upstream's REDIRECT/DNAT rules) or
+   * `address` (service addresses on a dummy link, listeners bound to them; address-capture.ts).
+   */
+  readonly capture?: CaptureMethod;
 }
 
 export interface UserspaceProxierDeps {
@@ -124,6 +142,8 @@ interface OpenListener {
   readonly protocol: 'TCP' | 'UDP';
   readonly frontend: Frontend;
   readonly port: number;
+  /** Its port came from the allocator (NAT capture), not from the Service (address capture). */
+  readonly allocated: boolean;
   /** The state its router was built from; a new state object means new endpoints or settings. */
   state: ServicePortState;
   /** The plan node its router was built from. */
@@ -135,6 +155,8 @@ interface Wanted {
   readonly key: string;
   readonly state: ServicePortState;
   readonly frontend: Frontend;
+  /** Address capture: where it must listen (no proxy port, no rule). */
+  readonly bind?: { readonly host: string; readonly port: number };
 }
 
 export function createUserspaceProxier(
@@ -147,19 +169,28 @@ export function createUserspaceProxier(
   const family = options.family;
   const allocator = new PortAllocator(options.portRange, deps.random);
   const policy = options.balancerPolicy ?? 'round-robin';
+  const capture: CaptureMethod = options.capture ?? 'nat';
+  const link = new DummyLink(run, family);
   const open = new Map<string, OpenListener>();
   /** SCTP service ports already logged as not proxied (one line per port, not per sync). */
   const sctpLogged = new Set<string>();
   let tools: IptablesTools | undefined;
   let needFull = true;
+  /** NAT capture: each listener's rules as the last successful sync wrote them. */
+  let writtenRules = new Map<string, string[]>();
+  /** Address capture: the addresses the dummy link must hold, from the last wanted(). */
+  let linkAddresses: ReadonlySet<string> = new Set();
 
   async function init(): Promise<IptablesTools> {
     if (tools) return tools;
-    const backend = options.backend ?? (await detectIptablesBackend(run, deps.env));
+    // Address capture writes no rules: it must run where iptables cannot.
+    const backend =
+      options.backend ?? (capture === 'address' ? 'nft' : await detectIptablesBackend(run, deps.env));
     tools = iptablesTools(backend, family);
     log.info('Using userspace Proxier', {
       ipFamily: family,
-      backend,
+      backend: capture === 'address' ? 'none (address capture)' : backend,
+      capture,
       listenIP: options.listenIP,
       hostIP: options.hostIP,
       portRange: options.portRange ? `${options.portRange.base}+${options.portRange.size - 1}` : 'kernel',
@@ -186,9 +217,27 @@ export function createUserspaceProxier(
   async function start(): Promise<void> {
     const t = await init();
     checkOpenFiles();
+    if (capture === 'address') {
+      // An earlier run with NAT capture would still redirect service traffic to its old ports.
+      const report = await cleanupOwner(run, USERSPACE_OWNER, { keep: [], env: deps.env ?? process.env });
+      // A host without a usable nat table has no such rules to remove.
+      if (report.errors.length > 0) {
+        log.warn('Could not check for NAT capture rules of an earlier run', {
+          ipFamily: family,
+          errors: report.errors.join('; '),
+        });
+      }
+      await link.ensure();
+      needFull = false;
+      return;
+    }
+    // An earlier run with address capture left the service addresses on the dummy link.
+    if (await deleteCaptureLink(run))
+      log.info('Removed the address-capture link of an earlier run', { ipFamily: family });
     await ensureBase(run, t, USERSPACE_OWNER);
     // Proxy ports of an earlier run mean nothing now: until the first sync, nothing is captured.
     await restore(run, t, renderCapture([], options).text);
+    writtenRules = new Map();
     needFull = false;
   }
 
@@ -200,11 +249,36 @@ export function createUserspaceProxier(
     return routerFor(planOf(state, { family, nodeIP }), frontend, options);
   }
 
+  function reachable(state: ServicePortState, nodeIP: string): ReadonlySet<string> {
+    return new Set(planOf(state, { family, nodeIP }).reachable.map((e) => e.endpoint));
+  }
+
   /** Binds a listener, trying other ports of the range when one is taken by someone else. */
   async function openListener(want: Wanted, nodeIP: string): Promise<OpenListener> {
     const sp = want.state.servicePort;
     const protocol = sp.id.protocol;
     if (protocol === 'SCTP') throw new Error('SCTP is not proxied');
+    if (want.bind !== undefined) {
+      const bound = await pool.open({
+        key: want.key,
+        protocol,
+        host: want.bind.host,
+        port: want.bind.port,
+        router: router(want.state, want.frontend, nodeIP),
+        balancer: balancer(want.state, nodeIP),
+        reachable: reachable(want.state, nodeIP),
+        labels: { servicePort: sp.id.printable, frontend: want.frontend },
+      });
+      return {
+        key: want.key,
+        protocol,
+        frontend: want.frontend,
+        port: bound.port,
+        allocated: false,
+        state: want.state,
+        nodeIP,
+      };
+    }
     const busy = new Set<number>();
     for (;;) {
       const port = allocator.take(busy);
@@ -223,6 +297,7 @@ export function createUserspaceProxier(
           port,
           router: router(want.state, want.frontend, nodeIP),
           balancer: balancer(want.state, nodeIP),
+          reachable: reachable(want.state, nodeIP),
           labels: { servicePort: sp.id.printable, frontend: want.frontend },
         });
         return {
@@ -230,6 +305,7 @@ export function createUserspaceProxier(
           protocol,
           frontend: want.frontend,
           port: bound.port,
+          allocated: true,
           state: want.state,
           nodeIP,
         };
@@ -273,6 +349,7 @@ export function createUserspaceProxier(
   /** The listeners a snapshot wants, in its (sorted) order; SCTP ports logged once and skipped. */
   function wanted(states: Iterable<ServicePortState>): Wanted[] {
     const out: Wanted[] = [];
+    const proxied: ServicePortState[] = [];
     const sctpNow = new Set<string>();
     for (const state of states) {
       const sp = state.servicePort;
@@ -285,12 +362,50 @@ export function createUserspaceProxier(
         }
         continue;
       }
-      for (const frontend of frontendsOf(sp))
-        out.push({ key: listenerKey(family, state, frontend), state, frontend });
+      if (capture === 'nat') {
+        for (const frontend of frontendsOf(sp))
+          out.push({ key: listenerKey(family, state, frontend), state, frontend });
+      } else {
+        proxied.push(state);
+      }
+    }
+    if (capture === 'address') {
+      const plan = planAddressCapture(family, proxied, options.isNodeAddress);
+      linkAddresses = plan.addresses;
+      for (const l of plan.listeners) {
+        out.push({ key: l.key, state: l.state, frontend: l.frontend, bind: { host: l.host, port: l.port } });
+      }
     }
     sctpLogged.clear();
     for (const key of sctpNow) sctpLogged.add(key);
     return out;
+  }
+
+  /** The restore text that turns the written rules into `rules`: only what changed. */
+  function captureDelta(rules: ReadonlyMap<string, readonly string[]>): string {
+    const removed: string[] = [];
+    const added: string[] = [];
+    for (const [key, lines] of writtenRules) {
+      const now = rules.get(key);
+      if (now === undefined || now.join('') !== lines.join('')) removed.push(...lines);
+    }
+    for (const [key, lines] of rules) {
+      const before = writtenRules.get(key);
+      if (before === undefined || before.join('') !== lines.join('')) added.push(...lines);
+    }
+    return renderCaptureDelta(removed, added);
+  }
+
+  function countRules(rules: ReadonlyMap<string, readonly string[]>): CaptureCounts {
+    let natRules = 0;
+    let filterRules = 0;
+    for (const lines of rules.values()) {
+      for (const line of lines) {
+        if (USERSPACE_FILTER_CHAINS.includes(line.split(' ', 2)[1] ?? '')) filterRules++;
+        else natRules++;
+      }
+    }
+    return { listeners: rules.size, natRules, filterRules };
   }
 
   async function sync(request: SyncRequest): Promise<UserspaceSyncResult> {
@@ -302,12 +417,18 @@ export function createUserspaceProxier(
     }
     const full = request.full || needFull;
     needFull = true;
-    // Full syncs put back jumps and the canary someone removed (the chains are rewritten anyway).
-    if (full) await ensureBase(run, t, USERSPACE_OWNER);
+    // Full syncs put back jumps and the canary (or the link) someone removed.
+    if (full) {
+      if (capture === 'nat') await ensureBase(run, t, USERSPACE_OWNER);
+      else await link.ensure();
+    }
 
     const nodeIP = planNodeOf(snapshot).nodeIP;
     const want = wanted(snapshot.servicePorts.values());
-    const capture: CaptureListener[] = [];
+    // Address capture: a listener can bind a service address only once the link holds it.
+    if (capture === 'address') await link.reconcile(linkAddresses, false);
+    const listening: CaptureListener[] = [];
+    const listeningKeys: string[] = [];
     let openFailures = 0;
     for (const w of want) {
       let listener = open.get(w.key);
@@ -332,33 +453,57 @@ export function createUserspaceProxier(
         }
       } else if (listener.state !== w.state || listener.nodeIP !== nodeIP) {
         // Same protocol and port name: the listener stays, its connections keep running.
-        pool.update(w.key, router(w.state, w.frontend, nodeIP), balancer(w.state, nodeIP));
+        pool.update(
+          w.key,
+          router(w.state, w.frontend, nodeIP),
+          balancer(w.state, nodeIP),
+          reachable(w.state, nodeIP),
+        );
         listener.state = w.state;
         listener.nodeIP = nodeIP;
       }
-      capture.push({ servicePort: w.state.servicePort, frontend: w.frontend, proxyPort: listener.port });
+      listening.push({ servicePort: w.state.servicePort, frontend: w.frontend, proxyPort: listener.port });
+      listeningKeys.push(w.key);
     }
 
     const renderStart = performance.now();
-    const out = renderCapture(capture, options);
-    const renderSeconds = (performance.now() - renderStart) / 1000;
-    try {
-      await restore(run, t, out.text);
-    } catch (error) {
-      log.error('Failed to execute iptables-restore', error, { ipFamily: family });
-      throw error;
+    let out: { readonly text: string; readonly counts: CaptureCounts } = {
+      text: '',
+      counts: { listeners: listening.length, natRules: 0, filterRules: 0 },
+    };
+    const rules = new Map<string, string[]>();
+    if (capture === 'nat') {
+      for (const [i, listener] of listening.entries())
+        rules.set(listeningKeys[i] ?? '', listenerRules(listener, options));
+      out = full
+        ? renderCapture(listening, options)
+        : { text: captureDelta(rules), counts: countRules(rules) };
     }
+    const renderSeconds = (performance.now() - renderStart) / 1000;
+    if (out.text !== '') {
+      try {
+        await restore(run, t, out.text);
+      } catch (error) {
+        log.error('Failed to execute iptables-restore', error, { ipFamily: family });
+        throw error;
+      }
+    }
+    writtenRules = rules;
 
     // Only now that no rule points at them.
     const keep = new Set(want.map((w) => w.key));
     for (const [key, listener] of open) {
       if (keep.has(key)) continue;
       await pool.close(key);
-      if (listener.protocol === 'UDP') await forgetUdpFlows(listener.port);
-      allocator.release(listener.port);
+      if (listener.allocated) {
+        // Only redirected flows have conntrack entries pointing at the port.
+        if (listener.protocol === 'UDP') await forgetUdpFlows(listener.port);
+        allocator.release(listener.port);
+      }
       open.delete(key);
       log.v(2).info('Closed a userspace listener', { key, port: listener.port });
     }
+    if (capture === 'address') await link.reconcile(linkAddresses, true);
     needFull = false;
     const counts = { ...out.counts, openFailures };
     return {
@@ -381,6 +526,14 @@ export function createUserspaceProxier(
   async function rulesIntact(): Promise<boolean> {
     const t = tools;
     if (!t) return true;
+    if (capture === 'address') {
+      if (await link.exists()) return true;
+      log.info('The userspace address-capture link was removed: the next sync recreates it', {
+        ipFamily: family,
+      });
+      needFull = true;
+      return false;
+    }
     if (await canaryPresent(run, t, USERSPACE_CANARY)) return true;
     log.info('userspace canary removed, waiting for the flush to complete', { ipFamily: family });
     await awaitCanaryFlush(run, t, USERSPACE_CANARY, { now });
@@ -391,7 +544,7 @@ export function createUserspaceProxier(
   /** Closes every listener; the rules stay (as every mode leaves its rules on SIGTERM). */
   async function close(): Promise<void> {
     await Promise.all([...open.keys()].map((key) => pool.close(key)));
-    for (const listener of open.values()) allocator.release(listener.port);
+    for (const listener of open.values()) if (listener.allocated) allocator.release(listener.port);
     open.clear();
   }
 

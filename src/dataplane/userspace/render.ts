@@ -142,6 +142,32 @@ function renderListener(
   }
 }
 
+/** The `-A CHAIN …` lines of one listener (each ending in a newline). Pure. */
+export function listenerRules(listener: CaptureListener, options: CaptureOptions): string[] {
+  const lines: Record<string, string[]> = {};
+  for (const chain of [...USERSPACE_NAT_CHAINS, ...USERSPACE_FILTER_CHAINS]) lines[chain] = [];
+  renderListener(listener, options, lines);
+  return [...USERSPACE_NAT_CHAINS, ...USERSPACE_FILTER_CHAINS].flatMap((chain) => lines[chain] ?? []);
+}
+
+const FILTER_CHAINS: ReadonlySet<string> = new Set(USERSPACE_FILTER_CHAINS);
+
+/**
+ * A partial update of the five chains for `iptables-restore --noflush`: no chain is declared (a
+ * declaration would flush it), the rules of listeners that went away or changed are deleted by
+ * their exact specification, the new ones appended. The rules of one chain never overlap (each
+ * matches its own address and port), so their order does not matter. Empty when nothing changed.
+ * Pure.
+ */
+export function renderCaptureDelta(removed: readonly string[], added: readonly string[]): string {
+  if (removed.length === 0 && added.length === 0) return '';
+  const table = (filter: boolean): string[] => {
+    const inTable = (line: string) => FILTER_CHAINS.has(line.split(' ', 2)[1] ?? '') === filter;
+    return [...removed.filter(inTable).map((line) => `-D${line.slice(2)}`), ...added.filter(inTable)];
+  };
+  return ['*nat\n', ...table(false), 'COMMIT\n', '*filter\n', ...table(true), 'COMMIT\n'].join('');
+}
+
 /** The restore text of the five chains for these listeners, in their order. Pure. */
 export function renderCapture(listeners: Iterable<CaptureListener>, options: CaptureOptions): CaptureOutput {
   for (const [what, ip] of [

@@ -23,5 +23,10 @@ export interface ListenerSpec {
   readonly port: number; // 0: the kernel picks (then read back the bound port)
   readonly router: Router;
   readonly balancer: BalancerSettings;
+  /** Every endpoint some client may still reach (`ip:port`): connections to others are drained. */
+  readonly reachable: ReadonlySet<string>;
   readonly labels: { readonly servicePort: string; readonly frontend: string }; // for metrics/logs
 }
+
+/** What a listener's routing is made of; replaced as a whole when its service port changes. */
+export type ListenerRouting = Pick<ListenerSpec, 'router' | 'balancer' | 'reachable'>;

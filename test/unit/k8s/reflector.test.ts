@@ -3,7 +3,12 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { Service } from 'kubernetes-types/core/v1.d.ts';
 import { Backoff, DEFAULT_BACKOFF, Reflector, type ReflectorOptions } from '../../../src/k8s/reflector.ts';
-import type { KubeClient } from '../../../src/k8s/client.ts';
+import {
+  KubeApiError,
+  MAX_RETRY_AFTER_MS,
+  parseRetryAfter,
+  type KubeClient,
+} from '../../../src/k8s/client.ts';
 import { startFakeApiServer, type FakeApiServer } from '../../support/apiserver.ts';
 import { pollUntil } from '../../support/netns.ts';
 import {
@@ -19,44 +24,69 @@ import {
 
 const PATH = '/api/v1/services';
 
-describe('Backoff (client-go manager semantics)', () => {
-  test('doubles from the initial delay up to the cap, without jitter when random() is 0', () => {
+describe('Backoff (full jitter, capped, Retry-After first)', () => {
+  test('the base doubles from 500 ms to the 2 s cap; each delay is uniform below it', () => {
     let now = 0;
+    const almostOne = 0.999999;
     const b = new Backoff(
       DEFAULT_BACKOFF,
-      () => 0,
+      () => almostOne,
       () => now,
     );
-    const seen = Array.from({ length: 8 }, () => {
+    const seen = Array.from({ length: 5 }, () => {
       now += 10;
-      return b.next();
+      return Math.round(b.next());
     });
-    assert.deepEqual(seen, [800, 1600, 3200, 6400, 12800, 25600, 30000, 30000]);
+    assert.deepEqual(seen, [500, 1000, 2000, 2000, 2000]);
+    const zero = new Backoff(DEFAULT_BACKOFF, () => 0);
+    assert.equal(zero.next(), 0, 'full jitter reaches down to no wait at all');
   });
 
-  test('jitter 1.0 stretches each delay by up to its own length', () => {
-    const b = new Backoff(
-      DEFAULT_BACKOFF,
-      () => 0.5,
-      () => 0,
-    );
-    assert.equal(b.next(), 1200);
-    assert.equal(b.next(), 2400);
+  test("the server's Retry-After is a floor, spread over at most one more second", () => {
+    const b = new Backoff(DEFAULT_BACKOFF, () => 0.5);
+    assert.equal(b.next(3_000), 3_500);
+    assert.equal(b.next(400), 600);
   });
 
   test('starts again at the initial delay after a quiet period', () => {
     let now = 0;
     const b = new Backoff(
       DEFAULT_BACKOFF,
-      () => 0,
+      () => 0.5,
       () => now,
     );
     b.next();
     b.next();
     now += 60_000;
-    assert.equal(b.next(), 3200, 'within two minutes the sequence continues');
+    assert.equal(b.next(), 1000, 'within two minutes the sequence continues (base 2 s)');
     now += 120_001;
-    assert.equal(b.next(), 800);
+    assert.equal(b.next(), 250);
+  });
+});
+
+describe('Retry-After', () => {
+  test('delay-seconds and HTTP-dates, capped; garbage is ignored', () => {
+    assert.equal(parseRetryAfter('3'), 3_000);
+    assert.equal(parseRetryAfter(['1', '9']), 1_000);
+    assert.equal(parseRetryAfter(new Date(10_000 + 4_000).toUTCString(), 10_000), 4_000);
+    assert.equal(parseRetryAfter('999999'), MAX_RETRY_AFTER_MS);
+    assert.equal(parseRetryAfter('soon'), undefined);
+    assert.equal(parseRetryAfter(undefined), undefined);
+  });
+
+  test('a 429 from the API server carries its Retry-After', async () => {
+    const server = await startFakeApiServer({ bookmarkIntervalMs: 0 });
+    try {
+      const client = clientFor(server);
+      server.faults.failNext(429, 1);
+      const error = await client.getJSON('/api/v1/services').catch((e: unknown) => e);
+      assert.ok(error instanceof KubeApiError);
+      assert.equal(error.statusCode, 429);
+      assert.equal(error.retryAfterMs, 1_000);
+      client.close();
+    } finally {
+      await server.close();
+    }
   });
 });
 

@@ -131,12 +131,12 @@ test('only the hourly full sync is periodic; a node topology change is not', asy
   sync.stop();
 });
 
-test('lost rules (canary) force a full sync within syncPeriod', async () => {
+test('lost rules (canary) force a full sync within the integrity check period (5 s)', async () => {
   const { clock, proxier, sync } = setup();
   sync.start();
   await clock.advance(0);
   proxier.rulesLost = true;
-  await clock.advance(30_000);
+  await clock.advance(5_000);
   assert.deepEqual(
     proxier.requests.map((r) => r.full),
     [true, true],
@@ -237,7 +237,7 @@ test('the canary is not consulted while a sync runs', async () => {
   await clock.advance(30_000);
   assert.equal(checks, 0, 'the first sync is still running');
   release?.();
-  await clock.advance(30_000);
+  await clock.advance(5_000);
   assert.equal(checks, 1);
   sync.stop();
 });

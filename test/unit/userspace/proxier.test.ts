@@ -160,8 +160,17 @@ describe('userspace proxier', () => {
       ports.get('IPv4|default/web:http/TCP|cluster IP'),
     );
     assert.equal(pool.listeners.get('IPv4|default/web:http/TCP|node port')?.balancer.affinitySeconds, 60);
-    assert.match(tools.restores.at(-1)!, /-d 10\.96\.0\.10\/32 -p tcp .* --dport 8080 -j REDIRECT/);
-    assert.doesNotMatch(tools.restores.at(-1)!, /10\.96\.0\.53/);
+    // A partial write: only the changed and removed listeners' rules, no chain flushed.
+    const delta = tools.restores.at(-1)!;
+    assert.match(
+      delta,
+      /^-A KUBE-PORTALS-CONTAINER -d 10\.96\.0\.10\/32 -p tcp .* --dport 8080 -j REDIRECT/m,
+    );
+    assert.match(delta, /^-D KUBE-PORTALS-CONTAINER -d 10\.96\.0\.10\/32 -p tcp .* --dport 80 -j REDIRECT/m);
+    assert.match(delta, /^-D KUBE-PORTALS-CONTAINER -d 10\.96\.0\.53\/32/m);
+    assert.doesNotMatch(delta, /^-A .*10\.96\.0\.53/m);
+    assert.doesNotMatch(delta, /^:/m, 'no chain is declared (that would flush it)');
+    assert.doesNotMatch(delta, /30080/, 'the unchanged node port rules are not touched');
     // The closed UDP listener's redirected flows are forgotten.
     assert.deepEqual(
       tools.commands.filter((c) => c.startsWith('conntrack')),
@@ -171,7 +180,7 @@ describe('userspace proxier', () => {
     pool.events.length = 0;
     const same = snapshot([changed]);
     await proxier.sync({ snapshot: same, full: false });
-    assert.deepEqual(pool.events, ['restore']);
+    assert.deepEqual(pool.events, [], 'nothing changed: no restore at all');
   });
 
   test('a frontend that cannot be opened is logged and skipped; every other one is proxied', async () => {
