@@ -141,28 +141,31 @@ export class FamilySync {
   private scheduleCanaryCheck(): void {
     const check = this.options.backend.rulesIntact?.bind(this.options.backend);
     if (!check) return;
-    this.canaryTimer = this.clock.setTimeout(() => {
-      // A sync in progress may have removed the canary itself; check again next period.
-      if (this.runner.isRunning) {
-        this.scheduleCanaryCheck();
-        return;
-      }
-      void check()
-        .then((intact) => {
-          if (!intact) {
-            log.info('Proxy rules were flushed by someone else, forcing a full resync', {
-              ipFamily: this.family,
-            });
-            this.requestFullSync();
-          }
-        })
-        .catch((error: unknown) => {
-          log.error('Canary check failed', error, { ipFamily: this.family });
-        })
-        .finally(() => {
-          if (this.started && this.canaryTimer !== undefined) this.scheduleCanaryCheck();
-        });
-    }, Math.min(this.options.syncPeriodMs, INTEGRITY_CHECK_PERIOD_MS));
+    this.canaryTimer = this.clock.setTimeout(
+      () => {
+        // A sync in progress may have removed the canary itself; check again next period.
+        if (this.runner.isRunning) {
+          this.scheduleCanaryCheck();
+          return;
+        }
+        void check()
+          .then((intact) => {
+            if (!intact) {
+              log.info('Proxy rules were flushed by someone else, forcing a full resync', {
+                ipFamily: this.family,
+              });
+              this.requestFullSync();
+            }
+          })
+          .catch((error: unknown) => {
+            log.error('Canary check failed', error, { ipFamily: this.family });
+          })
+          .finally(() => {
+            if (this.started && this.canaryTimer !== undefined) this.scheduleCanaryCheck();
+          });
+      },
+      Math.min(this.options.syncPeriodMs, INTEGRITY_CHECK_PERIOD_MS),
+    );
   }
 
   private async syncOnce(): Promise<void> {
