@@ -65,6 +65,9 @@ State (one of):
   --node NAME              with -f: the node to explain for (default: the only Node given)
   --mode iptables|nftables with -f: the proxy mode (default: from --config / --proxy-mode)
 
+  --kernel                 with the running proxy: check that each quoted rule or element is in
+                           the kernel (iptables-save per table; nft get element per element)
+
 Output:
   -o text|json|yaml        default text
 `;
@@ -85,6 +88,8 @@ const OWN_FLAGS = new Set([
   'o',
   'output',
 ]);
+/** Our flags that take no value. */
+const OWN_SWITCHES = new Set(['kernel']);
 
 interface ExplainArgs {
   readonly own: ReadonlyMap<string, string>;
@@ -115,6 +120,10 @@ export function splitArgs(argv: readonly string[]): ExplainArgs {
       continue;
     }
     const name = match[1] ?? '';
+    if (OWN_SWITCHES.has(name)) {
+      own.set(name, match[2] ?? 'true');
+      continue;
+    }
     if (!OWN_FLAGS.has(name)) {
       rest.push(arg);
       // A kube-proxy flag's value goes with it (boolean flags are written --flag or --flag=x).
@@ -188,7 +197,12 @@ async function localState(
   return state;
 }
 
-async function fromServer(server: string, query: PacketQuery, io: CliIO): Promise<Explanation> {
+async function fromServer(
+  server: string,
+  query: PacketQuery,
+  kernel: boolean,
+  io: CliIO,
+): Promise<Explanation> {
   let base: URL;
   try {
     base = new URL(server);
@@ -202,6 +216,7 @@ async function fromServer(server: string, query: PacketQuery, io: CliIO): Promis
   url.searchParams.set('proto', (query.proto ?? 'TCP').toLowerCase());
   if (query.from) url.searchParams.set('from', query.from);
   if (query.iif) url.searchParams.set('iif', query.iif);
+  if (kernel) url.searchParams.set('kernel', '1');
   let response: Response;
   try {
     response = await io.fetch(url.toString(), {
@@ -260,6 +275,9 @@ export async function runExplain(argv: readonly string[], io: CliIO = PROCESS_IO
     const query = parsePacketQuery((name) => own.get(name));
     const sources = ['server', 'state', 'f'].filter((name) => own.has(name));
     if (sources.length > 1) throw new UsageError(`--${sources.join(' and --')}: give one source of state`);
+    if (own.has('kernel') && (own.has('state') || own.has('f'))) {
+      throw new UsageError("--kernel needs the running proxy (--server): it reads the node's kernel");
+    }
     if ((own.has('node') || own.has('mode')) && !own.has('f')) {
       throw new UsageError('--node and --mode apply only with -f');
     }
@@ -268,7 +286,12 @@ export async function runExplain(argv: readonly string[], io: CliIO = PROCESS_IO
       explanation = explain(await localState(own, rest, io), query);
     } else {
       if (rest.length > 0) throw new UsageError(`flag ${rest[0] ?? ''} applies only with -f`);
-      explanation = await fromServer(own.get('server') ?? DEFAULT_SERVER, query, io);
+      explanation = await fromServer(
+        own.get('server') ?? DEFAULT_SERVER,
+        query,
+        own.get('kernel') === 'true',
+        io,
+      );
     }
     io.stdout(render(explanation, format));
     return 0;

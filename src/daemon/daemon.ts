@@ -14,6 +14,7 @@ import type { WatchTuning } from '../k8s/watches.ts';
 import { log } from '../log/log.ts';
 import { createProxyMetrics, type ProxyMetrics } from '../metrics/proxy.ts';
 import type { LiveState } from '../explain/routes.ts';
+import { confirmPath } from '../verify/confirm.ts';
 import type { ExplainState } from '../explain/state.ts';
 import { execTool } from '../util/exec.ts';
 import {
@@ -114,6 +115,7 @@ function liveExplainState(parts: {
       cached = { key, state };
       return state;
     },
+    confirm: (explanation) => confirmPath(explanation, settings.run ?? execTool),
     lastSync: (family) => {
       const last = syncs.find((sync) => sync.family === family)?.latestResult;
       return (

@@ -32,8 +32,12 @@ function pathLines(path: readonly PathStep[]): string[] {
       place = here;
     }
     if (step.why !== undefined) lines.push(`    (${step.why})`);
-    lines.push(`    ${step.table} ${step.chain}: ${step.rule}${step.matched ? '' : '  (no match)'}`);
-    if (step.element) lines.push(`      @${step.element.set}: ${step.element.text}`);
+    const kernel = (present: boolean | undefined): string =>
+      present === undefined ? '' : present ? '  [in kernel]' : '  [MISSING FROM THE KERNEL]';
+    lines.push(
+      `    ${step.table} ${step.chain}: ${step.rule}${step.matched ? '' : '  (no match)'}${step.element ? '' : kernel(step.inKernel)}`,
+    );
+    if (step.element) lines.push(`      @${step.element.set}: ${step.element.text}${kernel(step.inKernel)}`);
   }
   return lines;
 }

@@ -6,6 +6,7 @@ import { dumpOf } from './dump.ts';
 import { explain, ExplainError } from './engine.ts';
 import { parsePacketQuery } from './query.ts';
 import type { ExplainState } from './state.ts';
+import type { Explanation } from './types.ts';
 
 export interface LiveState {
   /** The node's view as the last successful syncs applied it. */
@@ -13,14 +14,18 @@ export interface LiveState {
   /** What /debug/proxy says of a family's last sync. */
   readonly lastSync?: (family: IPFamily) => Record<string, unknown> | undefined;
   readonly version?: string;
+  /** `kernel=1`: marks each quoted rule or element present in the kernel or not (verify/confirm.ts). */
+  readonly confirm?: (explanation: Explanation) => Promise<Explanation>;
 }
 
 export function explainRoutes(live: LiveState): Record<string, DebugRoute> {
   return {
-    '/debug/proxy/explain': (params) => {
+    '/debug/proxy/explain': async (params) => {
       try {
         const query = parsePacketQuery((name) => params.get(name) ?? undefined);
-        return { status: 200, body: explain(live.state(), query) };
+        const explanation = explain(live.state(), query);
+        const kernel = params.get('kernel') === '1' || params.get('kernel') === 'true';
+        return { status: 200, body: kernel && live.confirm ? await live.confirm(explanation) : explanation };
       } catch (error) {
         if (error instanceof ExplainError) return { status: 400, body: { error: error.message } };
         throw error;

@@ -15,9 +15,7 @@ import { endpointSlice, service, type EndpointSpec } from '../support/objects.ts
 
 const SERVER = 'http://127.0.0.1:10249';
 
-for (const mode of (process.env['KPX_MODES'] ?? 'iptables,nftables').split(',') as (
-  'iptables' | 'nftables'
-)[]) {
+for (const mode of ['iptables', 'nftables'] as const) {
   describe(`explain and verify against the live proxy: ${mode}`, () => {
     const skip = kernelSkipReason();
     let cluster: Cluster | undefined;
@@ -80,6 +78,21 @@ for (const mode of (process.env['KPX_MODES'] ?? 'iptables,nftables').split(',') 
       await api.create(
         endpointSlice({
           service: 'np-local',
+          ports: [{ name: 'http', port: 8080 }],
+          endpoints: [ep('a'), ep('c')],
+        }),
+      );
+      await api.create(
+        service({
+          name: 'np-cluster',
+          type: 'NodePort',
+          clusterIPs: ['10.96.1.80'],
+          ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 30080 }],
+        }),
+      );
+      await api.create(
+        endpointSlice({
+          service: 'np-cluster',
           ports: [{ name: 'http', port: 8080 }],
           endpoints: [ep('a'), ep('c')],
         }),
@@ -158,6 +171,20 @@ for (const mode of (process.env['KPX_MODES'] ?? 'iptables,nftables').split(',') 
         assert.equal(answer?.name, 'a');
         assert.equal(answer.peer?.replace(/:\d+$/, ''), external.ipv4);
 
+        const cluster = await explain(['--src', external.ipv4, '--dst', node1, '--dport', '30080']);
+        assert.deepEqual(cluster.verdict.to, [`${ep('a').ip}:8080`, `${ep('c').ip}:8080`].sort());
+        assert.equal(cluster.verdict.snat, true);
+        const viaCluster = await c().topology.probe(external.ns, {
+          host: node1,
+          port: 30080,
+          count: 6,
+          timeoutMs: 2000,
+        });
+        for (const outcome of viaCluster) {
+          assert.ok(['a', 'c'].includes(outcome.name ?? ''), outcome.error);
+          assert.notEqual(outcome.peer, external.ipv4);
+        }
+
         const empty = await explain(['--src', client.ipv4, '--dst', '10.96.0.20', '--dport', '80']);
         assert.equal(empty.verdict.action, 'REJECT');
         const [refused] = await c().topology.probe(client.ns, {
@@ -188,29 +215,60 @@ for (const mode of (process.env['KPX_MODES'] ?? 'iptables,nftables').split(',') 
       async () => {
         const ns = c().topology.node1.ns;
         const removed = `${ep('c').ip}:8080`;
-        if (mode === 'iptables') {
-          const saved = (await ns.exec('iptables-nft-save', ['-t', 'nat'])).stdout;
-          const line = saved.split('\n').find((l) => l.includes(`"default/web:http -> ${removed}"`));
-          assert.ok(line, 'the KUBE-SVC rule of endpoint c');
-          const args = ruleArgs(line);
-          args[0] = '-D';
-          await ns.exec('iptables-nft', ['-t', 'nat', ...args]);
-        } else {
-          const table = parseTableJson(
-            (await ns.exec('nft', ['-j', 'list', 'table', 'ip', 'kube-proxy'])).stdout,
-          );
-          const line = table.sets
-            .get('ip-endpoints-tcp')
-            ?.find(
-              (l) => l.startsWith('10.96.0.10 . 80 . ') && l.endsWith(`: ${removed.replace(':', ' . ')}`),
+        /** Removes endpoint c's rule (iptables) or map element (nftables) of web, when it is there. */
+        const removeByHand = async (): Promise<void> => {
+          if (mode === 'iptables') {
+            const saved = (await ns.exec('iptables-nft-save', ['-t', 'nat'])).stdout;
+            const line = saved.split('\n').find((l) => l.includes(`"default/web:http -> ${removed}"`));
+            if (line === undefined) return;
+            const args = ruleArgs(line);
+            args[0] = '-D';
+            await ns.exec('iptables-nft', ['-t', 'nat', ...args]);
+          } else {
+            const table = parseTableJson(
+              (await ns.exec('nft', ['-j', 'list', 'table', 'ip', 'kube-proxy'])).stdout,
             );
-          assert.ok(line, 'the endpoint map element of endpoint c');
-          const key = line.slice(0, line.indexOf(' : '));
-          await ns.exec('nft', ['delete', 'element', 'ip', 'kube-proxy', 'ip-endpoints-tcp', `{ ${key} }`]);
-        }
+            const line = table.sets
+              .get('ip-endpoints-tcp')
+              ?.find(
+                (l) => l.startsWith('10.96.0.10 . 80 . ') && l.endsWith(`: ${removed.replace(':', ' . ')}`),
+              );
+            if (line === undefined) return;
+            const key = line.slice(0, line.indexOf(' : '));
+            await ns.exec('nft', ['delete', 'element', 'ip', 'kube-proxy', 'ip-endpoints-tcp', `{ ${key} }`]);
+          }
+        };
+        // Any full sync of the proxy's own (a periodic one, an integrity check) writes the rule
+        // again: each check below removes it first and is retried if a sync came in between.
+        const whileRemoved = <T>(what: string, check: () => Promise<T | undefined>): Promise<T> =>
+          pollUntil(what, async () => {
+            await removeByHand();
+            return check();
+          });
 
-        const drifted = await verify(['--no-resync']);
-        assert.equal(drifted.code, 1);
+        // explain --kernel marks exactly the removed rule or element as missing.
+        const confirmed = await whileRemoved('explain --kernel to see the removal', async () => {
+          const e = await explain([
+            '--kernel',
+            '--src',
+            c().topology.pod('client').ipv4,
+            '--dst',
+            '10.96.0.10',
+            '--dport',
+            '80',
+          ]);
+          return e.path.some((step) => step.inKernel === false) ? e : undefined;
+        });
+        const absent = confirmed.path.filter((step) => step.inKernel === false);
+        assert.equal(absent.length, 1, JSON.stringify(absent, null, 2));
+        assert.ok((absent[0]?.element?.text ?? absent[0]?.rule ?? '').includes(ep('c').ip));
+        assert.ok(confirmed.path.some((step) => step.inKernel === true));
+        assert.ok(confirmed.hints.some((hint) => hint.includes('missing from the kernel')));
+
+        const drifted = await whileRemoved('verify to see the removal', async () => {
+          const result = await verify(['--no-resync']);
+          return result.code === 1 ? result : undefined;
+        });
         assert.equal(drifted.report.drift, true);
         const ipv4 = drifted.report.families.find((f) => f.family === 'IPv4');
         assert.ok(ipv4);
@@ -220,6 +278,7 @@ for (const mode of (process.env['KPX_MODES'] ?? 'iptables,nftables').split(',') 
           JSON.stringify(drifted.report, null, 2),
         );
         assert.deepEqual(ipv4.other, []);
+        assert.deepEqual(ipv4.counts, { missing: 1, unexpected: 0, changed: 0 });
         const web = ipv4.servicePorts[0];
         assert.ok(web);
         assert.ok(web.items.some((i) => i.kind === 'missing' && i.endpoint === removed));
@@ -227,15 +286,20 @@ for (const mode of (process.env['KPX_MODES'] ?? 'iptables,nftables').split(',') 
         for (const other of drifted.report.families.filter((f) => f.family !== 'IPv4')) {
           assert.equal(other.counts.missing + other.counts.unexpected + other.counts.changed, 0);
         }
-        const text = await kubeProxy(['verify', '--server', SERVER, '--no-resync']);
-        assert.equal(text.code, 1);
+        const text = await whileRemoved('verify (text) to see the removal', async () => {
+          const result = await kubeProxy(['verify', '--server', SERVER, '--no-resync']);
+          return result.code === 1 ? result : undefined;
+        });
         assert.match(text.stdout, /DRIFT {2}1 missing/);
         assert.match(text.stdout, /default\/web:http {3}10\.96\.0\.10:80\/TCP/);
         const metrics = await c().httpGet(`${SERVER}/metrics`);
         assert.match(metrics.body, /kubeproxy_ts_rules_drift_objects\{ip_family="IPv4",kind="missing"\} 1/);
 
         // Without --no-resync the proxy schedules a full sync, which writes the rule again.
-        const repairing = await verify();
+        const repairing = await whileRemoved('verify to ask for a full sync', async () => {
+          const result = await verify();
+          return result.code === 1 ? result : undefined;
+        });
         assert.deepEqual(repairing.report.actions, ['full sync requested for IPv4 (reason: drift)']);
         await pollUntil('the full sync to repair the rules', async () => {
           const again = await verify(['--no-resync']);

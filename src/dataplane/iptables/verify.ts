@@ -3,7 +3,7 @@
 // (xtables/canonical.ts) with the full render of the state the last sync applied.
 import type { DriftItem, KernelComparison, ModeVerifier } from '../common/verify.ts';
 import { chooseIptablesBackend, iptablesTools } from './backend.ts';
-import { canonicalRule, ruleComment, rulesByChain } from '../xtables/canonical.ts';
+import { canonicalRule, ruleArgs, ruleComment, rulesByChain } from '../xtables/canonical.ts';
 import { saveTable } from '../xtables/save.ts';
 import type { Table } from '../xtables/tools.ts';
 import { fullRestoreText } from './explain.ts';
@@ -43,6 +43,21 @@ function missingFrom(a: readonly string[][], b: readonly string[][]): string[][]
 }
 
 export const iptablesVerifier: ModeVerifier = {
+  async confirm({ family, steps, run }) {
+    const tools = iptablesTools((await chooseIptablesBackend(run)).backend, family);
+    const saved = new Map<string, Map<string, string[][]>>();
+    for (const table of ['nat', 'filter'] as const satisfies readonly Table[]) {
+      if (steps.some((step) => step.table === table))
+        saved.set(table, rulesByChain(await saveTable(run, tools, table)));
+    }
+    return steps.map((step) => {
+      const chains = saved.get(step.table);
+      if (!chains) return undefined;
+      const want = canonicalRule(ruleArgs(step.rule));
+      return (chains.get(step.chain) ?? []).some((args) => canonicalRule(args) === want);
+    });
+  },
+
   async compare({ family, snapshot, settings, node, hostAddresses, run }): Promise<KernelComparison> {
     const expectedText = fullRestoreText({ family, snapshot, settings, node, hostAddresses });
     const tools = iptablesTools((await chooseIptablesBackend(run)).backend, family);

@@ -6,6 +6,7 @@
 // endpoint in its slot where a fresh render numbers them in order), and their slots are
 // checked to be dense, since a hole means connections that find no endpoint. Affinity sets are
 // dynamic and skipped.
+import { ExecError } from '../../util/exec.ts';
 import { joinHostPort } from '../../util/ip.ts';
 import type { DriftItem, KernelComparison, ModeVerifier } from '../common/verify.ts';
 import type { ServicePort } from '../../model/types.ts';
@@ -93,6 +94,30 @@ function missing(a: readonly string[], b: readonly string[]): string[] {
 }
 
 export const nftablesVerifier: ModeVerifier = {
+  // One `nft get element` per quoted element: it answers 1 ("No such file or directory") when the
+  // element is not there. Rules are not checked: `nft list` spells them its own way.
+  async confirm({ family, steps, run }) {
+    const nftFamily = family === 'IPv4' ? 'ip' : 'ip6';
+    const out: (boolean | undefined)[] = [];
+    for (const step of steps) {
+      if (!step.element) {
+        out.push(undefined);
+        continue;
+      }
+      const key = splitElement(step.element.text).key;
+      try {
+        await run('nft', ['get', 'element', nftFamily, 'kube-proxy', step.element.set, `{ ${key} }`], {
+          timeoutMs: 10_000,
+        });
+        out.push(true);
+      } catch (error) {
+        if (!(error instanceof ExecError) || error.code !== 1) throw error;
+        out.push(false);
+      }
+    }
+    return out;
+  },
+
   async compare(input): Promise<KernelComparison> {
     const { family, snapshot, run } = input;
     const nftFamily = family === 'IPv4' ? 'ip' : 'ip6';

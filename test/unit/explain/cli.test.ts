@@ -156,6 +156,18 @@ describe('kube-proxy explain -f', () => {
       '1',
     ]);
     assert.match(twoSources.stderr, /give one source of state/);
+    const kernelOffline = await run([
+      '-f',
+      file,
+      '--kernel',
+      '--src',
+      '1.1.1.1',
+      '--dst',
+      '1.1.1.2',
+      '--dport',
+      '1',
+    ]);
+    assert.match(kernelOffline.stderr, /--kernel needs the running proxy/);
   });
 
   test('the upstream command line is unchanged: positional arguments are still refused', async () => {
