@@ -3,46 +3,17 @@
 // cleanup, node deleted, node IPs changed).
 import { readFileSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { hostname } from 'node:os';
-import {
-  parseCommandLine,
-  resolveEffective,
-  type EffectiveConfig,
-  type ProxyRunOptions,
-} from '../config/load.ts';
+import { parseCommandLine, resolveEffective } from '../config/load.ts';
 import { renderConfigYAML } from '../config/write.ts';
 import { runDaemon } from '../daemon/daemon.ts';
-import type { DataplaneSettings } from '../dataplane/common/settings.ts';
 import { MODES, otherModes } from '../dataplane/modes.ts';
 import { KubeClient } from '../k8s/client.ts';
 import { loadClientConfig } from '../k8s/kubeconfig.ts';
 import { configureLogging, log } from '../log/log.ts';
 import type { Cleaner } from '../sync/backend.ts';
-
-function dataplaneSettings(
-  effective: EffectiveConfig,
-  userspace: ProxyRunOptions['userspace'],
-): DataplaneSettings {
-  const detect = effective.detectLocal;
-  return {
-    masqueradeBit: effective.masqueradeBit,
-    masqueradeAll: effective.masqueradeAll,
-    detectLocalMode: detect.mode,
-    clusterCIDRs: detect.mode === 'ClusterCIDR' ? detect.clusterCIDRs : effective.clusterCIDRs,
-    bridgeInterface: detect.mode === 'BridgeInterface' ? detect.bridgeInterface : '',
-    interfaceNamePrefix: detect.mode === 'InterfaceNamePrefix' ? detect.interfaceNamePrefix : '',
-    nodePortAddresses: effective.nodePortAddresses,
-    localhostNodePorts: effective.localhostNodePorts,
-    syncPeriodMs: effective.syncPeriodMs,
-    userspace: {
-      bindAddress: effective.bindAddress,
-      portRange: effective.proxyPortRange,
-      udpIdleTimeoutMs: effective.udpIdleTimeoutMs,
-      drainMs: userspace.drainMs,
-      balancer: userspace.balancer,
-      capture: userspace.capture,
-    },
-  };
-}
+import { runExplain } from './explain.ts';
+import { dataplaneSettings } from './settings.ts';
+import { runVerify } from './verify.ts';
 
 async function runCleaners(cleaners: readonly Cleaner[], failOnError: boolean): Promise<boolean> {
   let ok = true;
@@ -77,6 +48,9 @@ function watchConfigFile(path: string, onChange: () => void): FSWatcher | undefi
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
+  // Upstream takes no positional arguments, so a subcommand changes no valid upstream command line.
+  if (argv[0] === 'explain') return runExplain(argv.slice(1));
+  if (argv[0] === 'verify') return runVerify(argv.slice(1));
   const commandLine = parseCommandLine(argv, { readFile: (path) => readFileSync(path, 'utf8') });
   if (commandLine.kind === 'help') {
     process.stdout.write(commandLine.text);

@@ -13,6 +13,17 @@ import { Intake } from '../k8s/intake.ts';
 import type { WatchTuning } from '../k8s/watches.ts';
 import { log } from '../log/log.ts';
 import { createProxyMetrics, type ProxyMetrics } from '../metrics/proxy.ts';
+import type { LiveState } from '../explain/routes.ts';
+import { confirmPath } from '../verify/confirm.ts';
+import type { ExplainState } from '../explain/state.ts';
+import { execTool } from '../util/exec.ts';
+import {
+  registerVerifyMetrics,
+  verifyState,
+  type VerifyMetrics,
+  type VerifyReport,
+} from '../verify/verify.ts';
+import { emptyNodeContext } from '../model/node.ts';
 import { formatProblem } from '../model/problem.ts';
 import type { ProxyModel } from '../model/tracker.ts';
 import type { IPFamily } from '../model/types.ts';
@@ -68,6 +79,96 @@ export interface RunningDaemon {
   /** What the last successful sync of a family applied; undefined for a family not in use. */
   lastApplied(family: IPFamily): AppliedState | undefined;
   stop(): Promise<void>;
+}
+
+/** The node's view as the last successful syncs applied it, for /debug/proxy/explain and /state. */
+function liveExplainState(parts: {
+  readonly settings: DaemonSettings;
+  readonly syncs: readonly FamilySync[];
+  readonly models: readonly ProxyModel[];
+  readonly host: Host;
+}): LiveState {
+  const { settings, syncs, models, host } = parts;
+  // The same family objects while nothing changed, so the explainer keeps their rendered rules.
+  let cached: { key: string; state: ExplainState } | undefined;
+  return {
+    state: () => {
+      const addresses = host.interfaceAddresses();
+      const generations = syncs.map((sync) => sync.lastApplied.generation);
+      const key = JSON.stringify([generations, addresses, models.map((model) => model.node)]);
+      if (cached?.key === key && generations.every((g) => g !== undefined)) return cached.state;
+      const state: ExplainState = {
+        source: { kind: 'live' },
+        node: settings.nodeName,
+        mode: settings.mode.name,
+        settings: settings.dataplane,
+        families: syncs.map((sync, i) => ({
+          family: sync.family,
+          node: models[i]?.node ?? emptyNodeContext(settings.nodeName),
+          servicePorts: sync.lastApplied.servicePorts,
+          hostAddresses: addresses.filter((a) => a.family === sync.family).map((a) => a.address),
+          // The watches never deliver what they exclude, and the model keeps no skip reasons.
+          skipped: [],
+          generation: sync.lastApplied.generation,
+        })),
+      };
+      cached = { key, state };
+      return state;
+    },
+    confirm: (explanation) => confirmPath(explanation, settings.run ?? execTool),
+    lastSync: (family) => {
+      const last = syncs.find((sync) => sync.family === family)?.latestResult;
+      return (
+        last && {
+          at: new Date(last.at).toISOString(),
+          full: last.full,
+          renderSeconds: last.renderSeconds,
+          applySeconds: last.applySeconds,
+        }
+      );
+    },
+  };
+}
+
+/**
+ * /debug/proxy/verify: one verify at a time (a second caller shares the running one), after the
+ * sync loops are idle, so a sync in flight is not taken for drift. Drift asks for a full sync of
+ * the family: a partial sync never rewrites what it believes is in place.
+ */
+function verifier(parts: {
+  readonly live: LiveState;
+  readonly syncs: readonly FamilySync[];
+  readonly run: ToolRunner;
+  readonly metrics: VerifyMetrics;
+}): (resync: boolean) => Promise<VerifyReport> {
+  let running: Promise<VerifyReport> | undefined;
+  const once = async (resync: boolean): Promise<VerifyReport> => {
+    await Promise.all(parts.syncs.map((sync) => sync.whenIdle()));
+    const report = await verifyState(parts.live.state(), parts.run);
+    parts.metrics.observe(report);
+    const actions: string[] = [];
+    for (const family of report.families) {
+      const drift = family.counts.missing + family.counts.unexpected + family.counts.changed;
+      if (drift === 0) continue;
+      log.warn('Dataplane drift', {
+        ipFamily: family.family,
+        missing: family.counts.missing,
+        unexpected: family.counts.unexpected,
+        changed: family.counts.changed,
+        servicePorts: family.servicePorts.map((sp) => sp.servicePort).slice(0, 10),
+      });
+      if (!resync) continue;
+      parts.syncs.find((sync) => sync.family === family.family)?.requestFullSync();
+      actions.push(`full sync requested for ${family.family} (reason: drift)`);
+    }
+    return { ...report, actions };
+  };
+  return (resync) => {
+    running ??= once(resync).finally(() => {
+      running = undefined;
+    });
+    return running;
+  };
 }
 
 export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon> {
@@ -187,9 +288,22 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
     }
 
     // 5. Servers.
+    const live = liveExplainState({ settings, syncs, models, host });
     const servers = startServers(
       { ...settings, modeName: settings.mode.name },
-      { health, metrics, recorder, syncs },
+      {
+        health,
+        metrics,
+        recorder,
+        syncs,
+        explain: live,
+        verify: verifier({
+          live,
+          syncs,
+          run: settings.run ?? execTool,
+          metrics: registerVerifyMetrics(metrics.registry),
+        }),
+      },
     );
     stoppers.push(async () => {
       await Promise.all(servers.map((server) => server.close()));

@@ -1,11 +1,14 @@
 // The healthz and metrics HTTP servers (upstream-behavior.md 6.1, 6.3), and the /debug/proxy view
 // of what each family's dataplane is doing. A server that cannot bind is fatal when
 // bindAddressHardFail is set, with a Node event as upstream sends.
+import { explainRoutes, type LiveState } from '../explain/routes.ts';
 import type { EventRecorder } from '../k8s/events.ts';
 import type { ProxyMetrics } from '../metrics/proxy.ts';
 import type { ProxyHealth } from '../server/health.ts';
+import { debugRoutesHandler, type DebugRoute } from '../server/debug-routes.ts';
 import { healthzHandler, metricsHandler, serveHttp, type RunningServer } from '../server/http.ts';
 import type { FamilySync } from '../sync/family-sync.ts';
+import type { VerifyReport } from '../verify/verify.ts';
 
 export interface HostPort {
   readonly host: string;
@@ -63,9 +66,25 @@ export function startServers(
     readonly metrics: ProxyMetrics;
     readonly recorder: EventRecorder;
     readonly syncs: readonly FamilySync[];
+    /** The live state behind /debug/proxy/explain and /debug/proxy/state. */
+    readonly explain?: LiveState;
+    /** Runs a verify (/debug/proxy/verify); `resync`: ask for a full sync on drift. */
+    readonly verify?: (resync: boolean) => Promise<VerifyReport>;
   },
 ): RunningServer[] {
   const { health, metrics, recorder, syncs } = parts;
+  const verify = parts.verify;
+  const routes: Record<string, DebugRoute> = {
+    ...(parts.explain ? explainRoutes(parts.explain) : {}),
+    ...(verify
+      ? {
+          '/debug/proxy/verify': async (params) => ({
+            status: 200,
+            body: await verify(params.get('resync') !== 'false'),
+          }),
+        }
+      : {}),
+  };
   const servers: RunningServer[] = [];
   const fatalBind = (what: string, reason: string) => (error: Error) => {
     void recorder.nodeEvent('Warning', reason, 'StartKubeProxy', `Failed to start ${what}: ${error.message}`);
@@ -92,6 +111,7 @@ export function startServers(
           mode: settings.modeName,
           configz: settings.configz,
           debug: () => debugView(settings.modeName, settings.nodeName, syncs),
+          routes: debugRoutesHandler(routes),
         }),
         hardFail: settings.bindAddressHardFail,
         onFatal: fatalBind('metrics server', 'FailedToStartMetricServer'),

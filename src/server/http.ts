@@ -116,6 +116,8 @@ export function metricsHandler(options: {
   mode: string;
   configz: () => unknown;
   debug?: () => unknown;
+  /** More routes (debug-routes.ts): answers whether it handled the request. */
+  routes?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
 }): Handler {
   return async (req, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
@@ -141,7 +143,7 @@ export function metricsHandler(options: {
     } else if (path === '/debug/proxy' && options.debug) {
       res.writeHead(200, JSON_HEADERS);
       res.end(`${JSON.stringify(options.debug(), null, 2)}\n`);
-    } else {
+    } else if (!(await options.routes?.(req, res))) {
       res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
       res.end('404 page not found\n');
     }

@@ -5,7 +5,9 @@ import type { IPFamily } from '../../model/types.ts';
 import type { Registry } from '../../metrics/registry.ts';
 import type { Backend, Cleaner } from '../../sync/backend.ts';
 import type { ExecOptions, ExecResult } from '../../util/exec.ts';
+import type { ModeExplainer } from './explain.ts';
 import type { DataplaneSettings, NodeInfo } from './settings.ts';
+import type { ModeVerifier } from './verify.ts';
 
 /** Runs a system tool; tests pass one that runs inside a network namespace. */
 export type ToolRunner = (
@@ -50,6 +52,10 @@ export interface ModeDefinition {
   cleaner(run?: ToolRunner): Cleaner;
   /** Registers the mode's metrics on the daemon's registry and returns what creates backends. */
   setUp(setup: ModeSetup): ModeInstance;
+  /** Its rules and tracer for `kube-proxy explain`; absent for a mode the explainer cannot trace. */
+  readonly explainer?: ModeExplainer;
+  /** Reads its rules back from the kernel for `kube-proxy verify`; absent when it cannot. */
+  readonly verifier?: ModeVerifier;
 }
 
 /** A mode the config accepts but this program does not implement yet. Its cleaner has nothing to remove. */

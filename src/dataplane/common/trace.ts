@@ -51,6 +51,11 @@ export interface TracedRule {
   readonly table: string;
   readonly chain: string;
   readonly rule: string;
+  /**
+   * The set or map element a lookup rule matched, as `nft list` prints an element
+   * (`key : value`); nftables only, absent for rules without a lookup.
+   */
+  readonly element?: { readonly set: string; readonly text: string } | undefined;
 }
 
 /** How one explored path ended. */
@@ -140,7 +145,7 @@ export function combinePaths(paths: readonly TracedPath[]): TraceResult {
   const rules: TracedRule[] = [];
   for (const path of paths) {
     for (const rule of path.rules) {
-      const key = `${rule.table}\u0000${rule.chain}\u0000${rule.rule}`;
+      const key = `${rule.table}\u0000${rule.chain}\u0000${rule.rule}\u0000${rule.element?.text ?? ''}`;
       if (seen.has(key)) continue;
       seen.add(key);
       rules.push(rule);

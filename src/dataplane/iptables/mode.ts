@@ -1,6 +1,8 @@
 // The iptables mode as the registry (dataplane/modes.ts) sees it: its metrics, its cleaner, the
 // families this host can program, and one backend per family that counts its own failures and
 // sets its rule gauges from the render's counts.
+import { iptablesVerifier } from './verify.ts';
+import { iptablesExplainer } from './explain.ts';
 import type { IPFamily } from '../../model/types.ts';
 import type { Backend, SyncRequest, SyncResult } from '../../sync/backend.ts';
 import { execTool } from '../../util/exec.ts';
@@ -53,6 +55,8 @@ export function countedBackend(proxier: IptablesProxier, metrics: IptablesMetric
 
 export const iptablesMode: ModeDefinition = {
   name: 'iptables',
+  explainer: iptablesExplainer,
+  verifier: iptablesVerifier,
   cleaner: (run) => iptablesCleaner(run),
   setUp: ({ registry, settings, run = execTool }) => {
     const metrics = registerIptablesMetrics(registry);

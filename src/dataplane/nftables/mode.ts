@@ -1,5 +1,7 @@
 // The nftables mode as the registry (dataplane/modes.ts) sees it: its metrics, its cleaner, the
 // families (both, in one tool) and one backend per family that counts its own failures.
+import { nftablesVerifier } from './verify.ts';
+import { nftablesExplainer } from './explain.ts';
 import { log } from '../../log/log.ts';
 import type { Backend } from '../../sync/backend.ts';
 import { execTool } from '../../util/exec.ts';
@@ -31,6 +33,8 @@ export function countedBackend(proxier: NftablesProxier, metrics: NftablesMetric
 
 export const nftablesMode: ModeDefinition = {
   name: 'nftables',
+  explainer: nftablesExplainer,
+  verifier: nftablesVerifier,
   cleaner: (run) => nftablesCleaner(run),
   setUp: ({ registry, settings, run = execTool }) => {
     const metrics = registerNftablesMetrics(registry);

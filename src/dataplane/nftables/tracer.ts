@@ -430,7 +430,10 @@ class Walker {
   }
 
   /** The element of `setName` whose key matches `key`, if any. */
-  lookup(setName: string, key: readonly Value[]): { key: string; value: string } | undefined {
+  lookup(
+    setName: string,
+    key: readonly Value[],
+  ): { key: string; value: string; comment: string } | undefined {
     const set = this.table.sets.get(setName);
     if (!set) throw new TraceError(`no set @${setName}`);
     if (set.keyParts !== key.length)
@@ -439,7 +442,7 @@ class Walker {
     for (const [text, element] of set.elements) {
       const parts = splitConcat(text);
       if (parts.every((part, i) => matchesLiteral(key[i] as Value, part, this.family, interval))) {
-        return { key: text, value: element.value };
+        return { key: text, value: element.value, comment: element.comment };
       }
     }
     return undefined;
@@ -493,8 +496,17 @@ class Walker {
     | 'next'
     | { kind: 'goto' | 'jump'; chain: string }
     | { kind: 'accept' | 'drop' | 'reject' | 'return' | 'nat' } {
-    const record = (): void => {
-      flight.rules.push({ table: this.table.prefix, chain, rule: rule.text });
+    // A map lookup is quoted with the element it found, as `nft list` prints one.
+    const record = (element?: { set: string; key: string; value: string; comment: string }): void => {
+      const comment = element?.comment ? ` comment ${JSON.stringify(element.comment)}` : '';
+      flight.rules.push({
+        table: this.table.prefix,
+        chain,
+        rule: rule.text,
+        ...(element
+          ? { element: { set: element.set, text: `${element.key}${comment} : ${element.value}` } }
+          : {}),
+      });
     };
     for (const statement of rule.statements) {
       switch (statement.kind) {
@@ -521,7 +533,7 @@ class Walker {
           if (key === undefined) return 'next';
           const element = this.lookup(statement.map, key);
           if (!element) return 'next';
-          record();
+          record({ set: statement.map, ...element });
           const [verb = '', target] = element.value.split(' ');
           if ((verb === 'goto' || verb === 'jump') && target !== undefined)
             return { kind: verb, chain: target };
@@ -554,7 +566,7 @@ class Walker {
           if (key === undefined) return 'next';
           const element = this.lookup(statement.map, key);
           if (!element) return 'next';
-          record();
+          record({ set: statement.map, ...element });
           const [ip = '', port = ''] = splitConcat(element.value);
           this.dnat(flight, joinHostPort(ip, Number(port)));
           return { kind: 'nat' };
