@@ -134,8 +134,12 @@ export class Backoff {
     this.#lastAt = now;
     const base = this.#next;
     this.#next = Math.min(base * this.options.factor, this.options.maxMs);
-    if (retryAfterMs !== undefined) return retryAfterMs + this.#random() * Math.min(retryAfterMs, 1_000);
-    return this.#random() * base;
+    const jittered = this.#random() * base;
+    // Retry-After: 0 (or a date in the past) must not turn into a hot loop: the back-off still holds.
+    if (retryAfterMs !== undefined) {
+      return Math.max(retryAfterMs, jittered) + this.#random() * Math.min(retryAfterMs, 1_000);
+    }
+    return jittered;
   }
 }
 

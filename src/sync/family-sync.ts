@@ -52,6 +52,8 @@ export class FamilySync {
   private readonly clock: Clock;
   private readonly runner: BoundedFrequencyRunner;
   private needFullSync = true;
+  /** Counts requestFullSync calls, so one made while a sync runs is not cleared by its end. */
+  private fullSyncRequests = 0;
   private lastFullSync = Number.NEGATIVE_INFINITY;
   private canaryTimer: unknown;
   private started = false;
@@ -94,6 +96,7 @@ export class FamilySync {
   /** Node topology changed or the node went away: the next sync rewrites everything. */
   requestFullSync(): void {
     this.needFullSync = true;
+    this.fullSyncRequests++;
     this.requestSync();
   }
 
@@ -173,6 +176,7 @@ export class FamilySync {
     const start = this.clock.now();
     const periodic = start - this.lastFullSync >= (this.options.fullSyncPeriodMs ?? HOUR_MS);
     const full = this.needFullSync || periodic;
+    const requestsAtStart = this.fullSyncRequests;
     const labels = { ip_family: this.family };
     metrics?.serviceChangesPending.set(0);
     metrics?.endpointChangesPending.set(labels, 0);
@@ -197,7 +201,9 @@ export class FamilySync {
       if (full) metrics?.syncFullProxyRulesDuration.observe(labels, seconds);
       else metrics?.syncPartialProxyRulesDuration.observe(labels, seconds);
     }
-    this.needFullSync = false;
+    // A full sync asked for while this one ran (drift found, rules flushed) is still owed.
+    // (requestFullSync also asked the runner for another run.)
+    this.needFullSync = this.fullSyncRequests !== requestsAtStart;
     const end = this.clock.now();
     if (result.full) this.lastFullSync = start;
     this.syncCount++;

@@ -10,7 +10,7 @@
 import { log } from '../../log/log.ts';
 import type { IPFamily, ServicePortState } from '../../model/types.ts';
 import type { Frontend } from '../../plan/service-port.ts';
-import { parseIP } from '../../util/ip.ts';
+import { joinHostPort, parseIP } from '../../util/ip.ts';
 import type { Runner } from '../xtables/index.ts';
 
 /** The dummy link holding the service addresses (15 characters, the kernel's limit). */
@@ -19,7 +19,10 @@ export const CAPTURE_LINK = 'kube-userspace0';
 export type CaptureMethod = 'nat' | 'address';
 export const CAPTURE_METHODS: readonly CaptureMethod[] = ['nat', 'address'];
 
-/** A listener bound where its frontend's traffic arrives. */
+/**
+ * A listener bound where its frontend's traffic arrives. Its key holds the address and port it is
+ * bound to: a Service whose port changes gets a new listener (a bound socket cannot move).
+ */
 export interface BoundListener {
   readonly key: string;
   readonly state: ServicePortState;
@@ -61,7 +64,7 @@ export function planAddressCapture(
         if (ip === undefined) continue;
         if (!isNodeAddress(ip)) addresses.add(ip);
         listeners.push({
-          key: `${family}|${sp.id.key}|${frontend}|${ip}`,
+          key: `${family}|${sp.id.key}|${frontend}|${joinHostPort(ip, sp.port)}`,
           state,
           frontend,
           host: ip,
@@ -74,7 +77,7 @@ export function planAddressCapture(
     bind('load balancer IP', sp.loadBalancerVIPs);
     if (sp.nodePort !== 0) {
       listeners.push({
-        key: `${family}|${sp.id.key}|node port`,
+        key: `${family}|${sp.id.key}|node port|${sp.nodePort}`,
         state,
         frontend: 'node port',
         host: WILDCARD[family],

@@ -36,6 +36,7 @@ export class Balancer {
   /** Round-robin position per candidate list (a router hands out the same array per client class). */
   private readonly position = new WeakMap<readonly Endpoint[], number>();
   private readonly affinity = new Map<string, Affinity>();
+  private lastPurge = -Infinity;
   private readonly health = new Map<string, Health>();
   /** Open connections or flows per endpoint, for least-connections and metrics. */
   private readonly active = new Map<string, number>();
@@ -63,6 +64,23 @@ export class Balancer {
 
   private affinityValid(record: Affinity, now: number): boolean {
     return this.settings.affinitySeconds > 0 && now - record.lastUsed < this.settings.affinitySeconds * 1000;
+  }
+
+  /**
+   * Forgets expired affinity records, at most once per timeout: without it, a Service that does
+   * not change would keep a record for every client address it ever saw.
+   */
+  private purgeExpired(now: number): void {
+    if (now - this.lastPurge < this.settings.affinitySeconds * 1000) return;
+    this.lastPurge = now;
+    for (const [client, record] of this.affinity) {
+      if (!this.affinityValid(record, now)) this.affinity.delete(client);
+    }
+  }
+
+  /** Affinity records held (tests, debug). */
+  affinityRecords(): number {
+    return this.affinity.size;
   }
 
   /** Whether an endpoint is in its back-off period. */
@@ -104,8 +122,10 @@ export class Balancer {
       this.settings.policy === 'least-connections'
         ? this.leastConnections(candidates, usable)
         : this.roundRobin(candidates, usable);
-    if (this.settings.affinitySeconds > 0)
+    if (this.settings.affinitySeconds > 0) {
       this.affinity.set(client, { endpoint: chosen.endpoint, lastUsed: now });
+      this.purgeExpired(now);
+    }
     return chosen;
   }
 

@@ -102,6 +102,11 @@ export class TcpForwarder implements Forwarder {
     this.ctx.balancer.update(routing.balancer, routing.reachable);
     for (const pair of this.pairs) {
       if (!routing.reachable.has(pair.endpoint.endpoint)) this.drain(pair);
+      else if (pair.drainTimer !== undefined && !this.stopped) {
+        // The endpoint came back (a readiness flap): its connections are not drained after all.
+        clearTimeout(pair.drainTimer);
+        pair.drainTimer = undefined;
+      }
     }
   }
 

@@ -45,7 +45,9 @@ describe('Backoff (full jitter, capped, Retry-After first)', () => {
   test("the server's Retry-After is a floor, spread over at most one more second", () => {
     const b = new Backoff(DEFAULT_BACKOFF, () => 0.5);
     assert.equal(b.next(3_000), 3_500);
-    assert.equal(b.next(400), 600);
+    assert.equal(b.next(400), 700, 'the larger of Retry-After and the jittered back-off (500)');
+    // Retry-After: 0 never means "at once, forever": the jittered back-off still applies.
+    assert.equal(b.next(0), 1_000);
   });
 
   test('starts again at the initial delay after a quiet period', () => {

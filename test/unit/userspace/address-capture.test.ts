@@ -89,4 +89,20 @@ describe('userspace address capture', () => {
       `address add fd00::1/128 dev ${CAPTURE_LINK} nodad`,
     ]);
   });
+
+  test('a changed port is a new listener (a bound socket cannot move)', () => {
+    const at = (port: number, nodePort: number) =>
+      planAddressCapture(
+        'IPv4',
+        [servicePortState({ name: 'web', clusterIP: '10.96.0.10', port, nodePort })],
+        isNode,
+      ).listeners.map((l) => l.key);
+    const before = at(80, 30080);
+    const after = at(8080, 30081);
+    assert.equal(
+      before.filter((key) => after.includes(key)).length,
+      0,
+      `${before.join(' ')} / ${after.join(' ')}`,
+    );
+  });
 });

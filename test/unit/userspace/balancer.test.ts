@@ -101,4 +101,14 @@ describe('userspace balancer', () => {
     b.closed(A.endpoint);
     assert.equal(b.pick('c', ALL)?.ip, A.ip);
   });
+
+  it('expired affinity records are forgotten even while the Service does not change', () => {
+    const c = clock();
+    const b = new Balancer({ policy: 'round-robin', affinitySeconds: 10 }, c.now, () => 0);
+    for (let i = 0; i < 100; i++) b.pick(`192.0.2.${i}`, ALL);
+    assert.equal(b.affinityRecords(), 100);
+    c.advance(10_001);
+    b.pick('198.51.100.1', ALL);
+    assert.equal(b.affinityRecords(), 1, 'only the newest client is remembered');
+  });
 });
