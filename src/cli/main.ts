@@ -30,6 +30,7 @@ function dataplaneSettings(effective: EffectiveConfig): DataplaneSettings {
       portRange: effective.proxyPortRange,
       udpIdleTimeoutMs: effective.udpIdleTimeoutMs,
     },
+    ipvs: effective.ipvs,
   };
 }
 
