@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import { FakeApiClient } from './apiserver-client.ts';
-import { stopProcess } from './netns.ts';
+import { stopProcess, TIMEOUT_SCALE } from './netns.ts';
 import { node as nodeObject } from './objects.ts';
 import { buildTopology, waitForLine, type PodSpec, type Topology } from './topology.ts';
 
@@ -24,8 +24,11 @@ export const STANDARD_PODS: readonly PodSpec[] = [
   { name: 'c', node: 'node2' },
 ];
 
+/** The kernel modes a test cluster runs (ipvs only where the kernel has IPVS: the VM lane). */
+export type KernelMode = 'iptables' | 'nftables' | 'ipvs';
+
 export interface ClusterOptions {
-  readonly mode: 'iptables' | 'nftables';
+  readonly mode: KernelMode;
   readonly pods: readonly PodSpec[];
   readonly tcpPorts?: readonly number[];
   readonly udpPorts?: readonly number[];
@@ -57,7 +60,7 @@ async function spawnApiServer(
 export class Cluster {
   readonly topology: Topology;
   readonly api: FakeApiClient;
-  mode: 'iptables' | 'nftables';
+  mode: KernelMode;
   private readonly dir: string;
   private apiProcess: ChildProcess;
   private proxy: ChildProcess | undefined;
@@ -66,7 +69,7 @@ export class Cluster {
   private constructor(
     topology: Topology,
     api: FakeApiClient,
-    mode: 'iptables' | 'nftables',
+    mode: KernelMode,
     dir: string,
     apiProcess: ChildProcess,
   ) {
@@ -153,6 +156,7 @@ export class Cluster {
       '--cluster-cidr=10.244.0.0/16,fd00:10:244::/48',
       '--conntrack-max-per-core=0',
       '--iptables-min-sync-period=100ms',
+      '--ipvs-min-sync-period=100ms',
       '--metrics-bind-address=127.0.0.1:10249',
       '--v=2',
       ...extraArgs,
@@ -185,10 +189,7 @@ export class Cluster {
   }
 
   /** Starts kube-proxy again (after stopProxy), possibly in another mode. */
-  async restartProxy(
-    mode: 'iptables' | 'nftables' = this.mode,
-    extraArgs: readonly string[] = [],
-  ): Promise<void> {
+  async restartProxy(mode: KernelMode = this.mode, extraArgs: readonly string[] = []): Promise<void> {
     this.mode = mode;
     await this.startProxy(extraArgs);
   }
@@ -204,6 +205,7 @@ export class Cluster {
   }
 
   async waitForLog(pattern: RegExp, timeoutMs = 10_000): Promise<string> {
+    timeoutMs *= TIMEOUT_SCALE;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const line = this.proxyLog.find((l) => pattern.test(l));

@@ -13,7 +13,7 @@ import { detectIptablesBackend, iptablesTools, type IptablesBackend } from '../x
 import { ipvsCleaner } from './cleanup.ts';
 import { registerIpvsMetrics, type IpvsMetrics } from './metrics.ts';
 import { DEFAULT_IPVS_SETTINGS, parseScheduler } from './options.ts';
-import { createIpvsProxier, type IpvsProxier } from './proxier.ts';
+import { createIpvsProxier, probeScheduler, type IpvsProxier } from './proxier.ts';
 
 export const IPVS_DEPRECATION =
   "The ipvs proxier is now deprecated and may be removed in a future release. Please use 'nftables' instead.";
@@ -55,6 +55,16 @@ export const ipvsMode: ModeDefinition = {
     let backend: Promise<IptablesBackend> | undefined;
     const chooseBackend = () => (backend ??= detectIptablesBackend(run));
     let warned = false;
+    // One probe per scheduler for both families: the IPVS table is host-wide.
+    const probes = new Map<string, Promise<void>>();
+    const probeOnce = (name: string): Promise<void> => {
+      let probe = probes.get(name);
+      if (!probe) {
+        probe = probeScheduler(run, name);
+        probes.set(name, probe);
+      }
+      return probe;
+    };
     return {
       supportsFamily: async (family: IPFamily) =>
         toolWorks(run, iptablesTools(await chooseBackend(), family).save, ['-t', 'nat']),
@@ -78,7 +88,7 @@ export const ipvsMode: ModeDefinition = {
             backend: await chooseBackend(),
             syncPeriodMs: settings.syncPeriodMs,
           },
-          { run },
+          { run, probeScheduler: probeOnce },
         );
         await proxier.init();
         return countedIpvsBackend(proxier, metrics);

@@ -61,6 +61,11 @@ export interface IpvsProxierOptions extends Omit<IpvsOptions, 'randomFully'> {
 
 export interface IpvsProxierDeps {
   readonly run?: Runner;
+  /**
+   * The scheduler check, shared by the families of one mode (the IPVS table is host-wide, so
+   * two families probing at once would trip over each other's probe). Default: probeScheduler.
+   */
+  readonly probeScheduler?: (scheduler: string) => Promise<void>;
   readonly sysctl?: Sysctl;
   /** Kernel release (uname -r); decides conn_reuse_mode. Default os.release(). */
   readonly kernelRelease?: string;
@@ -94,6 +99,34 @@ function explainMissingIpvs(error: unknown): Error {
     ? 'the ipvsadm tool is not installed (Debian package ipvsadm)'
     : 'the ip_vs kernel modules are missing or cannot be loaded (modprobe ip_vs)';
   return new Error(`can't use the IPVS proxier: ${hint}: ${message}`, { cause: error });
+}
+
+const PROBE = { ip: '198.51.100.0', port: 20000, protocol: 'TCP' as const };
+
+/**
+ * Start-up check 3 (1.4): a scheduler is usable when some virtual server already uses it, or when
+ * a probe virtual server created with it really appears (the kernel loads ip_vs_<name> then).
+ */
+export async function probeScheduler(
+  run: Runner,
+  scheduler: string,
+  table?: ReadonlyMap<string, KernelVirtualServer>,
+): Promise<void> {
+  const current = table ?? parseIpvsSave((await run('ipvsadm', ['-S', '-n'])).stdout);
+  if ([...current.values()].some((vs) => vs.scheduler === scheduler)) return;
+  try {
+    await ipvsadmRestore(run, `-A -t 198.51.100.0:20000 -s ${scheduler}\n`);
+    const listed = parseIpvsSave((await run('ipvsadm', ['-S', '-n'])).stdout);
+    if (listed.get(vsKey(PROBE))?.scheduler !== scheduler)
+      throw new Error('the probe service did not appear');
+  } catch (error) {
+    throw new Error(
+      `can't use the IPVS proxier: scheduler ${scheduler} is not usable (kernel module ip_vs_${scheduler}): ${(error as Error).message}`,
+      { cause: error },
+    );
+  } finally {
+    await ipvsadmRestore(run, deleteServiceLine(PROBE)).catch(() => undefined);
+  }
 }
 
 export function createIpvsProxier(
@@ -149,6 +182,7 @@ export function createIpvsProxier(
     } catch (error) {
       throw explainMissingIpvs(error);
     }
+    const scheduler = proxierOptions.scheduler;
     const ipsetVersion = await run('ipset', ['--version']).catch((error: unknown) => {
       throw new Error(`can't use the IPVS proxier: ipset is not usable: ${(error as Error).message}`, {
         cause: error,
@@ -157,24 +191,9 @@ export function createIpvsProxier(
     const version = /v(\d+)\.(\d+)/.exec(ipsetVersion.stdout);
     if (!version || Number(version[1]) < 6)
       throw new Error(`can't use the IPVS proxier: ipset ${ipsetVersion.stdout.trim()} is older than 6.0`);
-    // Scheduler probe (1.4 step 3): the kernel loads ip_vs_<scheduler> when a service uses it.
-    const scheduler = proxierOptions.scheduler;
-    if (![...table.values()].some((vs) => vs.scheduler === scheduler)) {
-      const probe = { ip: '198.51.100.0', port: 20000, protocol: 'TCP' as const };
-      try {
-        await ipvsadmRestore(run, `-A -t 198.51.100.0:20000 -s ${scheduler}\n`);
-        const listed = parseIpvsSave((await run('ipvsadm', ['-S', '-n'])).stdout);
-        if (listed.get(vsKey(probe))?.scheduler !== scheduler)
-          throw new Error('the probe service did not appear');
-      } catch (error) {
-        throw new Error(
-          `can't use the IPVS proxier: scheduler ${scheduler} is not usable (kernel module ip_vs_${scheduler}): ${(error as Error).message}`,
-          { cause: error },
-        );
-      } finally {
-        await ipvsadmRestore(run, deleteServiceLine(probe)).catch(() => undefined);
-      }
-    }
+    await (deps.probeScheduler ?? ((name: string) => probeScheduler(run, name, table)))(
+      proxierOptions.scheduler,
+    );
     await applyIpvsSysctls(sysctl, wantedIpvsSysctls(deps.kernelRelease ?? release(), settings.strictARP));
     if (
       settings.tcpTimeoutSeconds > 0 ||
