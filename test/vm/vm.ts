@@ -57,7 +57,7 @@ function sh(file: string, args: readonly string[], what: string, cwd?: string): 
   const result = spawnSync(file, args, { encoding: 'utf8', cwd, maxBuffer: 64 * 1024 * 1024 });
   if (result.error || result.status !== 0)
     throw new VmError(
-      `${what}: ${file} ${args.join(' ')} failed: ${result.error?.message ?? result.stderr.trim() ?? `status ${String(result.status)}`}`,
+      `${what}: ${file} ${args.join(' ')} failed: ${result.error?.message ?? (result.stderr.trim() || `status ${String(result.status)}`)}`,
     );
   return result.stdout;
 }
