@@ -30,6 +30,8 @@ const HOST_PACKAGES: readonly (readonly [string, string])[] = [
   ['/bin/busybox', 'busybox-static'],
   ['/usr/sbin/ipvsadm', 'ipvsadm'],
   ['/usr/sbin/ipset', 'ipset'],
+  // The SCTP client and server of the lane's SCTP tests (Node.js has no SCTP sockets).
+  ['/usr/bin/socat', 'socat'],
 ];
 
 /** Modules the initramfs loads, in order (each needs the ones before), to mount the 9p shares. */

@@ -86,9 +86,6 @@ export async function cleanupIpvs(
       if (!absent(error)) errors.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
     }
   };
-  const xtables = await cleanupOwner(run, IPVS_OWNER, { keep: [], env });
-  errors.push(...xtables.errors);
-
   let sets = new Map<string, Set<string>>();
   await attempt('ipset save', async () => {
     sets = parseIpsetSave((await run('ipset', ['save'])).stdout);
@@ -97,6 +94,15 @@ export async function cleanupIpvs(
   await attempt('ip addr', async () => {
     bound = await ipvsInterfaceAddresses(run);
   });
+  const ours = allSetNames().filter((name) => sets.has(name));
+  const link = bound.length > 0 || (await linkExists(run));
+  // The IPVS mode creates its sets and kube-ipvs0 before anything else: without them it never ran
+  // here, and the chains it shares with the iptables mode (KUBE-SERVICES, KUBE-POSTROUTING, ...)
+  // belong to that mode. A restart in iptables mode must not lose its chains to this cleaner.
+  if (ours.length === 0 && !link) return errors;
+  const xtables = await cleanupOwner(run, IPVS_OWNER, { keep: [], env });
+  errors.push(...xtables.errors);
+
   const removed = { services: 0, link: false };
   await attempt('ipvsadm', async () => {
     const services = parseIpvsSave((await run('ipvsadm', ['-S', '-n'])).stdout).values();
@@ -106,11 +112,10 @@ export async function cleanupIpvs(
     removed.services = owned.length;
   });
   await attempt('ip link del', async () => {
-    if (bound.length === 0 && !(await linkExists(run))) return;
+    if (!link) return;
     await run('ip', ['link', 'del', IPVS_INTERFACE]);
     removed.link = true;
   });
-  const ours = allSetNames().filter((name) => sets.has(name));
   if (ours.length > 0)
     await attempt('ipset destroy', () =>
       run('ipset', ['restore'], { input: ours.map((name) => `destroy ${name}\n`).join('') }),

@@ -10,6 +10,7 @@ import {
   KUBE_FORWARD,
   KUBE_IPVS_FILTER,
   KUBE_IPVS_OUT_FILTER,
+  KUBE_MARK_MASQ,
   KUBE_NODE_PORT,
   KUBE_POSTROUTING,
   KUBE_PROXY_FIREWALL,
@@ -43,6 +44,7 @@ export const IPVS_OWNER: XtablesOwner = {
   jumps: IPVS_JUMPS,
   canary: undefined,
   fixedChains: { nat: NAT_CHAINS, filter: FILTER_CHAINS },
-  borrowedChains: {},
+  // As in the iptables mode: kubelet may own KUBE-MARK-MASQ too; cleanup leaves it.
+  borrowedChains: { nat: [KUBE_MARK_MASQ] },
   ownsChain: () => false,
 };

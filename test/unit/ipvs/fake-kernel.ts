@@ -181,6 +181,19 @@ export class FakeKernel {
       }));
       return ok(JSON.stringify(links));
     }
+    if (joined === '-j addr show dev kube-ipvs0') {
+      if (!this.linkExists) return fail(command, 'Device "kube-ipvs0" does not exist.');
+      return ok(
+        JSON.stringify([
+          { ifname: 'kube-ipvs0', addr_info: this.bound().map((local) => ({ local, scope: 'global' })) },
+        ]),
+      );
+    }
+    if (joined === 'link del kube-ipvs0') {
+      this.linkExists = false;
+      this.addresses.delete('kube-ipvs0');
+      return ok();
+    }
     if (joined === 'link show kube-ipvs0')
       return this.linkExists ? ok() : fail(command, 'Device "kube-ipvs0" does not exist.');
     if (joined === 'link add kube-ipvs0 type dummy') {

@@ -3,6 +3,7 @@
 // and excludeCIDRs, and failures.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { cleanupIpvs } from '../../../src/dataplane/ipvs/cleanup.ts';
 import { createIpvsProxier, type IpvsProxierOptions } from '../../../src/dataplane/ipvs/proxier.ts';
 import { FakeHost } from '../../../src/host/fake.ts';
 import { nodePortAddressesFor } from '../../../src/plan/node-ports.ts';
@@ -310,5 +311,27 @@ describe('IPVS proxier syncs', () => {
       [...(kernel.services.get('-t 10.96.0.10:80')?.dests.keys() ?? [])],
       ['10.244.1.5:8080', '10.244.2.7:8080'],
     );
+  });
+});
+
+describe('IPVS cleanup', () => {
+  test('removes our virtual servers, kube-ipvs0 and the sets; leaves foreign virtual servers', async () => {
+    const { kernel, proxier, model } = setup();
+    web(model, [A, B]);
+    await proxier.sync({ snapshot: model.snapshot(), full: true });
+    kernel.services.set('-t 10.1.0.1:443', {
+      proto: '-t',
+      addr: '10.1.0.1:443',
+      scheduler: 'wlc',
+      persistent: 0,
+      flags: '',
+      dests: new Map(),
+    });
+    const errors = await cleanupIpvs(kernel.run, { KUBE_PROXY_IPTABLES_BACKEND: 'nft' });
+    assert.deepEqual(errors, []);
+    // The cluster IP (bound on kube-ipvs0) and the NodePort (in our node-port set) were ours.
+    assert.deepEqual([...kernel.services.keys()], ['-t 10.1.0.1:443']);
+    assert.equal(kernel.linkExists, false);
+    assert.equal(kernel.sets.size, 0);
   });
 });
