@@ -24,8 +24,9 @@ const c = (): Cluster => {
 async function sctpOnce(host: string, port: number): Promise<string | undefined> {
   const client = c().topology.pod('client').ns;
   try {
-    const out = await client.exec('socat', ['-T', '3', '-', `SCTP:${host}:${String(port)}`], {
-      input: 'probe\n',
+    // Read only (-u): SCTP has no half-close, so a client that ended its input would shut the
+    // association down before the endpoint's answer arrives.
+    const out = await client.exec('socat', ['-T', '3', '-u', `SCTP:${host}:${String(port)}`, '-'], {
       timeoutMs: 30_000,
     });
     return out.stdout.trim() || undefined;
