@@ -112,10 +112,13 @@ for (const [i, mode] of SEQUENCE.entries()) {
         await c().stopProxy();
         await c().restartProxy(mode);
       }
-      const seen = await pollUntil(`TCP through the cluster IP in ${mode} mode`, async () => {
+      // Connections may fail while the new mode programs its first syncs: wait until a whole
+      // batch succeeds, then traffic must keep flowing.
+      await pollUntil(`TCP through the cluster IP in ${mode} mode`, async () => {
         const names = await tcpNames('10.96.0.10', 80);
-        return names.has('a') && names.has('c') ? names : undefined;
+        return names.size === 2 && names.has('a') && names.has('c') ? names : undefined;
       });
+      const seen = await tcpNames('10.96.0.10', 80);
       assert.deepEqual([...seen].sort(), ['a', 'c']);
       const nodePort = await tcpNames(c().topology.node1.ipv4, 30080, c().topology.external.ns);
       assert.ok(
