@@ -7,7 +7,7 @@ export PATH := $(NPM_BIN):$(PATH)
 SIZE ?= 1000
 TESTS ?= test/**/*.test.ts
 
-.PHONY: all deps sysdeps build test unit lint depcheck demo bench bench-datapath clean
+.PHONY: all deps sysdeps build test test-vm unit lint depcheck demo bench bench-datapath clean
 
 all: build
 
@@ -21,7 +21,8 @@ deps: node_modules/.installed
 # Debian packages for the dataplanes and the network-namespace tests. Installed only when missing,
 # and only as root (a non-root run skips the kernel tests with a message instead).
 # haproxy: the userspace proxy the data-path benchmark compares against (bench/datapath.ts).
-SYS_TOOLS := iptables:iptables nft:nftables conntrack:conntrack ip:iproute2 curl:curl haproxy:haproxy
+# ipvsadm, ipset: the IPVS mode's tools.
+SYS_TOOLS := iptables:iptables nft:nftables conntrack:conntrack ip:iproute2 curl:curl haproxy:haproxy ipvsadm:ipvsadm ipset:ipset
 sysdeps:
 	@if [ "$$(id -u)" = 0 ]; then \
 	  missing=""; for pair in $(SYS_TOOLS); do \
@@ -44,6 +45,13 @@ test: deps sysdeps build
 	$(DEPCHECK)
 	prettier --check .
 	node --test --test-reporter=spec --test-timeout=300000 '$(TESTS)'
+	$(MAKE) --no-print-directory test-vm
+
+# The VM lane (test/vm/): IPVS and SCTP traffic, mode switches and a smoke run of the other modes
+# on Debian's stock kernel, which this machine's kernel cannot run. It fetches QEMU, the kernel and
+# the guest's tools through apt on first use; as non-root it is skipped with a message.
+test-vm: deps build
+	node test/vm/lane.ts
 
 # Only the pure unit tests: fast, no root needed.
 unit: deps

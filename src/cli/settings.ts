@@ -26,5 +26,6 @@ export function dataplaneSettings(
       balancer: userspace.balancer,
       capture: userspace.capture,
     },
+    ipvs: effective.ipvs,
   };
 }

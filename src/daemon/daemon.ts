@@ -3,7 +3,7 @@
 // has its own module here (node lifecycle, families and backends, post-sync hooks, servers), and
 // everything mode-specific arrives through the ModeDefinition.
 import type { ConntrackSettings } from '../conntrack/sysctls.ts';
-import { applyConntrackSettings } from '../conntrack/sysctls.ts';
+import { applyConntrackSettings, watchPendingSysctls } from '../conntrack/sysctls.ts';
 import type { ModeDefinition, ToolRunner } from '../dataplane/common/mode.ts';
 import type { DataplaneSettings } from '../dataplane/common/settings.ts';
 import { realHost, type Host } from '../host/host.ts';
@@ -223,8 +223,16 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
     const health = new ProxyHealth({ syncPeriodMs: settings.syncPeriodMs });
     health.setNodeEligible(nodeEligible(node));
 
-    // 2. Conntrack sysctls (fatal on error, with the way out in the message).
-    await applyConntrackSettings(settings.conntrack, host.sysctl, host.cpuCount());
+    // 2. Conntrack sysctls (fatal on error, with the way out in the message). Those that do not
+    // exist yet (nf_conntrack not loaded before our rules need it) are set once they appear.
+    const pendingSysctls = await applyConntrackSettings(settings.conntrack, host.sysctl, host.cpuCount());
+    if (pendingSysctls.length > 0) {
+      const watch = watchPendingSysctls(pendingSysctls, host.sysctl);
+      stoppers.push(() => {
+        watch.stop();
+        return Promise.resolve();
+      });
+    }
 
     // 3. Families and backends.
     const families = await chooseFamilies(info, mode, host);

@@ -28,7 +28,7 @@ export class FakeHost implements Host {
       read: (key) => {
         const value = this.sysctls.get(key);
         return value === undefined
-          ? Promise.reject(new Error(`no such sysctl: ${key}`))
+          ? Promise.reject(Object.assign(new Error(`no such sysctl: ${key}`), { code: 'ENOENT' }))
           : Promise.resolve(value);
       },
       write: (key, value) => {

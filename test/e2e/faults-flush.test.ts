@@ -30,7 +30,7 @@ const IPTABLES_FLUSH = ['filter', 'nat', 'mangle'].flatMap((table) => [
   ['iptables', '-t', table, '-X'],
 ]);
 
-const FLUSHES: Readonly<Record<ProxyModeUnderTest, readonly (readonly string[])[]>> = {
+const FLUSHES: Readonly<Record<Exclude<ProxyModeUnderTest, 'ipvs'>, readonly (readonly string[])[]>> = {
   iptables: IPTABLES_FLUSH,
   nftables: [['nft', 'flush', 'ruleset']],
   userspace: IPTABLES_FLUSH,

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import { FakeApiClient } from './apiserver-client.ts';
-import { stopProcess } from './netns.ts';
+import { stopProcess, TIMEOUT_SCALE } from './netns.ts';
 import { node as nodeObject } from './objects.ts';
 import { buildTopology, waitForLine, type PodSpec, type Topology } from './topology.ts';
 
@@ -24,8 +24,10 @@ export const STANDARD_PODS: readonly PodSpec[] = [
   { name: 'c', node: 'node2' },
 ];
 
-/** The modes the namespace cluster runs the real proxy in. */
-export type ProxyModeUnderTest = 'iptables' | 'nftables' | 'userspace';
+/** The modes the namespace cluster runs the real proxy in (ipvs only where the kernel has IPVS: the VM lane). */
+export type ProxyModeUnderTest = 'iptables' | 'nftables' | 'userspace' | 'ipvs';
+/** The ipvs helper's name for it. */
+export type KernelMode = ProxyModeUnderTest;
 
 export interface ClusterOptions {
   readonly mode: ProxyModeUnderTest;
@@ -165,6 +167,7 @@ export class Cluster {
       '--cluster-cidr=10.244.0.0/16,fd00:10:244::/48',
       '--conntrack-max-per-core=0',
       '--iptables-min-sync-period=100ms',
+      '--ipvs-min-sync-period=100ms',
       '--metrics-bind-address=127.0.0.1:10249',
       '--v=2',
       ...extraArgs,
@@ -213,6 +216,7 @@ export class Cluster {
   }
 
   async waitForLog(pattern: RegExp, timeoutMs = 10_000): Promise<string> {
+    timeoutMs *= TIMEOUT_SCALE;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const line = this.proxyLog.find((l) => pattern.test(l));

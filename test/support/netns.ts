@@ -143,13 +143,20 @@ export async function linkNetns(a: Netns, aIf: string, b: Netns, bIf: string): P
   await b.ip('link', 'set', bIf, 'up');
 }
 
-/** Polls `check` until it returns a value other than undefined, or throws after `timeoutMs`. */
+/**
+ * How much slower than this machine the tests run: the VM lane (test/vm/) sets
+ * KUBE_PROXY_TEST_TIMEOUT_SCALE under software emulation, and every deadline here is multiplied.
+ */
+export const TIMEOUT_SCALE = Math.max(1, Number(process.env['KUBE_PROXY_TEST_TIMEOUT_SCALE'] ?? '1') || 1);
+
+/** Polls `check` until it returns a value other than undefined, or throws after `timeoutMs` (scaled). */
 export async function pollUntil<T>(
   what: string,
   check: () => Promise<T | undefined> | T | undefined,
   timeoutMs = 10_000,
   intervalMs = 25,
 ): Promise<T> {
+  timeoutMs *= TIMEOUT_SCALE;
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {

@@ -19,6 +19,7 @@ import {
   deleteNetns,
   linkNetns,
   stopProcess,
+  TIMEOUT_SCALE,
   uniquePrefix,
   type Netns,
 } from './netns.ts';
@@ -199,6 +200,7 @@ export function waitForLine(
   what: string,
   timeoutMs = 20_000,
 ): Promise<string> {
+  timeoutMs *= TIMEOUT_SCALE;
   return new Promise((resolve, reject) => {
     if (!child.stdout) {
       reject(new Error(`${what}: no stdout`));

@@ -8,6 +8,7 @@ import {
 } from '../../plan/local-traffic.ts';
 import { addressesInside, nodePortAddressesFor, type NodePortAddressSetting } from '../../plan/node-ports.ts';
 import type { NftablesOptions } from '../nftables/options.ts';
+import type { IpvsSettings } from '../ipvs/options.ts';
 
 export type { DetectLocalMode, NodePortAddressSetting };
 
@@ -56,6 +57,8 @@ export interface DataplaneSettings {
   readonly syncPeriodMs: number;
   /** The userspace mode's own settings; absent: DEFAULT_USERSPACE_SETTINGS. */
   readonly userspace?: UserspaceSettings;
+  /** The IPVS mode's own settings (the ipvs config section); absent: DEFAULT_IPVS_SETTINGS. */
+  readonly ipvs?: IpvsSettings;
 }
 
 /** The one local-traffic detector of a family, for every mode (plan/local-traffic.ts). */

@@ -66,7 +66,7 @@ describe('deploy/Dockerfile', () => {
     assert.match(install, /apt-get update/);
     assert.match(install, /--no-install-recommends/);
     const words = new Set(install.split(/\s+/));
-    for (const pkg of ['iptables', 'nftables', 'conntrack', 'iproute2', 'procps']) {
+    for (const pkg of ['iptables', 'nftables', 'conntrack', 'iproute2', 'procps', 'ipvsadm', 'ipset']) {
       assert.ok(words.has(pkg), `missing Debian package ${pkg}`);
     }
     assert.match(install, /rm -rf \/var\/lib\/apt\/lists\/\*/);

@@ -20,6 +20,11 @@ import { routerFor } from '../../../src/dataplane/userspace/routes.ts';
 import type { Router } from '../../../src/dataplane/userspace/route.ts';
 import { splitHostPort } from '../../../src/dataplane/common/trace.ts';
 import { isLoopback, parseIP } from '../../../src/util/ip.ts';
+import { desiredState } from '../../../src/dataplane/ipvs/desired.ts';
+import { setName, SET_KEYS } from '../../../src/dataplane/ipvs/names.ts';
+import type { IpvsOptions } from '../../../src/dataplane/ipvs/options.ts';
+import { renderIpvsRules } from '../../../src/dataplane/ipvs/rules.ts';
+import { traceIpvs, type IpvsTraceState } from '../../../src/dataplane/ipvs/tracer.ts';
 
 export type FlowRunner = (cluster: FlowCluster, packet: Packet) => FlowOutcome;
 
@@ -90,6 +95,34 @@ const nftablesTable = perCluster((cluster): FakeTable => {
   const prefix = `${cluster.family === 'IPv4' ? 'ip' : 'ip6'} kube-proxy`;
   const script = render(undefined, cluster.snapshot, nftablesOptions(cluster), true).script;
   return applyScript(emptyTable(prefix), script);
+});
+
+/** The daemon's defaults for the IPVS mode: rr, node ports on every local address. */
+export function ipvsOptions(cluster: FlowCluster): IpvsOptions {
+  return {
+    family: cluster.family,
+    scheduler: 'rr',
+    masqueradeBit: 14,
+    masqueradeAll: false,
+    localDetector: clusterDetector(cluster),
+    randomFully: true,
+  };
+}
+
+/** What the IPVS proxier would leave in the kernel for the cluster: rules, sets, virtual servers. */
+const ipvsState = perCluster((cluster): IpvsTraceState => {
+  const options = ipvsOptions(cluster);
+  const desired = desiredState(cluster.snapshot, options, {
+    nodePortIPs: cluster.localAddresses,
+    otherInterfaceAddresses: cluster.localAddresses,
+  });
+  return {
+    family: cluster.family,
+    rules: renderIpvsRules({ options, desired }),
+    sets: new Map(SET_KEYS.map((key) => [setName(key, cluster.family), desired.sets[key]])),
+    virtualServers: desired.virtualServers,
+    bound: [...desired.bind],
+  };
 });
 
 /** The traffic plan with the iptables mode's defaults: upstream's behaviour, decided once. */
@@ -223,6 +256,7 @@ export const FLOW_RUNNERS = {
   iptables: (cluster, packet) => traceIptables(iptablesRules(cluster), packet, host(cluster)).outcome,
   nftables: (cluster, packet) => traceNftables(nftablesTable(cluster), packet, host(cluster)).outcome,
   userspace: userspaceOutcome,
+  ipvs: (cluster, packet) => traceIpvs(ipvsState(cluster), packet, host(cluster)),
 } satisfies Record<string, FlowRunner>;
 
 export type RunnerName = keyof typeof FLOW_RUNNERS;

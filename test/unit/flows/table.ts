@@ -43,6 +43,27 @@ const NFT_REJECTS_UNUSED_PORTS =
   "upstream's nftables mode rejects traffic to a port a cluster IP does not serve (cluster-ips-check); " +
   "upstream's iptables mode has no rule for it";
 
+// The IPVS mode's differences are upstream's IPVS behaviour (modes-ipvs-userspace.md 1.8-1.13).
+const IPVS_FILTER_REJECTS =
+  "upstream's IPVS mode binds every cluster IP on kube-ipvs0 and KUBE-IPVS-FILTER rejects new connections to any " +
+  'port of it that is not a service port (PR #108460)';
+const IPVS_NO_LOCALHOST_NODE_PORTS =
+  "upstream's IPVS mode never serves node ports on loopback addresses (no virtual server on 127.0.0.1)";
+const IPVS_NO_SHORTCUT =
+  "upstream's IPVS mode has no eTP=Local shortcut for pods and the node: a virtual server has one real server set, " +
+  'and the *-LOCAL sets skip masquerade for every client';
+const IPVS_LOCAL_FALLBACK =
+  "upstream's IPVS mode falls back to every endpoint when eTP=Local has none on this node (PR #97081), " +
+  'where iptables and nftables drop; external clients then get replies from a pod address';
+const IPVS_OUT_FILTER_VIP_SOURCE =
+  "upstream's IPVS mode drops the node's own traffic to a source-ranged LB IP only when its source is the VIP " +
+  '(the address the kernel picks for an address bound on kube-ipvs0; KUBE-IPVS-OUT-FILTER matches -s VIP); a ' +
+  'socket bound to the node IP is not filtered and is masqueraded through KUBE-LOAD-BALANCER';
+const IPVS_ITP_LOCAL_EMPTY =
+  'upstream computes cluster endpoints only for ports that use them: an internalTrafficPolicy Local port ' +
+  'without local endpoints gets a virtual server without real servers, which the kernel answers with an ICMP ' +
+  'port unreachable (ip_vs_leave) instead of dropping';
+
 const v4 = (row: Omit<FlowRow, 'cluster'>): FlowRow => ({ cluster: 'v4', ...row });
 const v6 = (row: Omit<FlowRow, 'cluster'>): FlowRow => ({ cluster: 'v6', ...row });
 const pod = { from: 'pod', sourceIP: V4.client } as const;
@@ -82,7 +103,10 @@ export const FLOWS: readonly FlowRow[] = [
     destPort: 81,
     output: '',
     masq: false,
-    modes: { nftables: { output: 'REJECT', masq: false, reason: NFT_REJECTS_UNUSED_PORTS } },
+    modes: {
+      ipvs: { output: 'REJECT', masq: false, reason: IPVS_FILTER_REJECTS },
+      nftables: { output: 'REJECT', masq: false, reason: NFT_REJECTS_UNUSED_PORTS },
+    },
   }),
   v4({
     name: 'a pod address, no service involved',
@@ -118,7 +142,10 @@ export const FLOWS: readonly FlowRow[] = [
     destPort: 53,
     output: '',
     masq: false,
-    modes: { nftables: { output: 'REJECT', masq: false, reason: NFT_REJECTS_UNUSED_PORTS } },
+    modes: {
+      ipvs: { output: 'REJECT', masq: false, reason: IPVS_FILTER_REJECTS },
+      nftables: { output: 'REJECT', masq: false, reason: NFT_REJECTS_UNUSED_PORTS },
+    },
   }),
   v4({
     name: 'SCTP cluster IP',
@@ -206,6 +233,7 @@ export const FLOWS: readonly FlowRow[] = [
     output: eps(V4.a, V4.c),
     masq: true,
     modes: {
+      ipvs: { output: '', masq: false, reason: IPVS_NO_LOCALHOST_NODE_PORTS },
       nftables: {
         output: '',
         masq: false,
@@ -240,6 +268,7 @@ export const FLOWS: readonly FlowRow[] = [
     destPort: 30081,
     output: eps(V4.a, V4.c),
     masq: false,
+    modes: { ipvs: { output: eps(V4.a), masq: false, reason: IPVS_NO_SHORTCUT } },
   }),
   v4({
     name: 'node port (eTP Local) from the node: every endpoint, masqueraded',
@@ -248,6 +277,7 @@ export const FLOWS: readonly FlowRow[] = [
     destPort: 30081,
     output: eps(V4.a, V4.c),
     masq: true,
+    modes: { ipvs: { output: eps(V4.a), masq: false, reason: IPVS_NO_SHORTCUT } },
   }),
   v4({
     name: 'node port (eTP Local) without local endpoints, from outside',
@@ -256,6 +286,7 @@ export const FLOWS: readonly FlowRow[] = [
     destPort: 30082,
     output: 'DROP',
     masq: false,
+    modes: { ipvs: { output: eps(V4.c), masq: false, reason: IPVS_LOCAL_FALLBACK } },
   }),
   v4({
     name: 'node port (eTP Local) without local endpoints, from a pod',
@@ -272,6 +303,7 @@ export const FLOWS: readonly FlowRow[] = [
     destPort: 30082,
     output: eps(V4.c),
     masq: true,
+    modes: { ipvs: { output: eps(V4.c), masq: false, reason: IPVS_NO_SHORTCUT } },
   }),
   v4({
     name: 'cluster IP of an eTP Local service: internal policy applies',
@@ -296,6 +328,7 @@ export const FLOWS: readonly FlowRow[] = [
     destPort: 80,
     output: eps(V4.a, V4.c),
     masq: false,
+    modes: { ipvs: { output: eps(V4.a), masq: false, reason: IPVS_NO_SHORTCUT } },
   }),
   v4({
     name: 'LB IP (eTP Local) from the node',
@@ -304,6 +337,7 @@ export const FLOWS: readonly FlowRow[] = [
     destPort: 80,
     output: eps(V4.a, V4.c),
     masq: true,
+    modes: { ipvs: { output: eps(V4.a), masq: false, reason: IPVS_NO_SHORTCUT } },
   }),
 
   // External IPs (eTP Cluster).
@@ -357,6 +391,7 @@ export const FLOWS: readonly FlowRow[] = [
     destPort: 80,
     output: 'DROP',
     masq: false,
+    modes: { ipvs: { output: eps(V4.a), masq: true, reason: IPVS_OUT_FILTER_VIP_SOURCE } },
   }),
   v4({
     name: 'LB IP whose ranges cover the node, from the node',
@@ -425,6 +460,7 @@ export const FLOWS: readonly FlowRow[] = [
     destPort: 80,
     output: 'DROP',
     masq: false,
+    modes: { ipvs: { output: 'REJECT', masq: false, reason: IPVS_ITP_LOCAL_EMPTY } },
   }),
   v4({
     name: "topology hints: the node's zone only",

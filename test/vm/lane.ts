@@ -1,0 +1,43 @@
+// The VM lane `make test-vm` runs (and `make test` with it): one boot of Debian's stock kernel
+// (vm.ts), and inside it the tests this machine's kernel cannot run: IPVS schedulers, the mode
+// switches with TCP and SCTP traffic in every mode (the smoke run of the iptables and nftables
+// modes on the Debian kernel), and the traffic scenarios in IPVS mode. Deadlines in the test
+// support are scaled for software emulation. Exits with the tests' status.
+import { fileURLToPath } from 'node:url';
+import { IS_ROOT } from '../support/netns.ts';
+import { ensureHostPackages, ensureKernel, runInVm, VmError } from './vm.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const FILES = ['test/vm/lane/ipvs-schedulers.ts', 'test/vm/lane/modes.ts', 'test/vm/lane/ipvs-traffic.ts'];
+/**
+ * Emulation is several times slower than this machine. The lane aims at 15 minutes; the VM is
+ * given more before it is killed, so a slow shared machine fails the lane with its tests' own
+ * messages rather than a bare timeout.
+ */
+const TIMEOUT_SCALE = 4;
+const LANE_TIMEOUT_MS = 25 * 60_000;
+
+if (!IS_ROOT) {
+  process.stderr.write('vm lane: skipped, needs root (apt-get, QEMU, network namespaces in the guest)\n');
+  process.exit(0);
+}
+try {
+  ensureHostPackages();
+  const kernel = ensureKernel();
+  process.stderr.write(`vm lane: booting Debian kernel ${kernel.version} (QEMU, software emulation)\n`);
+  const command = [
+    `cd ${ROOT}`,
+    `KUBE_PROXY_TEST_TIMEOUT_SCALE=${String(TIMEOUT_SCALE)} ${process.execPath} --test --test-reporter=spec --test-concurrency=2 --test-timeout=600000 ${FILES.join(' ')} 2>&1 | grep -vE '^ *[IW][0-9]{4} '`,
+    // The status of node --test, not of the filter.
+    'exit ${PIPESTATUS[0]:-$?}',
+  ].join('; ');
+  const result = await runInVm(kernel, `bash -c '${command.replaceAll("'", "'\\''")}'`, {
+    timeoutMs: LANE_TIMEOUT_MS,
+    onOutput: (chunk) => process.stdout.write(chunk),
+  });
+  process.stderr.write(`vm lane: status ${String(result.status)} after ${result.seconds.toFixed(0)} s\n`);
+  process.exit(result.status);
+} catch (error) {
+  process.stderr.write(`vm lane: ${error instanceof VmError ? error.message : String(error)}\n`);
+  process.exit(1);
+}
