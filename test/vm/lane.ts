@@ -21,6 +21,14 @@ if (!IS_ROOT) {
   process.stderr.write('vm lane: skipped, needs root (apt-get, QEMU, network namespaces in the guest)\n');
   process.exit(0);
 }
+// The guest mounts its own tmpfs on /tmp and /run (sockets do not work on 9p): a checkout there
+// is invisible inside it.
+if (/^\/(tmp|run)(\/|$)/.test(ROOT)) {
+  process.stderr.write(
+    `vm lane: the checkout ${ROOT} is under /tmp or /run, which the guest replaces with its own tmpfs; clone it elsewhere to run the lane\n`,
+  );
+  process.exit(1);
+}
 try {
   ensureHostPackages();
   const kernel = ensureKernel();
