@@ -73,3 +73,13 @@ export function notImplementedMode(name: string, unavailable: string): ModeDefin
     }),
   };
 }
+
+/** Whether a tool runs at all here (a family's support check): true when it exits 0 within 10 s. */
+export async function toolWorks(run: ToolRunner, file: string, args: readonly string[]): Promise<boolean> {
+  try {
+    await run(file, args, { timeoutMs: 10_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -6,21 +6,12 @@ import { iptablesExplainer } from './explain.ts';
 import type { IPFamily } from '../../model/types.ts';
 import type { Backend, SyncRequest, SyncResult } from '../../sync/backend.ts';
 import { execTool } from '../../util/exec.ts';
-import type { ModeDefinition, ToolRunner } from '../common/mode.ts';
+import { toolWorks, type ModeDefinition } from '../common/mode.ts';
 import { localDetectorFor, nodePortCIDRsFor } from '../common/settings.ts';
 import { detectIptablesBackend, type IptablesBackend } from './backend.ts';
 import { iptablesCleaner } from './cleanup.ts';
 import { registerIptablesMetrics, type IptablesMetrics } from './metrics.ts';
 import { createIptablesProxier, type IptablesProxier } from './proxier.ts';
-
-async function toolWorks(run: ToolRunner, file: string, args: string[]): Promise<boolean> {
-  try {
-    await run(file, args, { timeoutMs: 10_000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The proxier as a Backend whose syncs move the iptables metrics as upstream's do. */
 export function countedBackend(proxier: IptablesProxier, metrics: IptablesMetrics): Backend {

@@ -7,7 +7,7 @@ import type { IPFamily } from '../../model/types.ts';
 import { nodePortAddressesFor } from '../../plan/node-ports.ts';
 import type { Backend } from '../../sync/backend.ts';
 import { execTool } from '../../util/exec.ts';
-import type { ModeDefinition, ToolRunner } from '../common/mode.ts';
+import { toolWorks, type ModeDefinition } from '../common/mode.ts';
 import { localDetectorFor } from '../common/settings.ts';
 import { detectIptablesBackend, iptablesTools, type IptablesBackend } from '../xtables/index.ts';
 import { ipvsCleaner } from './cleanup.ts';
@@ -35,15 +35,6 @@ export function countedIpvsBackend(proxier: IpvsProxier, metrics: IpvsMetrics): 
     start: () => proxier.start?.() ?? Promise.resolve(),
     close: () => proxier.close?.() ?? Promise.resolve(),
   };
-}
-
-async function toolWorks(run: ToolRunner, file: string, args: string[]): Promise<boolean> {
-  try {
-    await run(file, args, { timeoutMs: 10_000 });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export const ipvsMode: ModeDefinition = {

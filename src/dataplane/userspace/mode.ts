@@ -6,7 +6,7 @@ import type { IPFamily } from '../../model/types.ts';
 import type { Backend } from '../../sync/backend.ts';
 import { execTool } from '../../util/exec.ts';
 import { isLoopback, parseIP } from '../../util/ip.ts';
-import type { ModeDefinition, ToolRunner } from '../common/mode.ts';
+import { toolWorks, type ModeDefinition } from '../common/mode.ts';
 import { DEFAULT_USERSPACE_SETTINGS, localDetectorFor, type NodeInfo } from '../common/settings.ts';
 import { detectIptablesBackend, iptablesTools, type IptablesBackend } from '../xtables/index.ts';
 import { userspaceCleaner } from './cleanup.ts';
@@ -86,15 +86,6 @@ export function countedBackend(proxier: UserspaceProxier, metrics: UserspaceSync
       }
     },
   };
-}
-
-async function toolWorks(run: ToolRunner, file: string, args: string[]): Promise<boolean> {
-  try {
-    await run(file, args, { timeoutMs: 10_000 });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The mode with a given data path (tests pass a fake one). */
