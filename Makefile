@@ -7,7 +7,7 @@ export PATH := $(NPM_BIN):$(PATH)
 SIZE ?= 1000
 TESTS ?= test/**/*.test.ts
 
-.PHONY: all deps sysdeps build test test-vm unit lint depcheck demo bench bench-vm bench-datapath clean
+.PHONY: all deps sysdeps build test test-vm unit lint depcheck demo bench bench-vm bench-datapath fuzz clean
 
 all: build
 
@@ -90,6 +90,11 @@ bench-vm: deps build
 DATAPATH_ARGS ?=
 bench-datapath: deps sysdeps build
 	node bench/datapath.ts $(DATAPATH_ARGS)
+
+# The long run of the hostile-input fuzzing (test/unit/fuzz/; make test runs 150 cases).
+FUZZ_RUNS ?= 100000
+fuzz: deps
+	KUBE_PROXY_FUZZ_RUNS=$(FUZZ_RUNS) node --test --test-reporter=spec --test-timeout=0 'test/unit/fuzz/*.test.ts'
 
 clean:
 	rm -rf dist coverage
