@@ -210,8 +210,8 @@ export class Cluster {
     await this.startProxy(extraArgs);
   }
 
-  async stopProxy(): Promise<void> {
-    if (this.proxy) await stopProcess(this.proxy);
+  async stopProxy(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    if (this.proxy) await stopProcess(this.proxy, signal);
     this.proxy = undefined;
   }
 

@@ -139,7 +139,15 @@ for (const [i, mode] of SEQUENCE.entries()) {
         [...sctp].every((name) => name === 'a' || name === 'c'),
         [...sctp].join(', '),
       );
-      const left = await leftovers();
+      // The old mode's rules go once the new mode's first syncs are in: wait for that.
+      const left = await pollUntil(`the modes before ${mode} to be cleaned up`, async () => {
+        const now = await leftovers();
+        const clean =
+          mode === 'ipvs'
+            ? !now.nft
+            : now.ipvs === '' && !now.link && (mode === 'nftables' ? !now.iptables : !now.nft);
+        return clean ? now : undefined;
+      });
       if (mode === 'ipvs') {
         // Upstream's deprecation notice (v1.35), also as a Warning Event on the Node.
         const events = await c().api.list('Event', 'default');
