@@ -84,7 +84,7 @@ bench: deps sysdeps build
 # to iptables-nft and nftables in one run: figures compare modes within that run only.
 VM_SIZE ?= 500
 bench-vm: deps build
-	KUBE_PROXY_VM_TIMEOUT_MINUTES=60 node test/vm/run.ts "cd $(CURDIR) && $(NODE) bench/run.ts --size $(VM_SIZE) --modes iptables-nft,nftables,ipvs --changes 30 --churn-changes 20 --out bench/results-vm.json"
+	KUBE_PROXY_VM_TIMEOUT_MINUTES=60 node test/vm/run.ts "cd $(CURDIR) && KUBE_PROXY_TEST_TIMEOUT_SCALE=4 $(NODE) bench/run.ts --size $(VM_SIZE) --modes iptables-nft,nftables,ipvs --changes 30 --churn-changes 20 --out bench/results-vm.json"
 
 # Only the data path: nftables vs HAProxy vs userspace mode, e.g. DATAPATH_ARGS='--seconds 3'.
 DATAPATH_ARGS ?=
