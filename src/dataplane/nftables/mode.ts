@@ -53,8 +53,11 @@ export const nftablesMode: ModeDefinition = {
         };
         const proxier = await createNftablesProxier(options, {
           run,
-          // A runner given by a test (another namespace, a fake) cannot host a long-lived nft.
-          ...(run === execTool ? { session: () => new NftSession() } : {}),
+          // A runner given by a test (another namespace, a fake) cannot host a long-lived nft;
+          // KUBE_PROXY_NFT_SESSION=off is the operator's way back to one nft -f per sync.
+          ...(run === execTool && process.env['KUBE_PROXY_NFT_SESSION'] !== 'off'
+            ? { session: () => new NftSession() }
+            : {}),
           skipKernelCheck: Boolean(process.env['KUBE_PROXY_NFTABLES_SKIP_KERNEL_VERSION_CHECK']),
         });
         log.info('Using nftables proxier', {
