@@ -17,7 +17,12 @@ import { cleanupNetns, kernelSkipReason, pollUntil, stopProcess } from '../suppo
 import { endpointSlice, service } from '../support/objects.ts';
 
 const skip = kernelSkipReason();
-const SYNC_PERIOD_S = 3;
+/**
+ * Long against the recovery goal: upstream retries a failed sync after a whole syncPeriod, so a
+ * recovery within a few seconds of the fault clearing (measured from right after a failure)
+ * shows the back-off at work.
+ */
+const SYNC_PERIOD_S = 10;
 /** The proxy's stall limit for rule-writing tools (src/dataplane/common/long-tool.ts). */
 const STALL_S = 20;
 
@@ -150,11 +155,16 @@ function defineToolFaults(setup: Setup): void {
       );
       assert.equal(await answers(old), true, 'the rules already in the kernel still carry traffic');
       assert.equal(await answers(fresh), false, 'the change is not half-applied');
-      await pollUntil('/healthz 503', async () => ((await healthz()) === 503 ? true : undefined), 20_000);
+      await pollUntil('/healthz 503', async () => ((await healthz()) === 503 ? true : undefined), 45_000);
       const unhealthyAfter = (Date.now() - failing) / 1000;
       t.diagnostic(`/healthz 503 ${unhealthyAfter.toFixed(1)} s after the failures began`);
       assert.ok(unhealthyAfter >= 2 * SYNC_PERIOD_S - 1, 'not before 2 × syncPeriod');
 
+      // Clear the fault right after a failure: a retry after a whole syncPeriod would take 10 s.
+      const failures = logCount(/Failed to sync proxy rules/);
+      await pollUntil('one more failure', () =>
+        logCount(/Failed to sync proxy rules/) > failures ? true : undefined,
+      );
       f().set('');
       const cleared = Date.now();
       await pollUntil(
@@ -165,7 +175,10 @@ function defineToolFaults(setup: Setup): void {
       );
       const recovery = Date.now() - cleared;
       t.diagnostic(`recovered ${String(recovery)} ms after the fault cleared`);
-      assert.ok(recovery < 3000, `recovered in ${String(recovery)} ms (goal: about 1 s)`);
+      assert.ok(
+        recovery < 6000,
+        `recovered in ${String(recovery)} ms (goal: about 1 s; syncPeriod ${String(SYNC_PERIOD_S)} s)`,
+      );
       await pollUntil('/healthz 200', async () => ((await healthz()) === 200 ? true : undefined), 5000);
     });
 
@@ -210,8 +223,12 @@ defineToolFaults({
   label: 'nftables',
   tag: 'kpfn',
   tools: ['nft'],
-  // Only the transaction (nft -f -) fails or hangs; listings and checks pass.
+  // Only the transaction (nft -f -) fails or hangs; listings and checks pass. Small changes
+  // normally go through a long-lived `nft -i` started before any fault; with the session off,
+  // every sync is an `nft -f`, the path full syncs and the session's fallback take
+  // (test/e2e/nftables-session.test.ts covers the session's own failures).
   onlyWhen: { nft: '[ "$1" = -f ]' },
+  env: { KUBE_PROXY_NFT_SESSION: 'off' },
 });
 
 describe('iptables (legacy backend): the xtables lock held by another process', { skip }, () => {

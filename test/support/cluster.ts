@@ -215,6 +215,11 @@ export class Cluster {
     this.proxy = undefined;
   }
 
+  /** The running kube-proxy's PID (`ip netns exec` and bin/kube-proxy both exec). */
+  get proxyPid(): number | undefined {
+    return this.proxy?.pid;
+  }
+
   /** kube-proxy's log lines so far (stderr), for assertions and failure messages. */
   logs(): readonly string[] {
     return this.proxyLog;
