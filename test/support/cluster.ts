@@ -38,6 +38,11 @@ export interface ClusterOptions {
   /** Extra kube-proxy flags. */
   readonly args?: readonly string[];
   readonly tag?: string;
+  /**
+   * The kube-proxy program and any leading arguments (default: bin/kube-proxy); the test's flags
+   * follow. The release tests run the single executable this way.
+   */
+  readonly proxyCommand?: readonly [string, ...string[]];
 }
 
 async function spawnApiServer(
@@ -67,6 +72,7 @@ export class Cluster {
   private apiProcess: ChildProcess;
   private proxy: ChildProcess | undefined;
   private proxyLog: string[] = [];
+  private proxyCommand: readonly [string, ...string[]] = [KUBE_PROXY_BIN];
 
   private constructor(
     topology: Topology,
@@ -115,6 +121,7 @@ export class Cluster {
         ].join('\n'),
       );
       const cluster = new Cluster(topology, api, options.mode, dir, apiProcess);
+      if (options.proxyCommand) cluster.proxyCommand = options.proxyCommand;
       await cluster.startProxy(options.args ?? []);
       return cluster;
     } catch (error) {
@@ -172,7 +179,8 @@ export class Cluster {
       '--v=2',
       ...extraArgs,
     ];
-    const proxy = this.topology.node1.ns.spawn(KUBE_PROXY_BIN, args);
+    const [program, ...leading] = this.proxyCommand;
+    const proxy = this.topology.node1.ns.spawn(program, [...leading, ...args]);
     this.proxy = proxy;
     this.proxyLog = [];
     proxy.stderr?.on('data', (chunk: Buffer) => {
