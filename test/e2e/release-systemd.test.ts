@@ -74,6 +74,20 @@ test(
   },
 );
 
+test('the unit is the usual kube-proxy unit: restarts always, kills only the main process, waits for the network', () => {
+  const unit = readFileSync(UNIT, 'utf8');
+  const service = directives(unit, 'Service');
+  const unitSection = directives(unit, 'Unit');
+  assert.equal(service.get('Restart'), 'always');
+  assert.equal(service.get('KillMode'), 'process');
+  assert.ok(Number(service.get('LimitNOFILE')) >= 65536, `LimitNOFILE=${String(service.get('LimitNOFILE'))}`);
+  assert.equal(unitSection.get('After'), 'network-online.target');
+  assert.equal(unitSection.get('Wants'), 'network-online.target');
+  assert.equal(service.get('EnvironmentFile'), '/etc/kube-proxy/kube-proxy.env');
+  assert.equal(service.get('ExecStart'), '/usr/local/bin/kube-proxy $KUBE_PROXY_ARGS');
+  assert.equal(directives(unit, 'Install').get('WantedBy'), 'multi-user.target');
+});
+
 test(
   "the environment file's flags are flags the release binary accepts (from any directory, without Node)",
   { skip: noBinary },
