@@ -42,7 +42,7 @@ build: deps
 	tsc -p tsconfig.build.json
 
 # The one test command: type check, lint, format check, then every test with node's runner.
-test: deps sysdeps build
+test: deps sysdeps build release image
 	tsc --noEmit -p tsconfig.json
 	eslint .
 	$(DEPCHECK)
