@@ -15,6 +15,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
+  readdirSync,
   copyFileSync,
   existsSync,
   mkdirSync,
@@ -133,6 +134,12 @@ export function ensureBase(cacheDir = CACHE_DIR): string {
     // commands explicitly after detecting which backend the node uses.
     tarLayer(rootfs, `${layer}.partial`, 0);
     renameSync(`${layer}.partial`, layer);
+    // A base for an older package list or mirror is never used again.
+    for (const old of readdirSync(cacheDir).filter(
+      (f) => /^base-.*\.tar$/.test(f) && join(cacheDir, f) !== layer,
+    )) {
+      rmSync(join(cacheDir, old), { force: true });
+    }
     return layer;
   } finally {
     rmSync(work, { recursive: true, force: true });

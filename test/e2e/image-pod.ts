@@ -53,12 +53,26 @@ export function unpackImage(archive: string): UnpackedImage {
       tag,
       args: runtime.process.args,
       env: runtime.process.env,
-      remove: () => rmSync(dir, { recursive: true, force: true }),
+      remove: () => removeUnmounted(dir),
     };
   } catch (error) {
     rmSync(dir, { recursive: true, force: true });
     throw error;
   }
+}
+
+/**
+ * Removes a directory tree, but never one with something mounted under it: the pod's mounts live
+ * in a mount namespace of their own, and if one ever showed up here, a recursive delete would
+ * walk into the machine's /dev, /proc or /sys.
+ */
+function removeUnmounted(dir: string): void {
+  const mounted = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[4] ?? '')
+    .filter((point) => point === dir || point.startsWith(`${dir}/`));
+  if (mounted.length > 0) throw new Error(`not removing ${dir}: mounted under it: ${mounted.join(', ')}`);
+  rmSync(dir, { recursive: true, force: true });
 }
 
 export interface PodMount {
