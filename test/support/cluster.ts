@@ -37,6 +37,8 @@ export interface ClusterOptions {
   readonly httpPorts?: readonly number[];
   /** Extra kube-proxy flags. */
   readonly args?: readonly string[];
+  /** Extra environment of the kube-proxy process (e.g. PATH with fault-injecting tools first). */
+  readonly env?: Readonly<Record<string, string>>;
   readonly tag?: string;
   /**
    * The kube-proxy program and any leading arguments (default: bin/kube-proxy); the test's flags
@@ -73,6 +75,8 @@ export class Cluster {
   private proxy: ChildProcess | undefined;
   private proxyLog: string[] = [];
   private proxyCommand: readonly [string, ...string[]] = [KUBE_PROXY_BIN];
+  /** Extra environment of every kube-proxy this cluster starts. */
+  proxyEnv: Readonly<Record<string, string>> = {};
 
   private constructor(
     topology: Topology,
@@ -122,6 +126,7 @@ export class Cluster {
       );
       const cluster = new Cluster(topology, api, options.mode, dir, apiProcess);
       if (options.proxyCommand) cluster.proxyCommand = options.proxyCommand;
+      cluster.proxyEnv = options.env ?? {};
       await cluster.startProxy(options.args ?? []);
       return cluster;
     } catch (error) {
@@ -180,7 +185,7 @@ export class Cluster {
       ...extraArgs,
     ];
     const [program, ...leading] = this.proxyCommand;
-    const proxy = this.topology.node1.ns.spawn(program, [...leading, ...args]);
+    const proxy = this.topology.node1.ns.spawn(program, [...leading, ...args], this.proxyEnv);
     this.proxy = proxy;
     this.proxyLog = [];
     proxy.stderr?.on('data', (chunk: Buffer) => {
@@ -213,8 +218,8 @@ export class Cluster {
     await this.startProxy(extraArgs);
   }
 
-  async stopProxy(): Promise<void> {
-    if (this.proxy) await stopProcess(this.proxy);
+  async stopProxy(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    if (this.proxy) await stopProcess(this.proxy, signal);
     this.proxy = undefined;
   }
 
