@@ -210,6 +210,8 @@ export function daemonSetPodCommand(options: {
   readonly nodeName: string;
   readonly configMapDirs: Readonly<Record<string, string>>;
   readonly serviceAccountDir: string;
+  /** Where stand-ins for missing hostPath directories are made (the caller removes it). */
+  readonly scratchDir: string;
 }): [string, ...string[]] {
   const { container, volumes } = options.spec;
   const env = new Map<string, string>();
@@ -238,7 +240,7 @@ export function daemonSetPodCommand(options: {
         // No type: no check, and the container runtime binds an empty directory (this machine,
         // itself a container, has no /lib/modules).
         else if (volume.hostPath.type === undefined)
-          source = mkdtempSync(join(tmpdir(), 'kube-proxy-ts-hostpath-'));
+          source = mkdtempSync(join(options.scratchDir, 'hostpath-'));
         else throw new Error(`hostPath ${source} (type ${volume.hostPath.type}) is missing`);
       }
     } else {

@@ -133,13 +133,16 @@ function configMapData(mode: 'iptables' | 'nftables'): Record<string, string> {
 function startPod(mode: 'iptables' | 'nftables'): void {
   const configMap = projectConfigMap(configMapData(mode));
   const serviceAccount = projectConfigMap({ token: 'test-token', namespace: 'kube-system', 'ca.crt': '' });
-  scratch.push(configMap.remove, serviceAccount.remove);
+  // Empty stand-ins for hostPath directories this machine lacks (it has no /lib/modules).
+  const hostPaths = projectConfigMap({});
+  scratch.push(configMap.remove, serviceAccount.remove, hostPaths.remove);
   const [program, ...args] = daemonSetPodCommand({
     spec: readDaemonSet(DAEMONSET),
     image: img(),
     nodeName: 'node1',
     configMapDirs: { 'kube-proxy': configMap.dir },
     serviceAccountDir: serviceAccount.dir,
+    scratchDir: hostPaths.dir,
   });
   podLog = [];
   const child = c().topology.node1.ns.spawn(program, args);
