@@ -7,7 +7,7 @@ export PATH := $(NPM_BIN):$(PATH)
 SIZE ?= 1000
 TESTS ?= test/**/*.test.ts
 
-.PHONY: all deps sysdeps build test test-vm unit lint depcheck demo bench bench-vm bench-datapath fuzz clean
+.PHONY: all deps sysdeps build test test-vm unit lint depcheck demo bench bench-vm bench-datapath fuzz clean release image test-image image-docker
 
 all: build
 
@@ -22,7 +22,10 @@ deps: node_modules/.installed
 # and only as root (a non-root run skips the kernel tests with a message instead).
 # haproxy: the userspace proxy the data-path benchmark compares against (bench/datapath.ts).
 # ipvsadm, ipset: the IPVS mode's tools.
-SYS_TOOLS := iptables:iptables nft:nftables conntrack:conntrack ip:iproute2 curl:curl haproxy:haproxy ipvsadm:ipvsadm ipset:ipset
+# systemd-analyze: the unit file check (test/e2e/release-systemd.test.ts). debootstrap, umoci: the
+# image build without a Docker engine (make image). strip (binutils): make release.
+SYS_TOOLS := iptables:iptables nft:nftables conntrack:conntrack ip:iproute2 curl:curl haproxy:haproxy ipvsadm:ipvsadm ipset:ipset \
+  systemd-analyze:systemd debootstrap:debootstrap umoci:umoci strip:binutils
 sysdeps:
 	@if [ "$$(id -u)" = 0 ]; then \
 	  missing=""; for pair in $(SYS_TOOLS); do \
@@ -39,7 +42,7 @@ build: deps
 	tsc -p tsconfig.build.json
 
 # The one test command: type check, lint, format check, then every test with node's runner.
-test: deps sysdeps build
+test: deps sysdeps build release test-image
 	tsc --noEmit -p tsconfig.json
 	eslint .
 	$(DEPCHECK)
@@ -91,10 +94,37 @@ DATAPATH_ARGS ?=
 bench-datapath: deps sysdeps build
 	node bench/datapath.ts $(DATAPATH_ARGS)
 
+# One self-contained executable (Node's single executable application, the pinned Node 24), its
+# SHA-256 and a tarball with the systemd unit, the manifests and the licence notices
+# (scripts/release/build.ts, docs/install.md). Rebuilt only when a source or its inputs changed.
+RELEASE_INPUTS := $(shell find src scripts/release deploy -type f 2>/dev/null) docs/install.md package.json package-lock.json
+release: release/kube-proxy
+release/kube-proxy: node_modules/.installed $(RELEASE_INPUTS)
+	@$(MAKE) --no-print-directory sysdeps SYS_TOOLS="strip:binutils"
+	node scripts/release/build.ts
+
+# The OCI image (release/kube-proxy-ts-image.tar), built without a Docker engine: a Debian base made
+# by debootstrap (cached under /var/cache/kube-proxy-ts-image) plus release/kube-proxy, packed by
+# umoci (scripts/release/image.ts). With Docker, `make image-docker` builds deploy/Dockerfile instead.
+IMAGE_TAG ?= kube-proxy-ts:$(shell node -p 'require("./package.json").version' 2>/dev/null)
+image: release/kube-proxy-ts-image.tar
+release/kube-proxy-ts-image.tar: release/kube-proxy scripts/release/image.ts
+	@$(MAKE) --no-print-directory sysdeps SYS_TOOLS="debootstrap:debootstrap umoci:umoci"
+	node scripts/release/image.ts
+
+# make test builds the image only as root (debootstrap needs root); otherwise its test is skipped
+# with a message saying so.
+test-image:
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory image; \
+	else echo "not root: skipping make image (test/e2e/image.test.ts will be skipped)"; fi
+
+image-docker:
+	docker build -f deploy/Dockerfile -t $(IMAGE_TAG) .
+
 # The long run of the hostile-input fuzzing (test/unit/fuzz/; make test runs 150 cases).
 FUZZ_RUNS ?= 100000
 fuzz: deps
 	KUBE_PROXY_FUZZ_RUNS=$(FUZZ_RUNS) node --test --test-reporter=spec --test-timeout=0 'test/unit/fuzz/*.test.ts'
 
 clean:
-	rm -rf dist coverage
+	rm -rf dist coverage release

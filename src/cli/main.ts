@@ -7,7 +7,7 @@ import { parseCommandLine, resolveEffective } from '../config/load.ts';
 import { renderConfigYAML } from '../config/write.ts';
 import { runDaemon } from '../daemon/daemon.ts';
 import { MODES, otherModes } from '../dataplane/modes.ts';
-import { KubeClient } from '../k8s/client.ts';
+import { KubeClient, packageVersion } from '../k8s/client.ts';
 import { loadClientConfig } from '../k8s/kubeconfig.ts';
 import { configureLogging, log } from '../log/log.ts';
 import type { Cleaner } from '../sync/backend.ts';
@@ -51,6 +51,11 @@ export async function main(argv: readonly string[]): Promise<number> {
   // Upstream takes no positional arguments, so a subcommand changes no valid upstream command line.
   if (argv[0] === 'explain') return runExplain(argv.slice(1));
   if (argv[0] === 'verify') return runVerify(argv.slice(1));
+  // Upstream's --version (and --version=true|raw) prints the version and exits before anything else.
+  if (argv.some((arg) => /^--version(=(true|raw))?$/.test(arg))) {
+    process.stdout.write(`kube-proxy-ts v${packageVersion()}\n`);
+    return 0;
+  }
   const commandLine = parseCommandLine(argv, { readFile: (path) => readFileSync(path, 'utf8') });
   if (commandLine.kind === 'help') {
     process.stdout.write(commandLine.text);

@@ -29,6 +29,8 @@ export interface SuiteVariant {
   readonly args: readonly string[];
   /** Namespace name tag (unique per file). */
   readonly tag: string;
+  /** Another kube-proxy program (e.g. the release's single executable), as ClusterOptions.proxyCommand. */
+  readonly proxyCommand?: readonly [string, ...string[]];
   /** Tests of what only this variant does, on the same cluster. */
   readonly extra?: (cluster: () => Cluster, skip: string | false) => void;
 }
@@ -83,6 +85,7 @@ export function defineTrafficSuite(
       mode,
       tag: variant?.tag ?? TAGS[mode],
       ...(variant ? { args: variant.args } : {}),
+      ...(variant?.proxyCommand ? { proxyCommand: variant.proxyCommand } : {}),
       pods: STANDARD_PODS,
       tcpPorts: [8080],
       udpPorts: [5353],

@@ -40,6 +40,11 @@ export interface ClusterOptions {
   /** Extra environment of the kube-proxy process (e.g. PATH with fault-injecting tools first). */
   readonly env?: Readonly<Record<string, string>>;
   readonly tag?: string;
+  /**
+   * The kube-proxy program and any leading arguments (default: bin/kube-proxy); the test's flags
+   * follow. The release tests run the single executable this way.
+   */
+  readonly proxyCommand?: readonly [string, ...string[]];
 }
 
 async function spawnApiServer(
@@ -69,6 +74,7 @@ export class Cluster {
   private apiProcess: ChildProcess;
   private proxy: ChildProcess | undefined;
   private proxyLog: string[] = [];
+  private proxyCommand: readonly [string, ...string[]] = [KUBE_PROXY_BIN];
   /** Extra environment of every kube-proxy this cluster starts. */
   proxyEnv: Readonly<Record<string, string>> = {};
 
@@ -119,6 +125,7 @@ export class Cluster {
         ].join('\n'),
       );
       const cluster = new Cluster(topology, api, options.mode, dir, apiProcess);
+      if (options.proxyCommand) cluster.proxyCommand = options.proxyCommand;
       cluster.proxyEnv = options.env ?? {};
       await cluster.startProxy(options.args ?? []);
       return cluster;
@@ -177,7 +184,8 @@ export class Cluster {
       '--v=2',
       ...extraArgs,
     ];
-    const proxy = this.topology.node1.ns.spawn(KUBE_PROXY_BIN, args, this.proxyEnv);
+    const [program, ...leading] = this.proxyCommand;
+    const proxy = this.topology.node1.ns.spawn(program, [...leading, ...args], this.proxyEnv);
     this.proxy = proxy;
     this.proxyLog = [];
     proxy.stderr?.on('data', (chunk: Buffer) => {

@@ -1,8 +1,9 @@
-// deploy/Dockerfile, read as text (no Docker engine here): the Node 24 bookworm base, the Debian
-// tools the dataplanes call, a runtime with production dependencies only, and an entry point at
+// deploy/Dockerfile, read as text (no Docker engine here; test/e2e/image.test.ts runs the image
+// `make image` builds without one): the single executable built on Node 24 bookworm, a Debian
+// bookworm runtime base (selectable) with the same tools as `make image`'s, and an entry point at
 // the path the DaemonSet's (and upstream's) command uses.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
 import {
@@ -15,6 +16,7 @@ import {
   isRecord,
   loadManifests,
 } from './manifests.ts';
+import { IMAGE_PACKAGES } from '../../../scripts/release/image.ts';
 
 interface Instruction {
   readonly op: string;
@@ -38,6 +40,8 @@ function parseDockerfile(text: string): Instruction[][] {
   for (const line of logical) {
     const space = line.indexOf(' ');
     const instruction = { op: line.slice(0, space).toUpperCase(), args: line.slice(space + 1).trim() };
+    // A global ARG before the first FROM (the runtime base) belongs to no stage.
+    if (instruction.op === 'ARG' && stages.length === 0) continue;
     if (instruction.op === 'FROM') stages.push([]);
     assert.ok(stages.length > 0, `${instruction.op} before FROM`);
     stages[stages.length - 1]!.push(instruction);
@@ -51,51 +55,38 @@ const final = stages[stages.length - 1]!;
 const args = (stage: readonly Instruction[], op: string): string[] =>
   stage.filter((i) => i.op === op).map((i) => i.args);
 const packageJson = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as unknown;
-const wrapperPath = join(DEPLOY_DIR, 'kube-proxy.sh');
-const wrapper = readFileSync(wrapperPath, 'utf8');
 
 describe('deploy/Dockerfile', () => {
-  it('builds every stage on node:24-bookworm-slim', () => {
-    assert.ok(stages.length >= 2, 'a build stage and a runtime stage');
-    for (const stage of stages) assert.match(stage[0]!.args, /^node:24-bookworm-slim(\s+AS\s+\S+)?$/i);
+  it('builds on node:24-bookworm-slim and runs on a selectable Debian bookworm base', () => {
+    assert.equal(stages.length, 2, 'a build stage and a runtime stage');
+    assert.match(stages[0]![0]!.args, /^node:24-bookworm-slim\s+AS\s+build$/i);
+    assert.equal(final[0]!.args, '${BASE}');
+    assert.match(dockerfile, /^ARG BASE=debian:bookworm-slim$/m);
   });
 
-  it('installs the Debian tools without recommends and drops the apt lists in the same layer', () => {
+  it("installs make image's Debian packages without recommends and drops the apt lists in the same layer", () => {
     const install = args(final, 'RUN').find((r) => r.includes('apt-get install'));
     assert.ok(install, 'the runtime stage installs Debian packages');
     assert.match(install, /apt-get update/);
     assert.match(install, /--no-install-recommends/);
-    const words = new Set(install.split(/\s+/));
-    for (const pkg of ['iptables', 'nftables', 'conntrack', 'iproute2', 'procps', 'ipvsadm', 'ipset']) {
-      assert.ok(words.has(pkg), `missing Debian package ${pkg}`);
-    }
+    const packages = install
+      .slice(
+        install.indexOf('--no-install-recommends') + '--no-install-recommends'.length,
+        install.indexOf(' && rm'),
+      )
+      .split(/\s+/)
+      .filter(Boolean)
+      .sort();
+    assert.deepEqual(packages, [...IMAGE_PACKAGES].sort());
     assert.match(install, /rm -rf \/var\/lib\/apt\/lists\/\*/);
   });
 
-  it('compiles with the full dependency set, and ships production dependencies only', () => {
-    const runs = stages.map((stage) => args(stage, 'RUN').join(' && '));
-    assert.ok(
-      runs.some((r) => /npm ci\b/.test(r) && /npm run build\b/.test(r)),
-      'a stage runs npm ci and the build',
-    );
-    assert.ok(
-      runs.some((r) => /npm ci --omit=dev\b/.test(r)),
-      'a stage installs production dependencies',
-    );
-    assert.equal(at(packageJson, 'scripts', 'build'), 'tsc -p tsconfig.build.json');
+  it('builds the single executable as make release does, and ships only that', () => {
+    const build = args(stages[0]!, 'RUN').join(' && ');
+    assert.match(build, /npm ci\b/);
+    assert.match(build, /node_modules\/\.bin\/node scripts\/release\/build\.ts/);
     const copies = args(final, 'COPY');
-    assert.ok(
-      copies.some((c) => /^--from=\S+ \S*\/node_modules \.\/node_modules$/.test(c)),
-      'node_modules copied',
-    );
-    assert.ok(
-      copies.some((c) => /^--from=\S+ \S*\/dist \.\/dist$/.test(c)),
-      'dist copied',
-    );
-    assert.ok(
-      !copies.some((c) => /^--from=build \S*node_modules/.test(c)),
-      'dev node_modules must not be copied',
-    );
+    assert.deepEqual(copies, ['--from=build /src/release/kube-proxy /usr/local/bin/kube-proxy']);
   });
 
   it('everything src/ imports at run time is a production dependency', () => {
@@ -123,7 +114,7 @@ describe('deploy/Dockerfile', () => {
     assert.ok(runtime.size > 0, 'the scan found the runtime imports');
   });
 
-  it('its entry point is the command the DaemonSet runs, a wrapper around the built CLI', () => {
+  it('its entry point is the command the DaemonSet runs: the single executable', () => {
     const command = asArray(
       at(
         findObject(loadManifests(), 'DaemonSet', 'kube-proxy'),
@@ -138,26 +129,7 @@ describe('deploy/Dockerfile', () => {
     );
     const program = asString(command[0], 'command[0]');
     assert.deepEqual(args(final, 'ENTRYPOINT'), [JSON.stringify([program])]);
-    assert.ok(args(final, 'COPY').includes(`--chmod=0755 deploy/kube-proxy.sh ${program}`));
-    assert.ok((statSync(wrapperPath).mode & 0o111) !== 0, 'kube-proxy.sh is executable');
-
-    // The wrapper runs dist/cli/main.js from the runtime WORKDIR on the image's own node.
-    const workdir = args(final, 'WORKDIR').at(-1);
-    assert.ok(workdir);
-    assert.match(wrapper, /^#!\/bin\/sh\n/);
-    const exec = wrapper.split('\n').find((line) => line.startsWith('exec '));
-    assert.equal(
-      exec,
-      `exec /usr/local/bin/node --enable-source-maps --max-semi-space-size=4 ${workdir}/dist/cli/main.js "$@"`,
-    );
-    // tsc -p tsconfig.build.json maps src/ to dist/, so src/cli/main.ts becomes dist/cli/main.js.
-    const build = JSON.parse(readFileSync(join(REPO_ROOT, 'tsconfig.build.json'), 'utf8')) as unknown;
-    assert.equal(at(build, 'compilerOptions', 'outDir'), 'dist');
-    assert.equal(at(build, 'compilerOptions', 'rootDir'), 'src');
-    assert.ok(existsSync(join(REPO_ROOT, 'src/cli/main.ts')));
-    // dist/ is ESM: package.json's "type": "module" must be beside it.
-    assert.equal(at(packageJson, 'type'), 'module');
-    assert.ok(args(final, 'COPY').includes('package.json ./'));
+    assert.ok(args(final, 'COPY').some((c) => c.endsWith(` ${program}`)));
   });
 
   it('copies only files that exist and that deploy/Dockerfile.dockerignore lets through', () => {
