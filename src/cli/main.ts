@@ -130,6 +130,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     initOnly: options.initOnly,
     requirePodCIDRs: effective.detectLocal.mode === 'NodeCIDR',
     configz: () => options.config,
+    ...(options.configFile === undefined ? {} : { configFile: options.configFile }),
+    ignoredConfigFields: options.ignoredConfigFields,
     onFatal: fail,
   });
   if (options.initOnly) return 0;

@@ -17,7 +17,7 @@ import type { FlagExtras, FlagState, FlagTarget } from './flags/def.ts';
 import { renderHelp } from './flags/help.ts';
 import { applyFlags, parseFlags } from './flags/parse.ts';
 import { parseGoDuration } from './duration.ts';
-import { decodeConfig } from './schema.ts';
+import { decodeConfig, type RawKubeProxyConfiguration } from './schema.ts';
 import type { KubeProxyConfiguration } from './types.ts';
 import { formatFieldError, validateConfig } from './validate.ts';
 
@@ -36,6 +36,11 @@ export interface ProxyRunOptions {
   readonly initOnly: boolean;
   /** --master: API server address overriding the kubeconfig's; empty when not given. */
   readonly master: string;
+  /**
+   * Fields of the config file that were ignored (unknown to v1alpha1, or legacy), by path: the
+   * daemon logs each, posts a Node Event and exports them as a metric.
+   */
+  readonly ignoredConfigFields: readonly string[];
   /** Names (without dashes) of the flags set explicitly on the command line, sorted. */
   readonly explicitFlags: readonly string[];
   /** The userspace mode's own flags (not in the configuration file: upstream has no such fields). */
@@ -101,7 +106,22 @@ function errorList(prefix: string, lines: readonly string[]): string {
   return `${prefix}:${lines.map((line) => `\n  ${line}`).join('')}`;
 }
 
-type Loaded = { ok: true; config: KubeProxyConfiguration; warnings: string[] } | { ok: false; error: string };
+type Loaded =
+  | { ok: true; config: KubeProxyConfiguration; warnings: string[]; ignoredFields: string[] }
+  | { ok: false; error: string };
+
+/**
+ * `udpIdleTimeout` is a legacy field upstream (removed with the userspace mode in v1.26), still in
+ * installers' ConfigMaps, often as `0s`. Only our userspace mode reads it; in any other mode it is
+ * ignored like any unknown field instead of failing its "> 0" check.
+ */
+function dropLegacyFields(raw: RawKubeProxyConfiguration): { raw: RawKubeProxyConfiguration; dropped: string[] } {
+  if (raw.udpIdleTimeout === undefined || raw.udpIdleTimeout === null || raw.mode === 'userspace') {
+    return { raw, dropped: [] };
+  }
+  const { udpIdleTimeout: _ignored, ...rest } = raw;
+  return { raw: rest, dropped: ['udpIdleTimeout'] };
+}
 
 function loadFile(path: string, io: ConfigIO): Loaded {
   let text: string;
@@ -119,10 +139,16 @@ function loadFile(path: string, io: ConfigIO): Loaded {
     const body = rest.length === 0 ? ` ${first}` : decoded.error;
     return { ok: false, error: `failed to load config file ${JSON.stringify(path)}:${body}` };
   }
+  const legacy = dropLegacyFields(decoded.raw);
+  const ignoredFields = [...decoded.ignoredFields, ...legacy.dropped].sort();
   return {
     ok: true,
-    config: applyDefaults(decoded.raw),
-    warnings: decoded.warnings.map((w) => `config file ${JSON.stringify(path)}: ${w}`),
+    config: applyDefaults(legacy.raw),
+    warnings: [
+      ...decoded.warnings,
+      ...legacy.dropped.map((field) => `legacy field "${field}" ignored (only the userspace mode reads it)`),
+    ].map((w) => `config file ${JSON.stringify(path)}: ${w}`),
+    ignoredFields,
   };
 }
 
@@ -156,10 +182,12 @@ export function parseCommandLine(argv: readonly string[], io: ConfigIO): Command
   const drainMs = parseGoDuration(extras.userspaceDrainTimeout);
 
   let config: KubeProxyConfiguration;
+  let ignoredConfigFields: string[] = [];
   if (extras.configFile !== '') {
     const loaded = loadFile(extras.configFile, io);
     if (!loaded.ok) return { kind: 'error', message: loaded.error };
     warnings.push(...loaded.warnings);
+    ignoredConfigFields = loaded.ignoredFields;
     config = applyFlags({ config: loaded.config, extras }, flags, WITH_CONFIG).config;
   } else {
     config = applyFlags({ config: start.config, extras }, flags, WITHOUT_CONFIG).config;
@@ -196,6 +224,7 @@ export function parseCommandLine(argv: readonly string[], io: ConfigIO): Command
       cleanup: extras.cleanup,
       initOnly: extras.initOnly,
       master: extras.master,
+      ignoredConfigFields,
       explicitFlags: [...flags.occurrences.keys()].sort(),
       userspace: { drainMs: drainMs > 0 ? drainMs : undefined, balancer, capture },
     },

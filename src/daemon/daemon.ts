@@ -31,6 +31,7 @@ import { ProxyHealth } from '../server/health.ts';
 import type { Runner as ConntrackRunner } from '../conntrack/reconciler.ts';
 import type { AppliedState } from '../sync/applied.ts';
 import { FamilySync } from '../sync/family-sync.ts';
+import { reportIgnoredConfigFields } from './config-report.ts';
 import { chooseFamilies, closeBackends, createBackends } from './families.ts';
 import { nodeInfoOf } from './node.ts';
 import { NodeLifecycle, nodeEligible } from './node-lifecycle.ts';
@@ -59,6 +60,9 @@ export interface DaemonSettings {
   /** NodeCIDR local detection needs spec.podCIDRs before starting. */
   readonly requirePodCIDRs: boolean;
   readonly configz: () => unknown;
+  /** The config file (for messages) and the fields of it that were ignored. */
+  readonly configFile?: string;
+  readonly ignoredConfigFields?: readonly string[];
   /** Called when the daemon must exit with an error (node deleted, node IPs changed, hard fail). */
   readonly onFatal: (message: string) => void;
   /** Host facts (addresses, sysctls, /proc); default the real host. */
@@ -189,6 +193,12 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
   // Services and EndpointSlices are listed while the Node is looked up and the backends are
   // created (k8s/intake.ts); --init-only never needs them.
   const metrics = createProxyMetrics();
+  reportIgnoredConfigFields({
+    file: settings.configFile ?? '',
+    fields: settings.ignoredConfigFields ?? [],
+    registry: metrics.registry,
+    recorder,
+  });
   const mode = settings.mode.setUp({
     registry: metrics.registry,
     settings: settings.dataplane,
