@@ -35,8 +35,13 @@ sysdeps:
 	  fi; \
 	else echo "not root: skipping Debian packages (kernel tests will be skipped)"; fi
 
+# build-info.json: the commit, tree state and date that --version=raw and kubernetes_build_info
+# report (empty fields outside a git checkout).
 build: deps
 	tsc -p tsconfig.build.json
+	@commit=$$(git rev-parse HEAD 2>/dev/null || true); \
+	  state=$$( [ -z "$$commit" ] && echo "" || { git diff --quiet HEAD 2>/dev/null && echo clean || echo dirty; } ); \
+	  printf '{"gitCommit":"%s","gitTreeState":"%s","buildDate":"%s"}\n' "$$commit" "$$state" "$$(date -u +%Y-%m-%dT%H:%M:%SZ)" > build-info.json
 
 # The one test command: type check, lint, format check, then every test with node's runner.
 test: deps sysdeps build

@@ -52,6 +52,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   if (argv[0] === 'explain') return runExplain(argv.slice(1));
   if (argv[0] === 'verify') return runVerify(argv.slice(1));
   const commandLine = parseCommandLine(argv, { readFile: (path) => readFileSync(path, 'utf8') });
+  if (commandLine.kind === 'version') {
+    process.stdout.write(commandLine.text);
+    return 0;
+  }
   if (commandLine.kind === 'help') {
     process.stdout.write(commandLine.text);
     return 0;

@@ -20,6 +20,7 @@ import { parseGoDuration } from './duration.ts';
 import { decodeConfig, type RawKubeProxyConfiguration } from './schema.ts';
 import type { KubeProxyConfiguration } from './types.ts';
 import { formatFieldError, validateConfig } from './validate.ts';
+import { buildInfo, rawVersion, versionLine } from '../util/version.ts';
 
 export { resolveEffective, type EffectiveConfig } from './effective.ts';
 
@@ -41,6 +42,8 @@ export interface ProxyRunOptions {
    * daemon logs each, posts a Node Event and exports them as a metric.
    */
   readonly ignoredConfigFields: readonly string[];
+  /** --version=vX.Y.Z…: the version to report instead of ours (kubernetes_build_info). */
+  readonly reportedVersion?: string;
   /** Names (without dashes) of the flags set explicitly on the command line, sorted. */
   readonly explicitFlags: readonly string[];
   /** The userspace mode's own flags (not in the configuration file: upstream has no such fields). */
@@ -56,6 +59,8 @@ export interface ProxyRunOptions {
 
 export type CommandLine =
   | { readonly kind: 'help'; readonly text: string }
+  /** --version or --version=raw: print the text and exit 0, before anything else is checked. */
+  | { readonly kind: 'version'; readonly text: string }
   | { readonly kind: 'error'; readonly message: string }
   | { readonly kind: 'run'; readonly options: ProxyRunOptions; readonly warnings: string[] };
 
@@ -80,6 +85,7 @@ const DEFAULT_EXTRAS: FlagExtras = {
   userspaceDrainTimeout: '0s',
   userspaceBalancer: 'round-robin',
   userspaceCapture: 'nat',
+  version: 'false',
 };
 
 export const USERSPACE_CAPTURES = ['nat', 'address'] as const;
@@ -115,7 +121,10 @@ type Loaded =
  * installers' ConfigMaps, often as `0s`. Only our userspace mode reads it; in any other mode it is
  * ignored like any unknown field instead of failing its "> 0" check.
  */
-function dropLegacyFields(raw: RawKubeProxyConfiguration): { raw: RawKubeProxyConfiguration; dropped: string[] } {
+function dropLegacyFields(raw: RawKubeProxyConfiguration): {
+  raw: RawKubeProxyConfiguration;
+  dropped: string[];
+} {
   if (raw.udpIdleTimeout === undefined || raw.udpIdleTimeout === null || raw.mode === 'userspace') {
     return { raw, dropped: [] };
   }
@@ -165,6 +174,10 @@ export function parseCommandLine(argv: readonly string[], io: ConfigIO): Command
 
   const start: FlagState = { config: defaultConfiguration(), extras: DEFAULT_EXTRAS };
   const { extras } = applyFlags(start, flags, EXTRAS_ONLY);
+  // As component-base's verflag: printed before the configuration is even looked at.
+  if (extras.version === 'true') return { kind: 'version', text: versionLine(buildInfo()) };
+  if (extras.version === 'raw') return { kind: 'version', text: rawVersion(buildInfo()) };
+  const reportedVersion = extras.version.startsWith('v') ? extras.version : undefined;
   const balancer = extras.userspaceBalancer;
   if (!isUserspaceBalancer(balancer)) {
     return {
@@ -225,6 +238,7 @@ export function parseCommandLine(argv: readonly string[], io: ConfigIO): Command
       initOnly: extras.initOnly,
       master: extras.master,
       ignoredConfigFields,
+      ...(reportedVersion === undefined ? {} : { reportedVersion }),
       explicitFlags: [...flags.occurrences.keys()].sort(),
       userspace: { drainMs: drainMs > 0 ? drainMs : undefined, balancer, capture },
     },

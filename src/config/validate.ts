@@ -6,6 +6,7 @@ import { parseCIDR, parseIP } from '../util/ip.ts';
 import { parsePortRange } from './port-range.ts';
 import { parseGoDurationNs } from './duration.ts';
 import { featureEnabled, isKnownFeatureGate } from './featuregates.ts';
+import { UPSTREAM } from '../util/version.ts';
 import { splitHostPort } from './hostport.ts';
 import { showValue } from './schema.ts';
 import {
@@ -18,7 +19,7 @@ import {
 } from './types.ts';
 
 /** The Kubernetes minor release whose behaviour we follow; used for showHiddenMetricsForVersion. */
-const COMPATIBLE_KUBERNETES_VERSION = { major: 1, minor: 35 } as const;
+const COMPATIBLE_KUBERNETES_VERSION = { major: Number(UPSTREAM.major), minor: Number(UPSTREAM.minor) } as const;
 
 const MAX_INT32 = 2 ** 31 - 1;
 

@@ -35,9 +35,11 @@ describe('ignored config fields (issue 14, item 1)', () => {
     assert.equal(lines.filter((l) => l.includes('Ignoring a field of the config file')).length, 2);
     assert.ok(lines.some((l) => l.includes('field="conntrack.max"')));
     assert.equal(recorder.events.length, 1);
-    assert.equal(recorder.events[0]?.type, 'Warning');
-    assert.equal(recorder.events[0]?.reason, IGNORED_FIELDS_REASON);
-    assert.match(recorder.events[0]?.note ?? '', /conntrack\.max, resourceContainer/);
+    const [event] = recorder.events;
+    assert.ok(event);
+    assert.equal(event.type, 'Warning');
+    assert.equal(event.reason, IGNORED_FIELDS_REASON);
+    assert.match(event.note, /conntrack\.max, resourceContainer/);
     const text = await registry.metrics();
     assert.match(text, new RegExp(`${IGNORED_FIELDS_METRIC}\\{field="conntrack.max"\\} 1`));
     assert.match(text, new RegExp(`${IGNORED_FIELDS_METRIC}\\{field="resourceContainer"\\} 1`));
