@@ -5,6 +5,10 @@ import { readFileSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseCommandLine, resolveEffective } from '../config/load.ts';
 import { renderConfigYAML } from '../config/write.ts';
+import { configzOf } from '../config/configz.ts';
+import { gateStates } from '../config/featuregates.ts';
+import { METRICS_SERVER_PATHS } from '../daemon/servers.ts';
+import { buildInfo } from '../util/version.ts';
 import { runDaemon } from '../daemon/daemon.ts';
 import { MODES, otherModes } from '../dataplane/modes.ts';
 import { KubeClient } from '../k8s/client.ts';
@@ -100,6 +104,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     false,
   );
 
+  const build = buildInfo(options.reportedVersion);
   const nodeName = effective.hostnameOverride || hostname().trim().toLowerCase();
   const client = new KubeClient(
     loadClientConfig({
@@ -133,7 +138,19 @@ export async function main(argv: readonly string[]): Promise<number> {
     oomScoreAdj: effective.oomScoreAdj,
     initOnly: options.initOnly,
     requirePodCIDRs: effective.detectLocal.mode === 'NodeCIDR',
-    configz: () => options.config,
+    configz: () => configzOf(options.config),
+    profiling: options.config.enableProfiling,
+    zpages: {
+      component: 'kube-proxy',
+      flags: () => options.flagValues,
+      startTime: new Date(),
+      version: build.gitVersion,
+      paths: [
+        ...METRICS_SERVER_PATHS,
+        ...(options.config.enableProfiling ? ['/debug/pprof', '/debug/flags/v'] : []),
+      ],
+    },
+    component: { build, gates: gateStates(options.config.featureGates) },
     ...(options.configFile === undefined ? {} : { configFile: options.configFile }),
     ignoredConfigFields: options.ignoredConfigFields,
     onFatal: fail,

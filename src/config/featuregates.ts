@@ -36,3 +36,12 @@ export function describeFeatureGates(): string[] {
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([name, spec]) => `${name}=true|false (${spec.stage} - default=${spec.default})`);
 }
+
+/** Every known gate with its spec and whether it is on (kubernetes_feature_enabled). */
+export function gateStates(
+  gates: Readonly<Record<string, boolean>>,
+): { name: string; spec: FeatureGateSpec; enabled: boolean }[] {
+  return Object.entries(KNOWN_FEATURE_GATES)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([name, spec]) => ({ name, spec, enabled: featureEnabled(gates, name) }));
+}

@@ -16,6 +16,7 @@ import {
 import type { FlagExtras, FlagState, FlagTarget } from './flags/def.ts';
 import { renderHelp } from './flags/help.ts';
 import { applyFlags, parseFlags } from './flags/parse.ts';
+import { FLAGS } from './flags/table.ts';
 import { parseGoDuration } from './duration.ts';
 import { decodeConfig, type RawKubeProxyConfiguration } from './schema.ts';
 import type { KubeProxyConfiguration } from './types.ts';
@@ -42,6 +43,8 @@ export interface ProxyRunOptions {
    * daemon logs each, posts a Node Event and exports them as a metric.
    */
   readonly ignoredConfigFields: readonly string[];
+  /** Every flag by name with its value as given, else its default (for /flagz). */
+  readonly flagValues: Readonly<Record<string, string>>;
   /** --version=vX.Y.Z…: the version to report instead of ours (kubernetes_build_info). */
   readonly reportedVersion?: string;
   /** Names (without dashes) of the flags set explicitly on the command line, sorted. */
@@ -161,6 +164,21 @@ function loadFile(path: string, io: ConfigIO): Loaded {
   };
 }
 
+/** Each flag's value as pflag would print it: the last value given (lists joined), else the default. */
+function flagValuesOf(occurrences: ReadonlyMap<string, readonly string[]>): Record<string, string> {
+  return Object.fromEntries(
+    FLAGS.map((def) => {
+      const given = occurrences.get(def.name);
+      if (given !== undefined)
+        return [def.name, def.typeName === 'strings' ? given.join(',') : (given.at(-1) ?? '')];
+      const shown = def.defaultText.startsWith('"')
+        ? (JSON.parse(def.defaultText) as string)
+        : def.defaultText;
+      return [def.name, shown === '' && def.isBool ? 'false' : shown];
+    }),
+  );
+}
+
 /**
  * Parses the command line (without the program name) into what to do. Errors name the flag or
  * the field path and the bad value; nothing here touches anything but io.readFile.
@@ -238,6 +256,7 @@ export function parseCommandLine(argv: readonly string[], io: ConfigIO): Command
       initOnly: extras.initOnly,
       master: extras.master,
       ignoredConfigFields,
+      flagValues: flagValuesOf(flags.occurrences),
       ...(reportedVersion === undefined ? {} : { reportedVersion }),
       explicitFlags: [...flags.occurrences.keys()].sort(),
       userspace: { drainMs: drainMs > 0 ? drainMs : undefined, balancer, capture },

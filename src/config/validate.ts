@@ -19,7 +19,10 @@ import {
 } from './types.ts';
 
 /** The Kubernetes minor release whose behaviour we follow; used for showHiddenMetricsForVersion. */
-const COMPATIBLE_KUBERNETES_VERSION = { major: Number(UPSTREAM.major), minor: Number(UPSTREAM.minor) } as const;
+const COMPATIBLE_KUBERNETES_VERSION = {
+  major: Number(UPSTREAM.major),
+  minor: Number(UPSTREAM.minor),
+} as const;
 
 const MAX_INT32 = 2 ** 31 - 1;
 

@@ -32,6 +32,8 @@ import type { Runner as ConntrackRunner } from '../conntrack/reconciler.ts';
 import type { AppliedState } from '../sync/applied.ts';
 import { FamilySync } from '../sync/family-sync.ts';
 import { reportIgnoredConfigFields } from './config-report.ts';
+import { registerComponentMetrics } from '../metrics/component.ts';
+import type { ZPagesSource } from '../server/zpages.ts';
 import { chooseFamilies, closeBackends, createBackends } from './families.ts';
 import { nodeInfoOf } from './node.ts';
 import { NodeLifecycle, nodeEligible } from './node-lifecycle.ts';
@@ -39,6 +41,8 @@ import { createPostSync } from './post-sync.ts';
 import { startServers, type HostPort } from './servers.ts';
 
 export type { HostPort };
+
+export type ComponentInfo = Parameters<typeof registerComponentMetrics>[1];
 
 export interface DaemonSettings {
   /** The proxy mode, from the registry (dataplane/modes.ts). */
@@ -60,6 +64,12 @@ export interface DaemonSettings {
   /** NodeCIDR local detection needs spec.podCIDRs before starting. */
   readonly requirePodCIDRs: boolean;
   readonly configz: () => unknown;
+  /** enableProfiling: /debug/pprof/* and /debug/flags/v on the metrics server. */
+  readonly profiling?: boolean;
+  /** /flagz and /statusz. */
+  readonly zpages?: ZPagesSource;
+  /** kubernetes_build_info and kubernetes_feature_enabled. */
+  readonly component?: ComponentInfo;
   /** The config file (for messages) and the fields of it that were ignored. */
   readonly configFile?: string;
   readonly ignoredConfigFields?: readonly string[];
@@ -192,7 +202,8 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
 
   // Services and EndpointSlices are listed while the Node is looked up and the backends are
   // created (k8s/intake.ts); --init-only never needs them.
-  const metrics = createProxyMetrics();
+  const metrics = createProxyMetrics({ mode: settings.mode.name });
+  if (settings.component) registerComponentMetrics(metrics.registry, settings.component);
   reportIgnoredConfigFields({
     file: settings.configFile ?? '',
     fields: settings.ignoredConfigFields ?? [],
