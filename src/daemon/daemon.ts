@@ -36,7 +36,7 @@ import { registerComponentMetrics } from '../metrics/component.ts';
 import type { ZPagesSource } from '../server/zpages.ts';
 import { chooseFamilies, closeBackends, createBackends } from './families.ts';
 import { nodeInfoOf } from './node.ts';
-import { NodeLifecycle, nodeEligible } from './node-lifecycle.ts';
+import { NodeLifecycle, fallbackNode, nodeEligible } from './node-lifecycle.ts';
 import { createPostSync } from './post-sync.ts';
 import { startServers, type HostPort } from './servers.ts';
 
@@ -73,7 +73,7 @@ export interface DaemonSettings {
   /** The config file (for messages) and the fields of it that were ignored. */
   readonly configFile?: string;
   readonly ignoredConfigFields?: readonly string[];
-  /** Called when the daemon must exit with an error (node deleted, node IPs changed, hard fail). */
+  /** Called when the daemon must exit with an error (podCIDRs changed under NodeCIDR, hard fail). */
   readonly onFatal: (message: string) => void;
   /** Host facts (addresses, sysctls, /proc); default the real host. */
   readonly host?: Host;
@@ -232,8 +232,15 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
   }
 
   try {
-    const node = await nodeLifecycle.waitForNode();
+    const found = await nodeLifecycle.waitForNode();
+    const node = found ?? fallbackNode(settings.nodeName, settings.bindAddress);
     const info = nodeInfoOf(node, settings.bindAddress);
+    if (!found) {
+      log.warn("Can't determine this node's IP, assuming the bind address or loopback", {
+        node: settings.nodeName,
+        ip: info.ips[info.primaryFamily][0] ?? '',
+      });
+    }
     log.info('Node found', {
       node: info.name,
       primaryFamily: info.primaryFamily,
@@ -354,17 +361,21 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
     });
 
     // 7. Our Node from now on: topology changes force a full sync of the family.
-    nodeLifecycle.follow(node, {
-      health,
-      setNode: (updated) => {
-        models.forEach((model, i) => {
-          if (model.setNode(updated).topologyChanged) {
-            log.info('Node topology changed, forcing a full sync', { node: settings.nodeName });
-            syncs[i]?.requestFullSync();
-          }
-        });
+    nodeLifecycle.follow(
+      node,
+      {
+        health,
+        setNode: (updated) => {
+          models.forEach((model, i) => {
+            if (model.setNode(updated).topologyChanged) {
+              log.info('Node topology changed, forcing a full sync', { node: settings.nodeName });
+              syncs[i]?.requestFullSync();
+            }
+          });
+        },
       },
-    });
+      { synthetic: !found },
+    );
 
     void recorder.starting();
     log.info('kube-proxy started', { mode: settings.mode.name, families, node: settings.nodeName });
