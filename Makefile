@@ -21,8 +21,8 @@ deps: node_modules/.installed
 # Debian packages for the dataplanes and the network-namespace tests. Installed only when missing,
 # and only as root (a non-root run skips the kernel tests with a message instead).
 # haproxy: the userspace proxy the data-path benchmark compares against (bench/datapath.ts).
-# ipvsadm, ipset: the IPVS mode's tools.
-SYS_TOOLS := iptables:iptables nft:nftables conntrack:conntrack ip:iproute2 curl:curl haproxy:haproxy ipvsadm:ipvsadm ipset:ipset
+# ipvsadm, ipset: the IPVS mode's tools. nfacct: the iptables mode's packet counters (metrics).
+SYS_TOOLS := iptables:iptables nft:nftables conntrack:conntrack ip:iproute2 curl:curl haproxy:haproxy ipvsadm:ipvsadm ipset:ipset nfacct:nfacct
 sysdeps:
 	@if [ "$$(id -u)" = 0 ]; then \
 	  missing=""; for pair in $(SYS_TOOLS); do \
