@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import { parseCommandLine, resolveEffective } from '../config/load.ts';
 import { renderConfigYAML } from '../config/write.ts';
 import { configzOf } from '../config/configz.ts';
-import { gateStates } from '../config/featuregates.ts';
+import { featureEnabled, gateStates } from '../config/featuregates.ts';
 import { METRICS_SERVER_PATHS } from '../daemon/servers.ts';
 import { buildInfo } from '../util/version.ts';
 import { runDaemon } from '../daemon/daemon.ts';
@@ -149,6 +149,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         ...METRICS_SERVER_PATHS,
         ...(options.config.enableProfiling ? ['/debug/pprof', '/debug/flags/v'] : []),
       ],
+      flagz: featureEnabled(options.config.featureGates, 'ComponentFlagz'),
+      statusz: featureEnabled(options.config.featureGates, 'ComponentStatusz'),
     },
     component: { build, gates: gateStates(options.config.featureGates) },
     ...(options.configFile === undefined ? {} : { configFile: options.configFile }),

@@ -5,7 +5,7 @@
 import { parseCIDR, parseIP } from '../util/ip.ts';
 import { parsePortRange } from './port-range.ts';
 import { parseGoDurationNs } from './duration.ts';
-import { featureEnabled, isKnownFeatureGate } from './featuregates.ts';
+import { featureEnabled, isKnownFeatureGate, lockedGateErrors } from './featuregates.ts';
 import { UPSTREAM } from '../util/version.ts';
 import { splitHostPort } from './hostport.ts';
 import { showValue } from './schema.ts';
@@ -368,6 +368,7 @@ export function validateConfig(config: KubeProxyConfiguration): ValidationResult
   errors.push(...checkShowHiddenMetrics(config.showHiddenMetricsForVersion));
   errors.push(...checkDetectLocal(config));
   errors.push(...checkLogging(config));
+  errors.push(...lockedGateErrors(config.featureGates).map((detail) => invalid('featureGates', '', detail)));
 
   return { errors, warnings: warnings(config) };
 }

@@ -17,6 +17,9 @@ export interface ZPagesSource {
   readonly version: string;
   /** The paths the server answers, for /statusz. */
   readonly paths: readonly string[];
+  /** The ComponentFlagz and ComponentStatusz gates (on by default in v1.36). */
+  readonly flagz: boolean;
+  readonly statusz: boolean;
 }
 
 function wantsStructuredFlagz(req: IncomingMessage): boolean {
@@ -36,7 +39,7 @@ function formatUptime(ms: number): string {
 export function zpagesRoutes(source: ZPagesSource, now: () => Date = () => new Date()) {
   return (req: IncomingMessage, res: ServerResponse): boolean => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
-    if (path === '/flagz') {
+    if (path === '/flagz' && source.flagz) {
       const flags = source.flags();
       const names = Object.keys(flags).sort();
       if (wantsStructuredFlagz(req)) {
@@ -56,7 +59,7 @@ export function zpagesRoutes(source: ZPagesSource, now: () => Date = () => new D
       res.end(`\n${source.component} flags\n${WARNING}\n\n${lines.join('\n')}\n`);
       return true;
     }
-    if (path === '/statusz') {
+    if (path === '/statusz' && source.statusz) {
       const at = now();
       res.writeHead(200, TEXT);
       res.end(

@@ -24,7 +24,7 @@ async function withServer(
   }
 }
 
-function metricsServer(profiling: boolean, mode = 'iptables') {
+function metricsServer(profiling: boolean, mode = 'iptables', zpagesOn = true) {
   const metrics = createProxyMetrics({ defaultMetrics: false, mode });
   registerComponentMetrics(metrics.registry, { build: buildInfo(), gates: gateStates({}) });
   return metricsHandler({
@@ -38,6 +38,8 @@ function metricsServer(profiling: boolean, mode = 'iptables') {
       startTime: new Date(Date.now() - 61_000),
       version: 'v1.36.0+kube-proxy-ts.0.1.0',
       paths: ['/metrics', '/healthz'],
+      flagz: zpagesOn,
+      statusz: zpagesOn,
     }),
     profiling,
   });
@@ -158,6 +160,13 @@ describe('metrics server paths', () => {
       const statusz = await (await fetch(`${base}/statusz`)).text();
       assert.match(statusz, /Up: 0hr 1min 1sec/);
       assert.match(statusz, /Binary version: v1\.36\.0\+kube-proxy-ts/);
+    });
+  });
+
+  it('serves no /flagz or /statusz with ComponentFlagz and ComponentStatusz off', async () => {
+    await withServer('127.0.0.1', metricsServer(false, 'iptables', false), async (port) => {
+      assert.equal((await fetch(`http://127.0.0.1:${port}/flagz`)).status, 404);
+      assert.equal((await fetch(`http://127.0.0.1:${port}/statusz`)).status, 404);
     });
   });
 
