@@ -46,6 +46,6 @@ describe('feature gates (v1.36)', () => {
   it('gate states feed kubernetes_feature_enabled', () => {
     const flagz = gateStates({ ComponentFlagz: false }).find((g) => g.name === 'ComponentFlagz');
     assert.equal(flagz?.enabled, false);
-    assert.equal(flagz?.spec.stage, 'BETA');
+    assert.equal(flagz.spec.stage, 'BETA');
   });
 });
