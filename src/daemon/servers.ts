@@ -36,10 +36,19 @@ export const METRICS_SERVER_PATHS = [
   '/configz',
   '/flagz',
   '/healthz',
+  '/healthz/ping',
   '/metrics',
   '/metrics/slis',
   '/proxyMode',
   '/statusz',
+] as const;
+
+/** Our own debug paths on the metrics server (loopback peers only). */
+export const DEBUG_PATHS = [
+  '/debug/proxy',
+  '/debug/proxy/explain',
+  '/debug/proxy/state',
+  '/debug/proxy/verify',
 ] as const;
 
 /** /debug/proxy: per family, the last sync's figures and a summary of what it applied. */

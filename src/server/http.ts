@@ -97,6 +97,9 @@ export function serveHttp(options: {
   };
 }
 
+/** The healthz server's paths (anything else is 404), as upstream. */
+export const HEALTHZ_SERVER_PATHS = ['/healthz', '/livez'] as const;
+
 const JSON_HEADERS = { 'Content-Type': 'application/json', 'X-Content-Type-Options': 'nosniff' };
 
 /** /healthz and /livez with upstream's bodies, status codes and counters (6.1). */

@@ -24,6 +24,15 @@ const INDEX = `kube-proxy-ts profiles (Node.js, not Go's pprof format):
 PUT /debug/flags/v               set the log verbosity (body: a number)
 `;
 
+/** Served only with enableProfiling. */
+export const PROFILING_PATHS = [
+  '/debug/pprof/',
+  '/debug/pprof/profile',
+  '/debug/pprof/heap',
+  '/debug/pprof/cmdline',
+  '/debug/flags/v',
+] as const;
+
 let cpuProfileRunning = false;
 
 function send(res: ServerResponse, status: number, body: string): void {
