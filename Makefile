@@ -21,10 +21,10 @@ deps: node_modules/.installed
 # Debian packages for the dataplanes and the network-namespace tests. Installed only when missing,
 # and only as root (a non-root run skips the kernel tests with a message instead).
 # haproxy: the userspace proxy the data-path benchmark compares against (bench/datapath.ts).
-# ipvsadm, ipset: the IPVS mode's tools.
+# ipvsadm, ipset: the IPVS mode's tools. nfacct: the iptables mode's packet counters (metrics).
 # systemd-analyze: the unit file check (test/e2e/release-systemd.test.ts). debootstrap, umoci: the
 # image build without a Docker engine (make image). strip (binutils): make release.
-SYS_TOOLS := iptables:iptables nft:nftables conntrack:conntrack ip:iproute2 curl:curl haproxy:haproxy ipvsadm:ipvsadm ipset:ipset \
+SYS_TOOLS := iptables:iptables nft:nftables conntrack:conntrack ip:iproute2 curl:curl haproxy:haproxy ipvsadm:ipvsadm ipset:ipset nfacct:nfacct \
   systemd-analyze:systemd debootstrap:debootstrap umoci:umoci strip:binutils
 sysdeps:
 	@if [ "$$(id -u)" = 0 ]; then \
@@ -38,8 +38,13 @@ sysdeps:
 	  fi; \
 	else echo "not root: skipping Debian packages (kernel tests will be skipped)"; fi
 
+# build-info.json: the commit, tree state and date that --version=raw and kubernetes_build_info
+# report (empty fields outside a git checkout).
 build: deps
 	tsc -p tsconfig.build.json
+	@commit=$$(git rev-parse HEAD 2>/dev/null || true); \
+	  state=$$( [ -z "$$commit" ] && echo "" || { git diff --quiet HEAD 2>/dev/null && echo clean || echo dirty; } ); \
+	  printf '{"gitCommit":"%s","gitTreeState":"%s","buildDate":"%s"}\n' "$$commit" "$$state" "$$(date -u +%Y-%m-%dT%H:%M:%SZ)" > build-info.json
 
 # The one test command: type check, lint, format check, then every test with node's runner.
 test: deps sysdeps build release test-image

@@ -1,6 +1,7 @@
 // What the benchmark reads from and writes to the kernel itself, without kube-proxy: whether a
 // changed endpoint is programmed (read back with the mode's own listing tool), the bare-tool
 // floor (the same rule text through iptables-restore / nft -f), and which Service comes last.
+import { CT_STATE_INVALID_DROPPED, LOCALHOST_NODEPORTS_ACCEPTED } from '../src/dataplane/iptables/nfacct.ts';
 import type { ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
@@ -104,6 +105,10 @@ export async function bareApply(ns: Netns, mode: BenchMode, text: string): Promi
   } else if (mode === 'nftables') {
     await nsExec(ns, 'nft', ['-f', '-'], { input: text, timeoutMs: 1_800_000 });
   } else {
+    // The dump names the nfacct counters kube-proxy created in its own namespace at start.
+    for (const counter of [CT_STATE_INVALID_DROPPED, LOCALHOST_NODEPORTS_ACCEPTED]) {
+      if (text.includes(counter)) await nsExec(ns, 'nfacct', ['add', counter]).catch(() => undefined);
+    }
     await nsExec(ns, `iptables-${backendOf(mode)}-restore`, [...WAIT, '--noflush', '--counters'], {
       input: text,
       timeoutMs: 1_800_000,

@@ -27,7 +27,7 @@ import {
 import { join } from 'node:path';
 import { RELEASE_DIR, releaseInfo } from './paths.ts';
 
-/** What the proxy runs: iptables/ip6tables (legacy and nft), nft, conntrack, ip, sysctl (procps), ipvsadm, ipset, modprobe (kmod). */
+/** What the proxy runs: iptables/ip6tables (legacy and nft), nft, conntrack, ip, sysctl (procps), ipvsadm, ipset, modprobe (kmod), nfacct. */
 export const IMAGE_PACKAGES = [
   'iptables',
   'nftables',
@@ -37,6 +37,7 @@ export const IMAGE_PACKAGES = [
   'ipvsadm',
   'ipset',
   'kmod',
+  'nfacct',
 ];
 const SUITE = 'bookworm';
 const MIRROR = process.env['KUBE_PROXY_IMAGE_MIRROR'] ?? 'http://deb.debian.org/debian';

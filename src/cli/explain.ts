@@ -179,6 +179,7 @@ async function localState(
   const manifests = own.get('f') ?? '';
   const commandLine = parseCommandLine(rest, io);
   if (commandLine.kind === 'help') throw new UsageError('use kube-proxy --help for the proxy flags');
+  if (commandLine.kind === 'version') throw new UsageError('use kube-proxy --version');
   if (commandLine.kind === 'error') throw new UsageError(commandLine.message);
   const effective = resolveEffective(commandLine.options.config, commandLine.options.master);
   const files = await readDocuments(manifests, io);

@@ -5,9 +5,13 @@ import { readFileSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseCommandLine, resolveEffective } from '../config/load.ts';
 import { renderConfigYAML } from '../config/write.ts';
+import { configzOf } from '../config/configz.ts';
+import { featureEnabled, gateStates } from '../config/featuregates.ts';
+import { METRICS_SERVER_PATHS } from '../daemon/servers.ts';
+import { buildInfo } from '../util/version.ts';
 import { runDaemon } from '../daemon/daemon.ts';
 import { MODES, otherModes } from '../dataplane/modes.ts';
-import { KubeClient, packageVersion } from '../k8s/client.ts';
+import { KubeClient } from '../k8s/client.ts';
 import { loadClientConfig } from '../k8s/kubeconfig.ts';
 import { configureLogging, log } from '../log/log.ts';
 import type { Cleaner } from '../sync/backend.ts';
@@ -51,12 +55,11 @@ export async function main(argv: readonly string[]): Promise<number> {
   // Upstream takes no positional arguments, so a subcommand changes no valid upstream command line.
   if (argv[0] === 'explain') return runExplain(argv.slice(1));
   if (argv[0] === 'verify') return runVerify(argv.slice(1));
-  // Upstream's --version (and --version=true|raw) prints the version and exits before anything else.
-  if (argv.some((arg) => /^--version(=(true|raw))?$/.test(arg))) {
-    process.stdout.write(`kube-proxy-ts v${packageVersion()}\n`);
+  const commandLine = parseCommandLine(argv, { readFile: (path) => readFileSync(path, 'utf8') });
+  if (commandLine.kind === 'version') {
+    process.stdout.write(commandLine.text);
     return 0;
   }
-  const commandLine = parseCommandLine(argv, { readFile: (path) => readFileSync(path, 'utf8') });
   if (commandLine.kind === 'help') {
     process.stdout.write(commandLine.text);
     return 0;
@@ -96,6 +99,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   log.info('Using proxy mode', { mode: mode.name });
 
+  const build = buildInfo(options.reportedVersion);
   const nodeName = effective.hostnameOverride || hostname().trim().toLowerCase();
   const client = new KubeClient(
     loadClientConfig({
@@ -129,7 +133,23 @@ export async function main(argv: readonly string[]): Promise<number> {
     oomScoreAdj: effective.oomScoreAdj,
     initOnly: options.initOnly,
     requirePodCIDRs: effective.detectLocal.mode === 'NodeCIDR',
-    configz: () => options.config,
+    configz: () => configzOf(options.config),
+    profiling: options.config.enableProfiling,
+    zpages: {
+      component: 'kube-proxy',
+      flags: () => options.flagValues,
+      startTime: new Date(),
+      version: build.gitVersion,
+      paths: [
+        ...METRICS_SERVER_PATHS,
+        ...(options.config.enableProfiling ? ['/debug/pprof', '/debug/flags/v'] : []),
+      ],
+      flagz: featureEnabled(options.config.featureGates, 'ComponentFlagz'),
+      statusz: featureEnabled(options.config.featureGates, 'ComponentStatusz'),
+    },
+    component: { build, gates: gateStates(options.config.featureGates) },
+    ...(options.configFile === undefined ? {} : { configFile: options.configFile }),
+    ignoredConfigFields: options.ignoredConfigFields,
     onFatal: fail,
   });
   if (options.initOnly) return 0;

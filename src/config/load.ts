@@ -16,10 +16,12 @@ import {
 import type { FlagExtras, FlagState, FlagTarget } from './flags/def.ts';
 import { renderHelp } from './flags/help.ts';
 import { applyFlags, parseFlags } from './flags/parse.ts';
+import { FLAGS } from './flags/table.ts';
 import { parseGoDuration } from './duration.ts';
-import { decodeConfig } from './schema.ts';
+import { decodeConfig, type RawKubeProxyConfiguration } from './schema.ts';
 import type { KubeProxyConfiguration } from './types.ts';
 import { formatFieldError, validateConfig } from './validate.ts';
+import { buildInfo, rawVersion, versionLine } from '../util/version.ts';
 
 export { resolveEffective, type EffectiveConfig } from './effective.ts';
 
@@ -36,6 +38,15 @@ export interface ProxyRunOptions {
   readonly initOnly: boolean;
   /** --master: API server address overriding the kubeconfig's; empty when not given. */
   readonly master: string;
+  /**
+   * Fields of the config file that were ignored (unknown to v1alpha1, or legacy), by path: the
+   * daemon logs each, posts a Node Event and exports them as a metric.
+   */
+  readonly ignoredConfigFields: readonly string[];
+  /** Every flag by name with its value as given, else its default (for /flagz). */
+  readonly flagValues: Readonly<Record<string, string>>;
+  /** --version=vX.Y.Z…: the version to report instead of ours (kubernetes_build_info). */
+  readonly reportedVersion?: string;
   /** Names (without dashes) of the flags set explicitly on the command line, sorted. */
   readonly explicitFlags: readonly string[];
   /** The userspace mode's own flags (not in the configuration file: upstream has no such fields). */
@@ -51,6 +62,8 @@ export interface ProxyRunOptions {
 
 export type CommandLine =
   | { readonly kind: 'help'; readonly text: string }
+  /** --version or --version=raw: print the text and exit 0, before anything else is checked. */
+  | { readonly kind: 'version'; readonly text: string }
   | { readonly kind: 'error'; readonly message: string }
   | { readonly kind: 'run'; readonly options: ProxyRunOptions; readonly warnings: string[] };
 
@@ -75,6 +88,7 @@ const DEFAULT_EXTRAS: FlagExtras = {
   userspaceDrainTimeout: '0s',
   userspaceBalancer: 'round-robin',
   userspaceCapture: 'nat',
+  version: 'false',
 };
 
 export const USERSPACE_CAPTURES = ['nat', 'address'] as const;
@@ -101,7 +115,25 @@ function errorList(prefix: string, lines: readonly string[]): string {
   return `${prefix}:${lines.map((line) => `\n  ${line}`).join('')}`;
 }
 
-type Loaded = { ok: true; config: KubeProxyConfiguration; warnings: string[] } | { ok: false; error: string };
+type Loaded =
+  | { ok: true; config: KubeProxyConfiguration; warnings: string[]; ignoredFields: string[] }
+  | { ok: false; error: string };
+
+/**
+ * `udpIdleTimeout` is a legacy field upstream (removed with the userspace mode in v1.26), still in
+ * installers' ConfigMaps, often as `0s`. Only our userspace mode reads it; in any other mode it is
+ * ignored like any unknown field instead of failing its "> 0" check.
+ */
+function dropLegacyFields(raw: RawKubeProxyConfiguration): {
+  raw: RawKubeProxyConfiguration;
+  dropped: string[];
+} {
+  if (raw.udpIdleTimeout === undefined || raw.udpIdleTimeout === null || raw.mode === 'userspace') {
+    return { raw, dropped: [] };
+  }
+  const { udpIdleTimeout: _ignored, ...rest } = raw;
+  return { raw: rest, dropped: ['udpIdleTimeout'] };
+}
 
 function loadFile(path: string, io: ConfigIO): Loaded {
   let text: string;
@@ -119,11 +151,32 @@ function loadFile(path: string, io: ConfigIO): Loaded {
     const body = rest.length === 0 ? ` ${first}` : decoded.error;
     return { ok: false, error: `failed to load config file ${JSON.stringify(path)}:${body}` };
   }
+  const legacy = dropLegacyFields(decoded.raw);
+  const ignoredFields = [...decoded.ignoredFields, ...legacy.dropped].sort();
   return {
     ok: true,
-    config: applyDefaults(decoded.raw),
-    warnings: decoded.warnings.map((w) => `config file ${JSON.stringify(path)}: ${w}`),
+    config: applyDefaults(legacy.raw),
+    warnings: [
+      ...decoded.warnings,
+      ...legacy.dropped.map((field) => `legacy field "${field}" ignored (only the userspace mode reads it)`),
+    ].map((w) => `config file ${JSON.stringify(path)}: ${w}`),
+    ignoredFields,
   };
+}
+
+/** Each flag's value as pflag would print it: the last value given (lists joined), else the default. */
+function flagValuesOf(occurrences: ReadonlyMap<string, readonly string[]>): Record<string, string> {
+  return Object.fromEntries(
+    FLAGS.map((def) => {
+      const given = occurrences.get(def.name);
+      if (given !== undefined)
+        return [def.name, def.typeName === 'strings' ? given.join(',') : (given.at(-1) ?? '')];
+      const shown = def.defaultText.startsWith('"')
+        ? (JSON.parse(def.defaultText) as string)
+        : def.defaultText;
+      return [def.name, shown === '' && def.isBool ? 'false' : shown];
+    }),
+  );
 }
 
 /**
@@ -139,6 +192,10 @@ export function parseCommandLine(argv: readonly string[], io: ConfigIO): Command
 
   const start: FlagState = { config: defaultConfiguration(), extras: DEFAULT_EXTRAS };
   const { extras } = applyFlags(start, flags, EXTRAS_ONLY);
+  // As component-base's verflag: printed before the configuration is even looked at.
+  if (extras.version === 'true') return { kind: 'version', text: versionLine(buildInfo()) };
+  if (extras.version === 'raw') return { kind: 'version', text: rawVersion(buildInfo()) };
+  const reportedVersion = extras.version.startsWith('v') ? extras.version : undefined;
   const balancer = extras.userspaceBalancer;
   if (!isUserspaceBalancer(balancer)) {
     return {
@@ -156,10 +213,12 @@ export function parseCommandLine(argv: readonly string[], io: ConfigIO): Command
   const drainMs = parseGoDuration(extras.userspaceDrainTimeout);
 
   let config: KubeProxyConfiguration;
+  let ignoredConfigFields: string[] = [];
   if (extras.configFile !== '') {
     const loaded = loadFile(extras.configFile, io);
     if (!loaded.ok) return { kind: 'error', message: loaded.error };
     warnings.push(...loaded.warnings);
+    ignoredConfigFields = loaded.ignoredFields;
     config = applyFlags({ config: loaded.config, extras }, flags, WITH_CONFIG).config;
   } else {
     config = applyFlags({ config: start.config, extras }, flags, WITHOUT_CONFIG).config;
@@ -196,6 +255,9 @@ export function parseCommandLine(argv: readonly string[], io: ConfigIO): Command
       cleanup: extras.cleanup,
       initOnly: extras.initOnly,
       master: extras.master,
+      ignoredConfigFields,
+      flagValues: flagValuesOf(flags.occurrences),
+      ...(reportedVersion === undefined ? {} : { reportedVersion }),
       explicitFlags: [...flags.occurrences.keys()].sort(),
       userspace: { drainMs: drainMs > 0 ? drainMs : undefined, balancer, capture },
     },

@@ -1,8 +1,10 @@
 // Decoding a KubeProxyConfiguration file (YAML or JSON) into its raw, not yet defaulted shape.
 //
-// Decoding is strict: an unknown or mistyped field fails with its path. (Upstream retries
-// leniently and only warns about unknown fields; issue 2 asks us to reject them, so a typo in a
-// field name never silently falls back to a default.) Types follow Go's JSON decoding of the
+// Decoding is strict first, as upstream's: a mistyped field fails with its path. An unknown field
+// (a typo, a legacy field such as `resourceContainer` or `conntrack.max`, or one a newer release
+// adds) makes upstream re-decode leniently and only warn; so do we (issue 14: installers' stale
+// ConfigMaps must not crash-loop the DaemonSet), and report every ignored field by its path so the
+// caller can log it, post an Event and count it. Types follow Go's JSON decoding of the
 // upstream struct (int32 stays int32, a duration must be a duration string, and so on), and the
 // YAML flavour follows Go's yaml.v2 (YAML 1.1: `yes`/`on` are booleans, `010` is octal), except
 // that duplicate keys are errors.
@@ -160,7 +162,13 @@ const kubeProxyConfigurationSchema = z.strictObject({
 export type RawKubeProxyConfiguration = z.infer<typeof kubeProxyConfigurationSchema>;
 
 export type DecodeResult =
-  | { readonly ok: true; readonly raw: RawKubeProxyConfiguration; readonly warnings: readonly string[] }
+  | {
+      readonly ok: true;
+      readonly raw: RawKubeProxyConfiguration;
+      readonly warnings: readonly string[];
+      /** Paths of the unknown fields the lenient decoding dropped (`iptables.bar`), sorted. */
+      readonly ignoredFields: readonly string[];
+    }
   | { readonly ok: false; readonly error: string };
 
 /** `a.b[0].c`, the way field paths are written in every message of this module. */
@@ -275,14 +283,45 @@ export function decodeConfig(text: string): DecodeResult {
   if (typeMeta.length > 0) return { ok: false, error: errorList(typeMeta) };
 
   const strict = kubeProxyConfigurationSchema.safeParse(data, { reportInput: true });
-  if (strict.success) return { ok: true, raw: strict.data, warnings: [] };
+  if (strict.success) return { ok: true, raw: strict.data, warnings: [], ignoredFields: [] };
   const issues = strict.error.issues;
-  // Issue 2 asks for unknown fields to be rejected outright (upstream would re-decode leniently
-  // and only warn): a typo in a field name must not silently fall back to a default.
-  const unknown = issues.flatMap(unknownFields);
   const fatal = issues.filter((issue) => issue.code !== 'unrecognized_keys');
+  // As upstream: the lenient retry still fails on a mistyped field, so report it (and, to help,
+  // the unknown fields found with it).
+  if (fatal.length > 0) {
+    const unknown = issues.flatMap(unknownFields);
+    return {
+      ok: false,
+      error: errorList([...unknown.map((path) => `${path}: unknown field`), ...fatal.map(describeIssue)]),
+    };
+  }
+  const dropped = issues.flatMap((issue) =>
+    issue.code === 'unrecognized_keys' ? issue.keys.map((key) => [...issue.path, key]) : [],
+  );
+  const lenient = kubeProxyConfigurationSchema.safeParse(withoutPaths(data, dropped), { reportInput: true });
+  if (!lenient.success) return { ok: false, error: errorList(lenient.error.issues.map(describeIssue)) };
+  const ignoredFields = dropped.map(formatPath).sort();
   return {
-    ok: false,
-    error: errorList([...unknown.map((path) => `${path}: unknown field`), ...fatal.map(describeIssue)]),
+    ok: true,
+    raw: lenient.data,
+    warnings: ignoredFields.map((path) => `unknown field "${path}" ignored (as upstream kube-proxy does)`),
+    ignoredFields,
   };
+}
+
+/** A deep copy of `data` without the given key paths (only plain objects and arrays are walked). */
+function withoutPaths(data: unknown, paths: readonly (readonly PropertyKey[])[]): unknown {
+  const copy: unknown = structuredClone(data);
+  for (const path of paths) {
+    let node: unknown = copy;
+    for (const part of path.slice(0, -1)) {
+      if (node === null || typeof node !== 'object') break;
+      node = (node as Record<PropertyKey, unknown>)[part];
+    }
+    const last = path.at(-1);
+    if (node !== null && typeof node === 'object' && last !== undefined) {
+      Reflect.deleteProperty(node, last);
+    }
+  }
+  return copy;
 }

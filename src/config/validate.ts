@@ -5,7 +5,8 @@
 import { parseCIDR, parseIP } from '../util/ip.ts';
 import { parsePortRange } from './port-range.ts';
 import { parseGoDurationNs } from './duration.ts';
-import { featureEnabled, isKnownFeatureGate } from './featuregates.ts';
+import { featureEnabled, isKnownFeatureGate, lockedGateErrors } from './featuregates.ts';
+import { UPSTREAM } from '../util/version.ts';
 import { splitHostPort } from './hostport.ts';
 import { showValue } from './schema.ts';
 import {
@@ -18,7 +19,10 @@ import {
 } from './types.ts';
 
 /** The Kubernetes minor release whose behaviour we follow; used for showHiddenMetricsForVersion. */
-const COMPATIBLE_KUBERNETES_VERSION = { major: 1, minor: 35 } as const;
+const COMPATIBLE_KUBERNETES_VERSION = {
+  major: Number(UPSTREAM.major),
+  minor: Number(UPSTREAM.minor),
+} as const;
 
 const MAX_INT32 = 2 ** 31 - 1;
 
@@ -364,6 +368,7 @@ export function validateConfig(config: KubeProxyConfiguration): ValidationResult
   errors.push(...checkShowHiddenMetrics(config.showHiddenMetricsForVersion));
   errors.push(...checkDetectLocal(config));
   errors.push(...checkLogging(config));
+  errors.push(...lockedGateErrors(config.featureGates).map((detail) => invalid('featureGates', '', detail)));
 
   return { errors, warnings: warnings(config) };
 }

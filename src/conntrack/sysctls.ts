@@ -1,6 +1,8 @@
-// Conntrack sizing and timeouts at startup (upstream-behavior.md 9.2). A value is written only
-// when it differs, nf_conntrack_max is only ever raised, and a failure is fatal with a message that
-// says how to turn the step off, because inside a network namespace nf_conntrack_max is read-only.
+// Conntrack sizing and timeouts at startup, as upstream v1.36 (upstream-behavior.md 9.2 and its
+// erratum in docs/compatibility.md): nf_conntrack_max = max(maxPerCore x CPUs, min) with no cap,
+// written whenever it differs (lowered too), then the conntrack hash size raised to max/4 when it is
+// smaller; every other sysctl written when it differs. A failure is fatal with a message that says
+// how to turn the step off, because inside a network namespace nf_conntrack_max is read-only.
 //
 // On a stock kernel nothing has loaded nf_conntrack when the proxy starts: the
 // net/netfilter/nf_conntrack_* sysctls do not exist until the first rule that needs conntrack is
@@ -13,17 +15,20 @@ import type { EffectiveConntrack } from '../config/effective.ts';
 /** Conntrack settings in kernel units (whole seconds), as the effective configuration holds them. */
 export type ConntrackSettings = EffectiveConntrack;
 
-/** Recent upstream caps the computed maximum. */
-const MAX_CAP = 1_048_576;
-
 const MAX_KEY = 'net/netfilter/nf_conntrack_max';
+/**
+ * The nf_conntrack module's hash size, in sysfs: relative to /proc/sys, so it goes through the same
+ * Sysctl port (and its fake) as the sysctls.
+ */
+export const HASHSIZE_KEY = '../../sys/module/nf_conntrack/parameters/hashsize';
 
 export function desiredConntrackMax(settings: ConntrackSettings, cpus: number): number {
   if (settings.maxPerCore <= 0) return 0;
-  return Math.min(Math.max(settings.maxPerCore * cpus, settings.min), MAX_CAP);
+  const scaled = settings.maxPerCore * cpus;
+  return scaled > settings.min ? scaled : settings.min;
 }
 
-/** One sysctl the proxy wants: `atLeast` only ever raises the value (nf_conntrack_max). */
+/** One sysctl the proxy wants: `atLeast` only ever raises the value (the hash size). */
 export interface WantedSysctl {
   readonly key: string;
   readonly value: number;
@@ -34,7 +39,10 @@ export interface WantedSysctl {
 export function wantedConntrackSysctls(settings: ConntrackSettings, cpus: number): WantedSysctl[] {
   const wanted: WantedSysctl[] = [];
   const max = desiredConntrackMax(settings, cpus);
-  if (max > 0) wanted.push({ key: MAX_KEY, value: max, atLeast: true });
+  if (max > 0) {
+    wanted.push({ key: MAX_KEY, value: max, atLeast: false });
+    wanted.push({ key: HASHSIZE_KEY, value: Math.floor(max / 4), atLeast: true });
+  }
   const timeouts: [string, number][] = [
     ['net/netfilter/nf_conntrack_tcp_timeout_established', settings.tcpEstablishedTimeoutSeconds],
     ['net/netfilter/nf_conntrack_tcp_timeout_close_wait', settings.tcpCloseWaitTimeoutSeconds],
@@ -56,7 +64,7 @@ function writeError(wanted: WantedSysctl, current: string, error: unknown): Erro
   const message = (error as Error).message;
   if (wanted.key === MAX_KEY)
     return new Error(
-      `cannot raise ${MAX_KEY} to ${String(wanted.value)}: ${message}. ` +
+      `cannot set ${MAX_KEY} to ${String(wanted.value)} (is ${current}): ${message}. ` +
         'It is read-only inside a network namespace or container without the right privileges; ' +
         'run with --conntrack-max-per-core=0 (conntrack.maxPerCore: 0) to leave it alone.',
       { cause: error },
@@ -87,6 +95,8 @@ async function ensure(sysctl: Sysctl, wanted: WantedSysctl): Promise<'set' | 'mi
     throw writeError(wanted, current, error);
   }
   if (wanted.key === MAX_KEY) log.info('Setting nf_conntrack_max', { nfConntrackMax: wanted.value });
+  else if (wanted.key === HASHSIZE_KEY)
+    log.info('Setting conntrack hashsize', { conntrackHashsize: wanted.value });
   else log.info('Set sysctl', { key: wanted.key, value: wanted.value });
   return 'set';
 }

@@ -31,13 +31,18 @@ import { ProxyHealth } from '../server/health.ts';
 import type { Runner as ConntrackRunner } from '../conntrack/reconciler.ts';
 import type { AppliedState } from '../sync/applied.ts';
 import { FamilySync } from '../sync/family-sync.ts';
+import { reportIgnoredConfigFields } from './config-report.ts';
+import { registerComponentMetrics } from '../metrics/component.ts';
+import type { ZPagesSource } from '../server/zpages.ts';
 import { chooseFamilies, closeBackends, createBackends } from './families.ts';
 import { nodeInfoOf } from './node.ts';
-import { NodeLifecycle, nodeEligible } from './node-lifecycle.ts';
+import { NodeLifecycle, fallbackNode, nodeEligible } from './node-lifecycle.ts';
 import { createPostSync } from './post-sync.ts';
 import { startServers, type HostPort } from './servers.ts';
 
 export type { HostPort };
+
+export type ComponentInfo = Parameters<typeof registerComponentMetrics>[1];
 
 export interface DaemonSettings {
   /** The proxy mode, from the registry (dataplane/modes.ts). */
@@ -59,7 +64,16 @@ export interface DaemonSettings {
   /** NodeCIDR local detection needs spec.podCIDRs before starting. */
   readonly requirePodCIDRs: boolean;
   readonly configz: () => unknown;
-  /** Called when the daemon must exit with an error (node deleted, node IPs changed, hard fail). */
+  /** enableProfiling: /debug/pprof/* and /debug/flags/v on the metrics server. */
+  readonly profiling?: boolean;
+  /** /flagz and /statusz. */
+  readonly zpages?: ZPagesSource;
+  /** kubernetes_build_info and kubernetes_feature_enabled. */
+  readonly component?: ComponentInfo;
+  /** The config file (for messages) and the fields of it that were ignored. */
+  readonly configFile?: string;
+  readonly ignoredConfigFields?: readonly string[];
+  /** Called when the daemon must exit with an error (podCIDRs changed under NodeCIDR, hard fail). */
   readonly onFatal: (message: string) => void;
   /** Host facts (addresses, sysctls, /proc); default the real host. */
   readonly host?: Host;
@@ -188,7 +202,14 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
 
   // Services and EndpointSlices are listed while the Node is looked up and the backends are
   // created (k8s/intake.ts); --init-only never needs them.
-  const metrics = createProxyMetrics();
+  const metrics = createProxyMetrics({ mode: settings.mode.name });
+  if (settings.component) registerComponentMetrics(metrics.registry, settings.component);
+  reportIgnoredConfigFields({
+    file: settings.configFile ?? '',
+    fields: settings.ignoredConfigFields ?? [],
+    registry: metrics.registry,
+    recorder,
+  });
   const mode = settings.mode.setUp({
     registry: metrics.registry,
     settings: settings.dataplane,
@@ -211,8 +232,15 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
   }
 
   try {
-    const node = await nodeLifecycle.waitForNode();
+    const found = await nodeLifecycle.waitForNode();
+    const node = found ?? fallbackNode(settings.nodeName, settings.bindAddress);
     const info = nodeInfoOf(node, settings.bindAddress);
+    if (!found) {
+      log.warn("Can't determine this node's IP, assuming the bind address or loopback", {
+        node: settings.nodeName,
+        ip: info.ips[info.primaryFamily][0] ?? '',
+      });
+    }
     log.info('Node found', {
       node: info.name,
       primaryFamily: info.primaryFamily,
@@ -333,17 +361,21 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
     });
 
     // 7. Our Node from now on: topology changes force a full sync of the family.
-    nodeLifecycle.follow(node, {
-      health,
-      setNode: (updated) => {
-        models.forEach((model, i) => {
-          if (model.setNode(updated).topologyChanged) {
-            log.info('Node topology changed, forcing a full sync', { node: settings.nodeName });
-            syncs[i]?.requestFullSync();
-          }
-        });
+    nodeLifecycle.follow(
+      node,
+      {
+        health,
+        setNode: (updated) => {
+          models.forEach((model, i) => {
+            if (model.setNode(updated).topologyChanged) {
+              log.info('Node topology changed, forcing a full sync', { node: settings.nodeName });
+              syncs[i]?.requestFullSync();
+            }
+          });
+        },
       },
-    });
+      { synthetic: !found },
+    );
 
     void recorder.starting();
     const deprecation = settings.mode.deprecation;

@@ -1,7 +1,10 @@
-// Our Node object over the daemon's life: wait for it at start (its addresses decide the families,
-// its zone feeds topology), then follow it. Topology changes force a full sync; deletion, new IPs
-// or (with NodeCIDR detection) new podCIDRs end the daemon so it restarts with them, as upstream
-// does. Node eligibility (deletion, the autoscaler's taint) goes to /healthz.
+// Our Node object over the daemon's life, as upstream v1.36's NodeManager: wait for it at start up
+// to 30 s (its addresses decide the families, its zone feeds topology), then carry on without it
+// (the node IP comes from bindAddress, else loopback) unless NodeCIDR detection needs its
+// podCIDRs. Then follow it: topology changes force a full sync; new node IPs and deletion are
+// logged and the proxy keeps serving with what it has (v1.36 no longer exits on them); new podCIDRs
+// under NodeCIDR detection still end the daemon so it restarts with them. Node eligibility
+// (deletion, the autoscaler's taint) goes to /healthz. (docs/compatibility.md, "Node handling".)
 import type { Node } from 'kubernetes-types/core/v1.d.ts';
 import type { KubeRequester } from '../k8s/client.ts';
 import type { Reflector } from '../k8s/reflector.ts';
@@ -11,6 +14,8 @@ import type { ProxyHealth } from '../server/health.ts';
 import { nodeIPsKey, podCIDRsKey } from './node.ts';
 
 const TO_BE_DELETED_TAINT = 'ToBeDeletedByClusterAutoscaler';
+/** How long start-up waits for the Node, as upstream v1.36 (it waited 5 minutes before). */
+export const NODE_WAIT_TIMEOUT_MS = 30_000;
 
 export function nodeEligible(node: Node): boolean {
   if (node.metadata?.deletionTimestamp) return false;
@@ -27,7 +32,7 @@ export interface NodeLifecycleSettings {
   /** NodeCIDR local detection needs spec.podCIDRs before starting, and restarts when they change. */
   readonly requirePodCIDRs: boolean;
   readonly nodeWaitTimeoutMs?: number;
-  /** Called when the daemon must exit (node deleted, node IPs or podCIDRs changed). */
+  /** Called when the daemon must exit (podCIDRs changed under NodeCIDR detection). */
   readonly onFatal: (message: string) => void;
 }
 
@@ -67,20 +72,29 @@ export class NodeLifecycle {
     return this.#watch.stop();
   }
 
-  /** Resolves with the Node once it has addresses (and podCIDRs when required); throws after the timeout. */
-  async waitForNode(): Promise<Node> {
+  /**
+   * Resolves with the Node once it has addresses (and podCIDRs when required). After the timeout
+   * (30 s, as v1.36) it resolves with undefined, and the caller falls back to bindAddress or
+   * loopback; only when podCIDRs are required does it throw.
+   */
+  async waitForNode(): Promise<Node | undefined> {
     const settings = this.#settings;
-    const deadline = Date.now() + (settings.nodeWaitTimeoutMs ?? 300_000);
+    const deadline = Date.now() + (settings.nodeWaitTimeoutMs ?? NODE_WAIT_TIMEOUT_MS);
     let logged = false;
     for (;;) {
       const node = this.#watch.get(settings.nodeName);
       if (usableNode(node, settings.requirePodCIDRs)) return node;
       if (Date.now() > deadline) {
-        throw new Error(
-          settings.requirePodCIDRs
-            ? `timed out waiting for Node ${settings.nodeName} to have addresses and spec.podCIDRs (detectLocalMode NodeCIDR)`
-            : `timed out waiting for Node ${settings.nodeName} to exist with addresses`,
-        );
+        if (settings.requirePodCIDRs) {
+          throw new Error(
+            `timed out waiting for Node ${settings.nodeName} to have addresses and spec.podCIDRs (detectLocalMode NodeCIDR)`,
+          );
+        }
+        log.error('Timed out waiting for the Node; carrying on without its IPs', undefined, {
+          node: settings.nodeName,
+          timeout: `${String((settings.nodeWaitTimeoutMs ?? NODE_WAIT_TIMEOUT_MS) / 1000)}s`,
+        });
+        return undefined;
       }
       if (!logged) {
         log.info('Waiting for the Node object', { node: settings.nodeName });
@@ -96,15 +110,22 @@ export class NodeLifecycle {
    * From now on, changes of the Node (`node` is the one the daemon started with) reach the
    * followers, or end the daemon when it must restart to pick them up.
    */
-  follow(node: Node, followers: NodeFollowers): void {
+  follow(node: Node, followers: NodeFollowers, options: { readonly synthetic?: boolean } = {}): void {
     const settings = this.#settings;
-    const initialIPs = nodeIPsKey(node);
+    let knownIPs = nodeIPsKey(node);
     const initialPodCIDRs = podCIDRsKey(node);
     this.#update = (updated) => {
       followers.health.setNodeEligible(nodeEligible(updated));
-      if (nodeIPsKey(updated) !== initialIPs) {
-        settings.onFatal(`the IPs of Node ${settings.nodeName} changed; restarting to pick them up`);
-        return;
+      const ips = nodeIPsKey(updated);
+      if (ips !== knownIPs) {
+        // v1.36 logs this and goes on with the IPs it started with; so do we (rules that name a
+        // node IP keep the old one until a restart).
+        log.warn('The IPs of the Node changed; restart kube-proxy to use them', {
+          node: settings.nodeName,
+          old: knownIPs,
+          new: ips,
+        });
+        knownIPs = ips;
       }
       if (settings.requirePodCIDRs && podCIDRsKey(updated) !== initialPodCIDRs) {
         settings.onFatal(`the podCIDRs of Node ${settings.nodeName} changed; restarting to pick them up`);
@@ -114,11 +135,25 @@ export class NodeLifecycle {
     };
     this.#remove = () => {
       followers.health.setNodeEligible(false);
-      settings.onFatal(`Node ${settings.nodeName} was deleted`);
+      log.warn('The Node was deleted; kube-proxy keeps its rules and goes on (as upstream v1.36)', {
+        node: settings.nodeName,
+      });
     };
     // The Node may have changed (or gone) while the backends were being created: replay it.
     const latest = this.#watch.get(settings.nodeName);
-    if (!latest) this.#remove();
-    else if (latest.metadata?.resourceVersion !== node.metadata?.resourceVersion) this.#update(latest);
+    if (!latest) {
+      if (options.synthetic !== true) this.#remove();
+    } else if (latest.metadata?.resourceVersion !== node.metadata?.resourceVersion) this.#update(latest);
   }
+}
+
+/**
+ * The Node the daemon runs with when the real one did not show up in time: one InternalIP, the
+ * bindAddress when it is a specific IP, else loopback (upstream's "assuming loopback").
+ */
+export function fallbackNode(nodeName: string, bindAddress: string | undefined): Node {
+  return {
+    metadata: { name: nodeName },
+    status: { addresses: [{ type: 'InternalIP', address: bindAddress ?? '127.0.0.1' }] },
+  };
 }

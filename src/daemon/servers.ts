@@ -9,6 +9,8 @@ import { debugRoutesHandler, type DebugRoute } from '../server/debug-routes.ts';
 import { healthzHandler, metricsHandler, serveHttp, type RunningServer } from '../server/http.ts';
 import type { FamilySync } from '../sync/family-sync.ts';
 import type { VerifyReport } from '../verify/verify.ts';
+import { SliMetrics } from '../metrics/component.ts';
+import { zpagesRoutes, type ZPagesSource } from '../server/zpages.ts';
 
 export interface HostPort {
   readonly host: string;
@@ -23,7 +25,31 @@ export interface ServersSettings {
   readonly bindAddressHardFail: boolean;
   readonly configz: () => unknown;
   readonly onFatal: (message: string) => void;
+  /** enableProfiling: /debug/pprof/* and /debug/flags/v on the metrics server. */
+  readonly profiling?: boolean;
+  /** /flagz and /statusz. */
+  readonly zpages?: ZPagesSource;
 }
+
+/** Every path the metrics server answers (for /statusz and docs/compatibility.md). */
+export const METRICS_SERVER_PATHS = [
+  '/configz',
+  '/flagz',
+  '/healthz',
+  '/healthz/ping',
+  '/metrics',
+  '/metrics/slis',
+  '/proxyMode',
+  '/statusz',
+] as const;
+
+/** Our own debug paths on the metrics server (loopback peers only). */
+export const DEBUG_PATHS = [
+  '/debug/proxy',
+  '/debug/proxy/explain',
+  '/debug/proxy/state',
+  '/debug/proxy/verify',
+] as const;
 
 /** /debug/proxy: per family, the last sync's figures and a summary of what it applied. */
 export function debugView(modeName: string, nodeName: string, syncs: readonly FamilySync[]): unknown {
@@ -110,6 +136,9 @@ export function startServers(
           metrics,
           mode: settings.modeName,
           configz: settings.configz,
+          slis: new SliMetrics(),
+          ...(settings.zpages ? { zpages: zpagesRoutes(settings.zpages) } : {}),
+          profiling: settings.profiling === true,
           debug: () => debugView(settings.modeName, settings.nodeName, syncs),
           routes: debugRoutesHandler(routes),
         }),

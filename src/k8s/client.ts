@@ -4,8 +4,8 @@
 // for good on errors, and reshapes objects).
 import http from 'node:http';
 import https from 'node:https';
-import { readFileSync } from 'node:fs';
 import type { ClientConfig } from './kubeconfig.ts';
+import { ownVersion } from '../util/version.ts';
 
 /** An HTTP error from the API server, with what its Status body said. */
 export class KubeApiError extends Error {
@@ -118,23 +118,9 @@ export interface KubeRequester {
 const DEFAULT_TIMEOUT_MS = 60_000;
 const MAX_ERROR_BODY = 64 * 1024;
 
-// A bundled build (scripts/release/build.ts) has no package.json beside it: the bundler defines
-// this name as the version string. Unbundled, nothing defines it.
-declare const KUBE_PROXY_TS_VERSION: string | undefined;
-
-let cachedVersion: string | undefined;
-/** The package version, read once from package.json (two levels up from src/k8s or dist/k8s). */
+/** Our release (package.json, or the bundler's definition in a single executable). */
 export function packageVersion(): string {
-  if (cachedVersion !== undefined) return cachedVersion;
-  if (typeof KUBE_PROXY_TS_VERSION === 'string') return (cachedVersion = KUBE_PROXY_TS_VERSION);
-  try {
-    const raw: unknown = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
-    const version = typeof raw === 'object' && raw !== null && 'version' in raw ? raw.version : undefined;
-    cachedVersion = typeof version === 'string' ? version : '0.0.0';
-  } catch {
-    cachedVersion = '0.0.0';
-  }
-  return cachedVersion;
+  return ownVersion();
 }
 
 function statusFromBody(body: string): { reason: string; message: string; causes: string[] } {

@@ -121,11 +121,13 @@ export class Intake {
     this.#models = models;
     this.#families = families;
     const { metrics, onProblem } = this.#options;
+    // One gauge for every family (as upstream's): the held changes of the busiest family.
+    let heldEndpoints = 0;
     for (const family of families) {
       for (const problem of this.#heldProblems.get(family) ?? []) onProblem(problem);
-      const pending = this.#heldEndpointPending.get(family) ?? 0;
-      if (pending > 0) metrics.endpointChangesPending.inc({ ip_family: family }, pending);
+      heldEndpoints = Math.max(heldEndpoints, this.#heldEndpointPending.get(family) ?? 0);
     }
+    if (heldEndpoints > 0) metrics.endpointChangesPending.inc(heldEndpoints);
     for (const [pendingIn, count] of this.#heldServicePending) {
       if (pendingIn.split(',').some((family) => (families as readonly string[]).includes(family)))
         metrics.serviceChangesPending.inc(count);
@@ -164,7 +166,7 @@ export class Intake {
     if (pendingIn.length > 0) {
       if (this.#families === undefined) this.#hold(kind, pendingIn);
       else if (kind === 'service') metrics.serviceChangesPending.inc();
-      else for (const family of pendingIn) metrics.endpointChangesPending.inc({ ip_family: family });
+      else metrics.endpointChangesPending.inc();
     }
     this.#onChange();
   }

@@ -4,7 +4,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { log } from '../log/log.ts';
 import type { ProxyMetrics } from '../metrics/proxy.ts';
+import type { SliMetrics } from '../metrics/component.ts';
 import { healthzBody, livezBody, type ProxyHealth } from './health.ts';
+import { profilingRoutes } from './profiling.ts';
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 
@@ -29,6 +31,10 @@ export function serveHttp(options: {
   let resolveListening: (port: number) => void = () => undefined;
   const listening = new Promise<number>((resolve) => (resolveListening = resolve));
 
+  // Go's listener on 0.0.0.0 is a dual-stack wildcard: it accepts IPv6 clients too (an IPv6
+  // load balancer's health check, for one). Node's '::' socket is dual-stack as well; where the
+  // host has no IPv6, fall back to the IPv4 wildcard.
+  let host = options.host === '0.0.0.0' ? '::' : options.host;
   const attempt = (): void => {
     if (closed) return;
     const candidate = createServer((req, res) => {
@@ -38,7 +44,16 @@ export function serveHttp(options: {
         res.end();
       });
     });
-    const onListenError = (error: Error) => {
+    const onListenError = (error: NodeJS.ErrnoException) => {
+      if (
+        host === '::' &&
+        options.host === '0.0.0.0' &&
+        ['EAFNOSUPPORT', 'EADDRNOTAVAIL'].includes(error.code ?? '')
+      ) {
+        host = '0.0.0.0';
+        attempt();
+        return;
+      }
       log.error('Failed to start server', error, {
         server: options.name,
         address: `${options.host}:${String(options.port)}`,
@@ -50,7 +65,7 @@ export function serveHttp(options: {
       retryTimer = setTimeout(attempt, options.retryMs ?? 5000);
     };
     candidate.once('error', onListenError);
-    candidate.listen(options.port, options.host, () => {
+    candidate.listen({ port: options.port, host, ipv6Only: false }, () => {
       // Once listening, an error is an accept failure (e.g. EMFILE): log it, keep serving.
       candidate.off('error', onListenError);
       candidate.on('error', (error) => {
@@ -82,6 +97,9 @@ export function serveHttp(options: {
   };
 }
 
+/** The healthz server's paths (anything else is 404), as upstream. */
+export const HEALTHZ_SERVER_PATHS = ['/healthz', '/livez'] as const;
+
 const JSON_HEADERS = { 'Content-Type': 'application/json', 'X-Content-Type-Options': 'nosniff' };
 
 /** /healthz and /livez with upstream's bodies, status codes and counters (6.1). */
@@ -106,40 +124,72 @@ export function healthzHandler(health: ProxyHealth, metrics?: ProxyMetrics): Han
   };
 }
 
-/**
- * /metrics, /healthz ("ok"), /proxyMode and /configz (6.3), plus /debug/proxy: our own JSON view
- * of what each family's dataplane is doing (iptables backend, last sync), so an operator can see
- * which iptables backend is in use without reading logs.
- */
-export function metricsHandler(options: {
+/** What the metrics server serves besides /metrics (upstream-behavior.md 6.3, issue 14 item 5). */
+export interface MetricsServerOptions {
   metrics: ProxyMetrics;
   mode: string;
   configz: () => unknown;
+  /** /metrics/slis: the health checks of this server's /healthz. */
+  slis?: SliMetrics;
+  /** /flagz and /statusz. */
+  zpages?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /** enableProfiling: /debug/pprof/* and /debug/flags/v. */
+  profiling?: boolean;
   debug?: () => unknown;
   /** More routes (debug-routes.ts): answers whether it handled the request. */
   routes?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
-}): Handler {
+}
+
+const TEXT_HEADERS = { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' };
+
+/**
+ * The metrics server's /healthz as component-base installs it with no checks of its own: one
+ * `ping` check, `/healthz/ping`, `?verbose` listing the checks, and the result recorded for
+ * /metrics/slis.
+ */
+function componentHealthz(
+  path: string,
+  query: URLSearchParams,
+  res: ServerResponse,
+  slis?: SliMetrics,
+): boolean {
+  if (path !== '/healthz' && path !== '/healthz/ping') return false;
+  slis?.observe('ping', 'healthz', true);
+  res.writeHead(200, TEXT_HEADERS);
+  if (path === '/healthz' && query.has('verbose')) res.end('[+]ping ok\nhealthz check passed\n');
+  else res.end('ok');
+  return true;
+}
+
+/**
+ * /metrics, /metrics/slis, /healthz, /proxyMode, /configz, /flagz, /statusz, with profiling
+ * /debug/pprof/* and /debug/flags/v, plus our own /debug/proxy: a JSON view of what each
+ * family's dataplane is doing (iptables backend, last sync). Anything else is Go's 404.
+ */
+export function metricsHandler(options: MetricsServerOptions): Handler {
   return async (req, res) => {
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const url = new URL(req.url ?? '/', 'http://x');
+    const path = url.pathname;
     if (path === '/metrics') {
       const body = await options.metrics.registry.metrics();
       res.writeHead(200, { 'Content-Type': options.metrics.registry.contentType });
       res.end(body);
-    } else if (path === '/healthz') {
-      res.writeHead(200, {
-        'Content-Type': 'text/plain; charset=utf-8',
-        'X-Content-Type-Options': 'nosniff',
-      });
-      res.end('ok');
+    } else if (path === '/metrics/slis' && options.slis) {
+      const body = await options.slis.registry.metrics();
+      res.writeHead(200, { 'Content-Type': options.slis.registry.contentType });
+      res.end(body);
+    } else if (componentHealthz(path, url.searchParams, res, options.slis)) {
+      return;
     } else if (path === '/proxyMode') {
-      res.writeHead(200, {
-        'Content-Type': 'text/plain; charset=utf-8',
-        'X-Content-Type-Options': 'nosniff',
-      });
+      res.writeHead(200, TEXT_HEADERS);
       res.end(options.mode);
     } else if (path === '/configz') {
       res.writeHead(200, JSON_HEADERS);
       res.end(JSON.stringify({ 'kubeproxy.config.k8s.io': options.configz() }));
+    } else if (options.zpages?.(req, res)) {
+      return;
+    } else if (options.profiling === true && (await profilingRoutes(req, res))) {
+      return;
     } else if (path === '/debug/proxy' && options.debug) {
       res.writeHead(200, JSON_HEADERS);
       res.end(`${JSON.stringify(options.debug(), null, 2)}\n`);

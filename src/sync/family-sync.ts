@@ -186,7 +186,7 @@ export class FamilySync {
     const requestsAtStart = this.fullSyncRequests;
     const labels = { ip_family: this.family };
     metrics?.serviceChangesPending.set(0);
-    metrics?.endpointChangesPending.set(labels, 0);
+    metrics?.endpointChangesPending.set(0);
     let result: SyncResult;
     let snapshot: ProxySnapshot | undefined;
     try {
@@ -205,8 +205,8 @@ export class FamilySync {
     } finally {
       const seconds = (this.clock.now() - start) / 1000;
       metrics?.syncProxyRulesDuration.observe(labels, seconds);
-      if (full) metrics?.syncFullProxyRulesDuration.observe(labels, seconds);
-      else metrics?.syncPartialProxyRulesDuration.observe(labels, seconds);
+      if (full) metrics?.syncFullProxyRulesDuration?.observe(labels, seconds);
+      else metrics?.syncPartialProxyRulesDuration?.observe(labels, seconds);
     }
     // A full sync asked for while this one ran (drift found, rules flushed) is still owed.
     // (requestFullSync also asked the runner for another run.)

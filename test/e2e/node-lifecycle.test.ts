@@ -1,5 +1,6 @@
 // The proxy and its Node (upstream-behavior.md 6.1, 9.1): the Starting event, node eligibility on
-// /healthz, the clear error when conntrack sizing is impossible, and exit 1 when the Node is deleted.
+// /healthz, the clear error when conntrack sizing is impossible, and (as v1.36) a log line and a
+// 503 /healthz instead of an exit when the Node is deleted.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Node } from 'kubernetes-types/core/v1.d.ts';
@@ -54,12 +55,13 @@ test('/healthz turns 503 when the Node is tainted for deletion; /livez stays 200
 });
 
 test('conntrack sizing inside a namespace fails with a message naming the way out', { skip }, async (t) => {
-  // Only ever raised: ask for the cap, so the read-only sysctl must be written.
+  // Written whenever it differs (v1.36): ask for a value it does not have, so the read-only sysctl
+  // must be written.
   const current = Number(
     (await c().topology.node1.ns.exec('cat', ['/proc/sys/net/netfilter/nf_conntrack_max'])).stdout,
   );
-  if (current >= 1_048_576) {
-    t.skip(`nf_conntrack_max is already ${String(current)}, at the cap: nothing would be written`);
+  if (current === 1_048_576) {
+    t.skip(`nf_conntrack_max is already ${String(current)}: nothing would be written`);
     return;
   }
   const result = await c()
@@ -84,12 +86,17 @@ test('conntrack sizing inside a namespace fails with a message naming the way ou
   assert.match(result.stderr, /--conntrack-max-per-core=0/);
 });
 
-test('kube-proxy exits with status 1 when its Node is deleted', { skip }, async () => {
+test('kube-proxy logs the deletion of its Node and keeps running, /healthz 503', { skip }, async () => {
   await c().api.delete('Node', '', 'node1');
-  assert.equal(await c().waitForProxyExit(), 1);
-  assert.ok(
+  await pollUntil('the deletion logged', () =>
     c()
       .logs()
-      .some((line) => line.includes('Node node1 was deleted')),
+      .some((line) => line.includes('The Node was deleted'))
+      ? true
+      : undefined,
   );
+  await pollUntil('healthz 503', async () =>
+    (await c().httpGet('http://127.0.0.1:10256/healthz')).status === 503 ? true : undefined,
+  );
+  assert.equal((await c().httpGet('http://127.0.0.1:10256/livez')).status, 200, 'still running');
 });

@@ -191,9 +191,10 @@ function defineOperationsSuite(mode: 'iptables' | 'nftables'): void {
     const body = JSON.parse(configz.body) as Record<string, Record<string, unknown>>;
     const config = body['kubeproxy.config.k8s.io'];
     assert.ok(config, configz.body);
-    assert.equal(config['mode'], mode);
-    assert.equal(config['metricsBindAddress'], '127.0.0.1:10249');
-    assert.equal(config['hostnameOverride'], 'node1');
+    // The internal type's Go field names, as upstream's configz serves it.
+    assert.equal(config['Mode'], mode);
+    assert.equal(config['MetricsBindAddress'], '127.0.0.1:10249');
+    assert.equal(config['HostnameOverride'], 'node1');
     const proxyMode = await c().httpGet(`${METRICS}/proxyMode`);
     assert.equal(proxyMode.body, mode);
     assert.equal(proxyMode.contentType, 'text/plain; charset=utf-8');

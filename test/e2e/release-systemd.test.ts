@@ -120,7 +120,13 @@ test(
     const version = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
     for (const cwd of ['/', tmpdir()]) {
       const out = execFileSync(RELEASE_BINARY, ['--version'], { cwd, env: SYSTEM_ENV, encoding: 'utf8' });
-      assert.equal(out, `kube-proxy-ts v${version.version}\n`);
+      // component-base's form, our release as build metadata (src/util/version.ts).
+      assert.match(
+        out,
+        new RegExp(
+          `^Kubernetes v\\d+\\.\\d+\\.\\d+\\+kube-proxy-ts\\.${version.version.replace(/\./g, '\\.')}\n$`,
+        ),
+      );
       const help = execFileSync(RELEASE_BINARY, ['--help'], { cwd, env: SYSTEM_ENV, encoding: 'utf8' });
       assert.match(help, /--proxy-mode/);
       assert.match(help, /--kubeconfig/);

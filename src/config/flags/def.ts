@@ -22,6 +22,8 @@ export interface FlagExtras {
   readonly userspaceBalancer: string;
   /** --userspace-capture, validated in load.ts. */
   readonly userspaceCapture: string;
+  /** --version: 'false', 'true', 'raw' or a version to report (vX.Y.Z…). */
+  readonly version: string;
 }
 
 export interface FlagState {
@@ -41,6 +43,8 @@ export interface FlagDef {
   /** pflag's type word in --help ("string", "duration", ...); empty for booleans. */
   readonly typeName: string;
   readonly isBool: boolean;
+  /** The value of `--flag` without `=value`, for non-boolean flags that allow it (--version). */
+  readonly noOptDefault?: string;
   readonly usage: string;
   /** Default as --help shows it; empty when pflag would not show one (zero values). */
   readonly defaultText: string;
@@ -73,6 +77,7 @@ export function flag<V>(spec: FlagSpec<V>): FlagDef {
     ...(spec.shorthand === undefined ? {} : { shorthand: spec.shorthand }),
     typeName: kind.typeName,
     isBool: kind.isBool,
+    ...(kind.noOptDefault === undefined ? {} : { noOptDefault: kind.noOptDefault }),
     usage: spec.usage,
     defaultText: kind.show(spec.defaultValue),
     target: spec.target,

@@ -10,6 +10,8 @@ import type { VModuleItem } from '../types.ts';
 export interface Kind<V> {
   readonly typeName: string;
   readonly isBool: boolean;
+  /** pflag's NoOptDefVal: the value of `--flag` given without `=value` (only `--flag=value` sets one). */
+  readonly noOptDefault?: string;
   parse(text: string): V;
   /** How repeats combine: lists append, maps merge, scalars take the last. */
   merge(previous: V, next: V): V;
@@ -191,4 +193,62 @@ export const ipPortKind: Kind<string> = {
   },
   merge: last,
   show: (v) => (v === '' ? '' : quote(v)),
+};
+
+/** Go strconv.ParseUint(text, 0, 64), as klog's log_file_max_size. */
+export const uint64Kind: Kind<number> = {
+  typeName: 'uint',
+  isBool: false,
+  parse: (text) => parseGoInt(text, 0, Number.MAX_SAFE_INTEGER, 'strconv.ParseUint'),
+  merge: last,
+  show: (v) => (v === 0 ? '' : String(v)),
+};
+
+const SEVERITIES = ['INFO', 'WARNING', 'ERROR', 'FATAL'] as const;
+
+/** klog's severity (stderrthreshold): a name or its number 0-3. */
+export const severityKind: Kind<string> = {
+  typeName: 'severity',
+  isBool: false,
+  parse: (text) => {
+    const upper = text.toUpperCase();
+    if ((SEVERITIES as readonly string[]).includes(upper)) return upper;
+    if (/^[0-3]$/.test(text)) return SEVERITIES[Number(text)] ?? 'INFO';
+    throw new Error(`unknown severity ${quote(text)}`);
+  },
+  merge: last,
+  show: (v) => v,
+};
+
+/** klog's traceLocation (log_backtrace_at): empty, or `file.go:line`. */
+export const traceLocationKind: Kind<string> = {
+  typeName: 'traceLocation',
+  isBool: false,
+  parse: (text) => {
+    if (text === '' || text === ':0') return text;
+    if (!/^[^:]+\.go:\d+$/.test(text)) throw new Error('syntax error: expect file.go:234');
+    return text;
+  },
+  merge: last,
+  show: (v) => quote(v),
+};
+
+/**
+ * component-base's --version: `--version` alone means true; `raw` prints every build field;
+ * `vX.Y.Z…` sets the reported version (and does not exit).
+ */
+export const versionKind: Kind<string> = {
+  typeName: 'version[=true]',
+  isBool: false,
+  noOptDefault: 'true',
+  parse: (text) => {
+    if (text === 'raw' || /^v\d+\.\d+\.\d+/.test(text)) return text;
+    try {
+      return parseGoBool(text) ? 'true' : 'false';
+    } catch {
+      throw new Error(`invalid version flag value ${quote(text)}: use true, false, raw or vX.Y.Z`);
+    }
+  },
+  merge: last,
+  show: (v) => (v === 'false' ? '' : v),
 };

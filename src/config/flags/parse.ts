@@ -9,7 +9,10 @@ import type { FlagDef, FlagState, FlagTarget } from './def.ts';
 import { parseGoBool, quote } from './kinds.ts';
 import { FLAGS } from './table.ts';
 
-const BY_NAME: ReadonlyMap<string, FlagDef> = new Map(FLAGS.map((f) => [f.name, f]));
+// pflag with WordSepNormalizeFunc: `_` and `-` are the same in a name (klog's flags are
+// registered with underscores, --log_dir and --log-dir both work).
+const normalize = (name: string): string => name.replaceAll('_', '-');
+const BY_NAME: ReadonlyMap<string, FlagDef> = new Map(FLAGS.map((f) => [normalize(f.name), f]));
 const BY_SHORTHAND: ReadonlyMap<string, FlagDef> = new Map(
   FLAGS.flatMap((f) => (f.shorthand === undefined ? [] : [[f.shorthand, f] as const])),
 );
@@ -30,11 +33,13 @@ type ParseArgsOptions = Record<string, { type: 'string' | 'boolean'; short?: str
 function parseArgsOptions(): ParseArgsOptions {
   const options: ParseArgsOptions = { help: { type: 'boolean', short: 'h' } };
   for (const f of FLAGS) {
-    const type = f.isBool ? 'boolean' : 'string';
-    options[f.name] = f.shorthand === undefined ? { type } : { type, short: f.shorthand };
+    // A flag with a no-option default takes its value only as `--flag=value`, as pflag does.
+    const type = f.isBool || f.noOptDefault !== undefined ? 'boolean' : 'string';
+    const name = normalize(f.name);
+    options[name] = f.shorthand === undefined ? { type } : { type, short: f.shorthand };
     // pflag normalizes `_` to `-` in names; registering the alias lets parseArgs know its type.
-    const alias = f.name.replaceAll('-', '_');
-    if (alias !== f.name) options[alias] = { type };
+    const alias = name.replaceAll('-', '_');
+    if (alias !== name) options[alias] = { type };
   }
   return options;
 }
@@ -78,7 +83,9 @@ export function parseFlags(argv: readonly string[]): FlagParseResult {
       return { ok: false, error };
     }
     let text = token.value;
-    if (text === undefined) {
+    if (text === undefined && def.noOptDefault !== undefined) {
+      text = def.noOptDefault;
+    } else if (text === undefined) {
       if (!def.isBool) {
         const error = short
           ? `flag needs an argument: '${def.shorthand ?? ''}' in ${token.rawName}`

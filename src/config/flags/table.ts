@@ -17,10 +17,115 @@ import {
   quantityKind,
   stringKind,
   stringsKind,
+  severityKind,
+  traceLocationKind,
+  uint64Kind,
+  versionKind,
   vmoduleKind,
+  type Kind,
 } from './kinds.ts';
 
 const IGNORED_WITH_CONFIG = 'This parameter is ignored if a config file is specified by --config.';
+
+/**
+ * A flag the v1.36 binary accepts that changes nothing here: parsed and checked with upstream's
+ * type, so a DaemonSet that passes it keeps starting, and documented as a no-op in --help and in
+ * docs/compatibility.md.
+ */
+function noop<V>(name: string, kind: Kind<V>, defaultValue: V, usage: string): FlagDef {
+  return flag({
+    name,
+    kind,
+    target: 'extra',
+    defaultValue,
+    usage: `${usage} [No effect in kube-proxy-ts: ${NOOP_REASON[name] ?? 'accepted for compatibility'}.]`,
+    apply: (s) => s,
+  });
+}
+
+const KLOG_NOOP = 'logs always go to stderr in the klog text or JSON format';
+const NOOP_REASON: Readonly<Record<string, string>> = {
+  boot_id_file: 'upstream registers it through cAdvisor and kube-proxy never reads it',
+  machine_id_file: 'upstream registers it through cAdvisor and kube-proxy never reads it',
+  add_dir_header: KLOG_NOOP,
+  alsologtostderr: KLOG_NOOP,
+  log_backtrace_at: KLOG_NOOP,
+  log_dir: KLOG_NOOP,
+  log_file: KLOG_NOOP,
+  log_file_max_size: KLOG_NOOP,
+  logtostderr: KLOG_NOOP,
+  one_output: KLOG_NOOP,
+  skip_headers: KLOG_NOOP,
+  skip_log_headers: KLOG_NOOP,
+  stderrthreshold: KLOG_NOOP,
+};
+
+/**
+ * Flags the v1.36 binary gets from Go's global flag set: cAdvisor's two file flags and klog's
+ * legacy flags, with their underscore names (pflag's normalisation accepts `-` too).
+ */
+function legacyGoFlags(): FlagDef[] {
+  return [
+    noop(
+      'boot_id_file',
+      stringKind,
+      '/proc/sys/kernel/random/boot_id',
+      'Comma-separated list of files to check for boot-id. Use the first one that exists.',
+    ),
+    noop(
+      'machine_id_file',
+      stringKind,
+      '/etc/machine-id,/var/lib/dbus/machine-id',
+      'Comma-separated list of files to check for machine-id. Use the first one that exists.',
+    ),
+    noop(
+      'add_dir_header',
+      boolKind,
+      false,
+      'If true, adds the file directory to the header of the log messages.',
+    ),
+    noop(
+      'alsologtostderr',
+      boolKind,
+      false,
+      'Log to standard error as well as files (no effect when -logtostderr=true).',
+    ),
+    noop('log_backtrace_at', traceLocationKind, ':0', 'When logging hits line file:N, emit a stack trace.'),
+    noop(
+      'log_dir',
+      stringKind,
+      '',
+      'If non-empty, write log files in this directory (no effect when -logtostderr=true).',
+    ),
+    noop('log_file', stringKind, '', 'If non-empty, use this log file (no effect when -logtostderr=true).'),
+    noop(
+      'log_file_max_size',
+      uint64Kind,
+      1800,
+      'Maximum size a log file can grow to, in megabytes; 0 is unlimited (no effect when -logtostderr=true).',
+    ),
+    noop('logtostderr', boolKind, true, 'Log to standard error instead of files.'),
+    noop(
+      'one_output',
+      boolKind,
+      false,
+      'If true, only write logs to their native severity level (no effect when -logtostderr=true).',
+    ),
+    noop('skip_headers', boolKind, false, 'If true, avoid header prefixes in the log messages.'),
+    noop(
+      'skip_log_headers',
+      boolKind,
+      false,
+      'If true, avoid headers when opening log files (no effect when -logtostderr=true).',
+    ),
+    noop(
+      'stderrthreshold',
+      severityKind,
+      'ERROR',
+      'Logs at or above this threshold go to stderr when writing to files and stderr (no effect when -logtostderr=true or -alsologtostderr=true).',
+    ),
+  ];
+}
 
 function buildFlags(): readonly FlagDef[] {
   const d = defaultConfiguration();
@@ -28,6 +133,18 @@ function buildFlags(): readonly FlagDef[] {
   const gateList = describeFeatureGates().join('\n');
   return [
     // General.
+    flag({
+      name: 'version',
+      kind: versionKind,
+      target: 'extra',
+      defaultValue: 'false',
+      usage:
+        '--version, --version=raw prints version information and quits; --version=vX.Y.Z... sets the reported ' +
+        'version. kube-proxy-ts reports the upstream release it follows with its own release as build ' +
+        'metadata (v1.36.0+kube-proxy-ts.<release>).',
+      apply: (s, v) => extras(s, { version: v }),
+    }),
+    ...legacyGoFlags(),
     flag({
       name: 'config',
       kind: stringKind,
@@ -91,8 +208,8 @@ function buildFlags(): readonly FlagDef[] {
       target: 'config',
       defaultValue: d.mode,
       usage: ignored(
-        "Proxy mode: 'iptables' (default) or 'nftables'. 'ipvs' (deprecated upstream) and 'userspace' " +
-          'are accepted but not implemented yet.',
+        "Proxy mode: 'iptables' (default), 'nftables', 'ipvs' (deprecated upstream) or 'userspace' " +
+          '(removed upstream in v1.26, brought back here).',
       ),
       apply: (s, v) => config(s, (c) => ({ ...c, mode: v })),
     }),

@@ -11,6 +11,8 @@ import { localDetectorFor, nodePortCIDRsFor } from '../common/settings.ts';
 import { detectIptablesBackend, type IptablesBackend } from './backend.ts';
 import { iptablesCleaner } from './cleanup.ts';
 import { registerIptablesMetrics, type IptablesMetrics } from './metrics.ts';
+import { ensureNfacctCounters, registerNfacctMetrics } from './nfacct.ts';
+import type { NfacctCounters } from './options.ts';
 import { createIptablesProxier, type IptablesProxier } from './proxier.ts';
 
 /** The proxier as a Backend whose syncs move the iptables metrics as upstream's do. */
@@ -54,6 +56,13 @@ export const iptablesMode: ModeDefinition = {
     // One backend choice for both families: never mix legacy and nft (issue 3).
     let backend: Promise<IptablesBackend> | undefined;
     const chooseBackend = () => (backend ??= detectIptablesBackend(run));
+    // The nfacct counters are per network namespace, shared by both families: created once.
+    let nfacct: Promise<NfacctCounters> | undefined;
+    const ensureCounters = () =>
+      (nfacct ??= ensureNfacctCounters(run).then((counters) => {
+        registerNfacctMetrics(registry, counters, run);
+        return counters;
+      }));
     return {
       supportsFamily: async (family: IPFamily) => {
         const tool = `${family === 'IPv4' ? 'iptables' : 'ip6tables'}-${await chooseBackend()}-save`;
@@ -70,6 +79,7 @@ export const iptablesMode: ModeDefinition = {
             localhostNodePorts: settings.localhostNodePorts,
             backend: await chooseBackend(),
             syncPeriodMs: settings.syncPeriodMs,
+            nfacct: await ensureCounters(),
           },
           { run },
         );

@@ -59,7 +59,7 @@ export interface IptablesProxierOptions extends Omit<
   readonly randomFully?: boolean;
   /** Default: detected, true unless net.netfilter.nf_conntrack_tcp_be_liberal is non-zero. */
   readonly conntrackInvalidDrop?: boolean;
-  /** Default: no counters (we have no nfacct tool to create them). */
+  /** Which nfacct counters exist (iptables/nfacct.ts creates them). Default: none. */
   readonly nfacct?: NfacctCounters;
   /** Default: detectIptablesBackend (environment override, then what the host uses). */
   readonly backend?: IptablesBackend;

@@ -119,8 +119,10 @@ export function canonicalRule(args: readonly string[]): string {
     }
     return `${bang}${[name, ...normalised].join(' ')}`;
   });
+  // nfacct counter matches count packets and decide nothing: whether a host has the counters
+  // (iptables/nfacct.ts) is no difference in what the rules do.
   return texts
-    .filter((text) => !DEFAULTS.has(text))
+    .filter((text) => !DEFAULTS.has(text) && text !== '-m nfacct' && !text.startsWith('--nfacct-name '))
     .sort()
     .join(' ');
 }

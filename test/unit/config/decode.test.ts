@@ -45,12 +45,16 @@ describe('decodeConfig', () => {
     assert.equal(raw.conntrack?.min, 8);
   });
 
-  it('rejects unknown fields, naming every path', () => {
-    const error = decodeError(
-      `${HEADER}mode: nftables\nfoo: 1\niptables:\n  bar: true\n  masqueradeBit: 3\n`,
+  it('decodes leniently past unknown and legacy fields, naming every ignored path (issue 14)', () => {
+    const { raw, warnings, ignoredFields } = decodeOk(
+      `${HEADER}mode: nftables\nfoo: 1\nresourceContainer: /kube-proxy\niptables:\n  bar: true\n  masqueradeBit: 3\nconntrack:\n  max: 0\n  min: 5\n`,
     );
-    assert.match(error, /foo: unknown field/);
-    assert.match(error, /iptables\.bar: unknown field/);
+    assert.equal(raw.mode, 'nftables');
+    assert.equal(raw.iptables?.masqueradeBit, 3);
+    assert.equal(raw.conntrack?.min, 5);
+    assert.deepEqual(ignoredFields, ['conntrack.max', 'foo', 'iptables.bar', 'resourceContainer']);
+    assert.equal(warnings.length, 4);
+    assert.match(warnings.join('\n'), /unknown field "iptables\.bar" ignored/);
   });
 
   it('fails on a wrongly typed field, naming the path and the value (and any unknown field)', () => {

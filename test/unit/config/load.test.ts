@@ -180,10 +180,47 @@ describe('precedence with --config', () => {
     assert.deepEqual(withFile('mode: iptables\n').config.nodePortAddresses, []);
   });
 
-  it('rejects a config file with an unknown field, naming the file and the field', () => {
-    const error = errorOf(['--config', FILE], filesIO({ [FILE]: `${HEADER}mode: nftables\nbogus: 1\n` }));
+  it("loads an installer's ConfigMap with stale fields, reporting each one (issue 14)", () => {
+    const { options, warnings } = runWith(
+      ['--config', FILE],
+      filesIO({
+        [FILE]: `${HEADER}mode: iptables\nudpIdleTimeout: 0s\nresourceContainer: ""\nconntrack:\n  max: 0\n  maxPerCore: 0\nsomeFieldFromV1_40: true\n`,
+      }),
+    );
+    assert.deepEqual(options.ignoredConfigFields, [
+      'conntrack.max',
+      'resourceContainer',
+      'someFieldFromV1_40',
+      'udpIdleTimeout',
+    ]);
+    assert.equal(options.config.conntrack.maxPerCore, 0);
+    // The legacy field falls back to its default instead of failing "must be greater than 0".
+    assert.equal(options.config.udpIdleTimeout, '250ms');
+    for (const field of options.ignoredConfigFields) {
+      assert.ok(
+        warnings.some((w) => w.includes(FILE) && w.includes(`"${field}"`)),
+        `a warning names ${field}: ${warnings.join('; ')}`,
+      );
+    }
+  });
+
+  it('keeps udpIdleTimeout in userspace mode, where it is read', () => {
+    const { options } = runWith(
+      ['--config', FILE],
+      filesIO({ [FILE]: `${HEADER}mode: userspace\nudpIdleTimeout: 2s\n` }),
+    );
+    assert.deepEqual(options.ignoredConfigFields, []);
+    assert.equal(options.config.udpIdleTimeout, '2s');
+  });
+
+  it('still rejects a mistyped field, naming the file, the field and any unknown one', () => {
+    const error = errorOf(
+      ['--config', FILE],
+      filesIO({ [FILE]: `${HEADER}mode: nftables\nbogus: 1\noomScoreAdj: "x"\n` }),
+    );
     assert.match(error, new RegExp(FILE.replaceAll('/', '\\/')));
     assert.match(error, /bogus: unknown field/);
+    assert.match(error, /oomScoreAdj: Invalid value/);
   });
 
   it('fails with the file name and the problem', () => {

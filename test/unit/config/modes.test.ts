@@ -125,7 +125,7 @@ describe('the ipvs section', () => {
       /ipvs\.tcpTimeout: Invalid value: 5/,
     );
     assert.match(
-      errorOf(['--config', FILE], { [FILE]: `${HEADER}ipvs:\n  schedular: rr\n` }),
+      errorOf(['--config', FILE], { [FILE]: `${HEADER}ipvs:\n  schedular: rr\n  strictARP: maybe\n` }),
       /ipvs\.schedular: unknown field/,
     );
   });

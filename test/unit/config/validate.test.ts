@@ -277,10 +277,10 @@ describe('validateConfig (spec 8.2)', () => {
   it('showHiddenMetricsForVersion is empty or the previous minor version', () => {
     rejects(
       { showHiddenMetricsForVersion: '1.20' },
-      'showHiddenMetricsForVersion: Invalid value: "1.20": must be empty or the previous minor version \'1.34\' ' +
+      'showHiddenMetricsForVersion: Invalid value: "1.20": must be empty or the previous minor version \'1.35\' ' +
         '(no other version is allowed)',
     );
-    accepts({ showHiddenMetricsForVersion: '1.34' });
+    accepts({ showHiddenMetricsForVersion: '1.35' });
   });
 
   it('nodePortAddresses are CIDRs or exactly ["primary"]', () => {

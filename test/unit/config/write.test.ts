@@ -42,7 +42,7 @@ describe('renderConfigYAML', () => {
       ...configFrom(),
       hostnameOverride: 'yes',
       portRange: '10:20',
-      showHiddenMetricsForVersion: '1.34',
+      showHiddenMetricsForVersion: '1.35',
     };
     assert.deepEqual(reread(config), config);
   });

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  HASHSIZE_KEY,
   applyConntrackSettings,
   watchPendingSysctls,
   type ConntrackSettings,
@@ -29,11 +30,36 @@ function captureLog(): string[] {
   return lines;
 }
 
-test('present conntrack sysctls are written when they differ, nf_conntrack_max only raised', async () => {
-  const host = new FakeHost({ sysctls: { [MAX]: '262144', [ESTABLISHED]: '432000', [CLOSE_WAIT]: '3600' } });
+test('conntrack sysctls are written whenever they differ, nf_conntrack_max lowered too (v1.36)', async () => {
+  const host = new FakeHost({
+    sysctls: { [MAX]: '262144', [HASHSIZE_KEY]: '65536', [ESTABLISHED]: '432000', [CLOSE_WAIT]: '3600' },
+  });
   const pending = await applyConntrackSettings(settings, host.sysctl, 4);
   assert.deepEqual(pending, []);
-  assert.deepEqual(host.sysctlWrites, [{ key: ESTABLISHED, value: '86400' }]);
+  assert.deepEqual(host.sysctlWrites, [
+    { key: MAX, value: '131072' },
+    { key: ESTABLISHED, value: '86400' },
+  ]);
+});
+
+test('no cap on nf_conntrack_max; the hash size is raised to max/4 when smaller, never lowered', async () => {
+  const host = new FakeHost({ sysctls: { [MAX]: '65536', [HASHSIZE_KEY]: '16384' } });
+  await applyConntrackSettings(
+    { ...settings, tcpEstablishedTimeoutSeconds: 0, tcpCloseWaitTimeoutSeconds: 0 },
+    host.sysctl,
+    64,
+  );
+  assert.deepEqual(host.sysctlWrites, [
+    { key: MAX, value: String(32768 * 64) },
+    { key: HASHSIZE_KEY, value: String((32768 * 64) / 4) },
+  ]);
+  const big = new FakeHost({ sysctls: { [MAX]: '131072', [HASHSIZE_KEY]: '262144' } });
+  await applyConntrackSettings(
+    { ...settings, tcpEstablishedTimeoutSeconds: 0, tcpCloseWaitTimeoutSeconds: 0 },
+    big.sysctl,
+    4,
+  );
+  assert.deepEqual(big.sysctlWrites, [], 'a larger hash size stays');
 });
 
 test('missing conntrack sysctls (nf_conntrack not loaded) do not fail the start and are set once they exist', async () => {
@@ -51,7 +77,7 @@ test('missing conntrack sysctls (nf_conntrack not loaded) do not fail the start 
   const pending = await applyConntrackSettings(settings, sysctl, 4);
   assert.deepEqual(
     pending.map((wanted) => wanted.key),
-    [MAX, ESTABLISHED, CLOSE_WAIT],
+    [MAX, HASHSIZE_KEY, ESTABLISHED, CLOSE_WAIT],
   );
   assert.deepEqual(host.sysctlWrites, []);
   assert.ok(lines.some((line) => line.includes('Conntrack sysctls do not exist yet')));
@@ -62,6 +88,7 @@ test('missing conntrack sysctls (nf_conntrack not loaded) do not fail the start 
     // The first rule that needs conntrack loads the module: the keys appear with kernel defaults.
     loaded = true;
     host.sysctls.set(MAX, '65536');
+    host.sysctls.set(HASHSIZE_KEY, '65536');
     host.sysctls.set(ESTABLISHED, '432000');
     host.sysctls.set(CLOSE_WAIT, '60');
     await pollUntil(

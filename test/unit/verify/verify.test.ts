@@ -38,6 +38,16 @@ function fakeSave(tables: { nat: string; filter: string }): ToolRunner {
 }
 
 describe('iptables-save canonical form', () => {
+  test('an nfacct counter match is no difference (it counts, it decides nothing)', () => {
+    const [counted] = rulesByChain(
+      '-A KUBE-FORWARD -m conntrack --ctstate INVALID -m nfacct --nfacct-name  ct_state_invalid_dropped_pkts -j DROP\n',
+    ).get('KUBE-FORWARD') ?? [[]];
+    const [plain] = rulesByChain('-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP\n').get(
+      'KUBE-FORWARD',
+    ) ?? [[]];
+    assert.equal(canonicalRule(counted ?? []), canonicalRule(plain ?? []));
+  });
+
   test('every rule we render equals what iptables-save prints for it', () => {
     for (const table of ['nat', 'filter'] as const) {
       const rendered = rulesByChain(tableOf(RENDERED, table));
