@@ -236,6 +236,8 @@ export function decodeObject(buf: Uint8Array): Json {
   }
   const def = messageFor(envelope.typeMeta);
   const object = decodeMessageRange(envelope.raw, 0, envelope.raw.length, def, envelope.typeMeta.kind);
+  // A list's items are never left out of its JSON, even when there are none.
+  if (def.byNumber[2]?.name === 'items' && object['items'] === undefined) object['items'] = [];
   return { apiVersion: envelope.typeMeta.apiVersion, kind: envelope.typeMeta.kind, ...object };
 }
 
