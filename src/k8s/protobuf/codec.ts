@@ -157,7 +157,7 @@ export function decodeMessageRange(
       const list = out[field.name] as unknown[] | undefined;
       if (list === undefined) out[field.name] = [value];
       else list.push(value);
-    } else if (value !== undefined && (field.presence || !isZero(value))) {
+    } else if (value !== undefined && (field.presence || field.keepZero || !isZero(value))) {
       out[field.name] = value;
     } else {
       // Go wrote the empty value of a non-pointer field; JSON leaves it out, and so do we.

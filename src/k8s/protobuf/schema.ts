@@ -6,9 +6,10 @@
 // fields, ...) are left out: the decoder skips unknown fields, as protobuf intends.
 //
 // Each field is `[number, JSON name, kind, flags]`. Flags: `r` repeated; `p` a Go pointer field,
-// whose zero value is meaningful (`ready: false`) and kept. Go always sends non-pointer scalars,
-// even when empty, and the JSON encoding leaves those empty ones out, so the decoder drops a
-// non-pointer field's zero value: a decoded object has the same shape as the JSON one.
+// whose zero value is meaningful (`ready: false`) and kept; `k` a non-pointer field whose JSON
+// tag has no omitempty (`port`, `addressType`), so JSON shows its zero value too. Go always sends
+// non-pointer scalars, even when empty, and the JSON encoding leaves the omitempty ones out, so
+// the decoder drops their zero value: a decoded object has the same shape as the JSON one.
 
 /**
  * `time`: meta/v1 Time `{seconds = 1 (int64), nanos = 2 (int32)}` as RFC 3339 (JSON's form);
@@ -24,6 +25,8 @@ export interface FieldDef {
   readonly kind: FieldKind;
   readonly repeated: boolean;
   readonly presence: boolean;
+  /** JSON writes its zero value (no omitempty): decoding keeps it. */
+  readonly keepZero: boolean;
 }
 
 export interface MessageDef {
@@ -57,10 +60,10 @@ const SPECS: Readonly<Record<string, readonly Spec[]>> = {
     [14, 'finalizers', 'string', 'r'],
   ],
   OwnerReference: [
-    [1, 'kind', 'string'],
-    [3, 'name', 'string'],
-    [4, 'uid', 'string'],
-    [5, 'apiVersion', 'string'],
+    [1, 'kind', 'string', 'k'],
+    [3, 'name', 'string', 'k'],
+    [4, 'uid', 'string', 'k'],
+    [5, 'apiVersion', 'string', 'k'],
     [6, 'controller', 'bool', 'p'],
     [7, 'blockOwnerDeletion', 'bool', 'p'],
   ],
@@ -71,12 +74,12 @@ const SPECS: Readonly<Record<string, readonly Spec[]>> = {
     [4, 'remainingItemCount', 'int64', 'p'],
   ],
   Condition: [
-    [1, 'type', 'string'],
-    [2, 'status', 'string'],
+    [1, 'type', 'string', 'k'],
+    [2, 'status', 'string', 'k'],
     [3, 'observedGeneration', 'int64'],
-    [4, 'lastTransitionTime', 'time'],
-    [5, 'reason', 'string'],
-    [6, 'message', 'string'],
+    [4, 'lastTransitionTime', 'time', 'k'],
+    [5, 'reason', 'string', 'k'],
+    [6, 'message', 'string', 'k'],
   ],
   Status: [
     [1, 'metadata', m('ListMeta')],
@@ -144,7 +147,7 @@ const SPECS: Readonly<Record<string, readonly Spec[]>> = {
   ServicePort: [
     [1, 'name', 'string'],
     [2, 'protocol', 'string'],
-    [3, 'port', 'int32'],
+    [3, 'port', 'int32', 'k'],
     [4, 'targetPort', 'intOrString'],
     [5, 'nodePort', 'int32'],
     [6, 'appProtocol', 'string', 'p'],
@@ -163,8 +166,8 @@ const SPECS: Readonly<Record<string, readonly Spec[]>> = {
     [4, 'ports', m('PortStatus'), 'r'],
   ],
   PortStatus: [
-    [1, 'port', 'int32'],
-    [2, 'protocol', 'string'],
+    [1, 'port', 'int32', 'k'],
+    [2, 'protocol', 'string', 'k'],
     [3, 'error', 'string', 'p'],
   ],
   Node: [
@@ -185,9 +188,9 @@ const SPECS: Readonly<Record<string, readonly Spec[]>> = {
     [7, 'podCIDRs', 'string', 'r'],
   ],
   Taint: [
-    [1, 'key', 'string'],
+    [1, 'key', 'string', 'k'],
     [2, 'value', 'string'],
-    [3, 'effect', 'string'],
+    [3, 'effect', 'string', 'k'],
     [4, 'timeAdded', 'time', 'p'],
   ],
   NodeStatus: [
@@ -196,16 +199,16 @@ const SPECS: Readonly<Record<string, readonly Spec[]>> = {
     [5, 'addresses', m('NodeAddress'), 'r'],
   ],
   NodeCondition: [
-    [1, 'type', 'string'],
-    [2, 'status', 'string'],
+    [1, 'type', 'string', 'k'],
+    [2, 'status', 'string', 'k'],
     [3, 'lastHeartbeatTime', 'time'],
     [4, 'lastTransitionTime', 'time'],
     [5, 'reason', 'string'],
     [6, 'message', 'string'],
   ],
   NodeAddress: [
-    [1, 'type', 'string'],
-    [2, 'address', 'string'],
+    [1, 'type', 'string', 'k'],
+    [2, 'address', 'string', 'k'],
   ],
 
   // k8s.io/api/discovery/v1
@@ -213,7 +216,7 @@ const SPECS: Readonly<Record<string, readonly Spec[]>> = {
     [1, 'metadata', m('ObjectMeta')],
     [2, 'endpoints', m('Endpoint'), 'r'],
     [3, 'ports', m('EndpointPort'), 'r'],
-    [4, 'addressType', 'string'],
+    [4, 'addressType', 'string', 'k'],
   ],
   EndpointSliceList: [
     [1, 'metadata', m('ListMeta')],
@@ -238,8 +241,8 @@ const SPECS: Readonly<Record<string, readonly Spec[]>> = {
     [1, 'forZones', m('ForZone'), 'r'],
     [2, 'forNodes', m('ForNode'), 'r'],
   ],
-  ForZone: [[1, 'name', 'string']],
-  ForNode: [[1, 'name', 'string']],
+  ForZone: [[1, 'name', 'string', 'k']],
+  ForNode: [[1, 'name', 'string', 'k']],
   EndpointPort: [
     [1, 'name', 'string', 'p'],
     [2, 'protocol', 'string', 'p'],
@@ -271,6 +274,7 @@ function build(): ReadonlyMap<string, MessageDef> {
         kind,
         repeated: flags.includes('r'),
         presence: flags.includes('p'),
+        keepZero: flags.includes('k'),
       }))
       .sort((a, b) => a.no - b.no);
     const byNumber: (FieldDef | undefined)[] = [];
