@@ -512,12 +512,12 @@ export class KubeClient implements KubeRequester {
             }
           },
           (error: unknown) => {
+            const failure = error instanceof Error ? error : new Error(String(error));
+            const gzipped = (res.headers['content-encoding'] ?? '') === 'gzip';
             reject(
-              error instanceof Error &&
-                error.name !== 'AbortError' &&
-                (res.headers['content-encoding'] ?? '') === 'gzip'
-                ? new KubeDecodeError(`${method} ${path}: invalid gzip body`, error)
-                : error,
+              gzipped && failure.name !== 'AbortError'
+                ? new KubeDecodeError(`${method} ${path}: invalid gzip body`, failure)
+                : failure,
             );
           },
         );

@@ -166,7 +166,8 @@ class MalformedWatchLine extends Error {
   constructor(event: unknown, why: string) {
     let text: string;
     try {
-      text = JSON.stringify(event) ?? String(event);
+      text =
+        typeof event === 'string' ? event : ((JSON.stringify(event) as string | undefined) ?? String(event));
     } catch {
       text = String(event);
     }

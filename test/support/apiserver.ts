@@ -565,7 +565,7 @@ export async function startFakeApiServer(options: FakeApiServerOptions = {}): Pr
         kind: typed.kind ?? (type === 'ERROR' ? 'Status' : w.info.kind),
       };
       try {
-        data = encodeWatchEvent(type, full as Record<string, unknown>);
+        data = encodeWatchEvent(type, full);
       } catch (error) {
         // A real server never holds an object its schema cannot encode; tests that store one
         // see the watch end with an ERROR naming it.

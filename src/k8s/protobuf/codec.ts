@@ -160,8 +160,9 @@ export function decodeMessageRange(
     } else if (value !== undefined && (field.presence || field.keepZero || !isZero(value))) {
       out[field.name] = value;
     } else {
-      // Go wrote the empty value of a non-pointer field; JSON leaves it out, and so do we.
-      delete out[field.name];
+      // Go wrote the empty value of a non-pointer field; JSON leaves it out, and so do we (a
+      // repeated occurrence of the field replaces an earlier one, as protobuf says).
+      Reflect.deleteProperty(out, field.name);
     }
   }
   return out;

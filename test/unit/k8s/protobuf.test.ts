@@ -338,13 +338,11 @@ describe('Kubernetes protobuf objects', () => {
     const big = msg((w) =>
       w.bytes(
         2,
-        msg(
-          (s) =>
-            w &&
-            s.bytes(
-              1,
-              msg((p) => varint(p, 3, 2 ** 40)),
-            ),
+        msg((s) =>
+          s.bytes(
+            1,
+            msg((p) => varint(p, 3, 2 ** 40)),
+          ),
         ),
       ),
     );
@@ -425,7 +423,7 @@ describe('Kubernetes protobuf objects', () => {
             assert.deepEqual(servicePortsFromService(viaProto, family), servicePortsFromService(svc, family));
           }
           const slice = endpointSlice({
-            service: spec.name || 'x',
+            service: spec.name,
             ports: spec.ports.map((p) => ({ name: p.name, port: p.port, protocol: p.protocol })),
             endpoints: spec.endpointIPs.map((address) => ({
               ip: address,
