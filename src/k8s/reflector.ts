@@ -166,8 +166,9 @@ class MalformedWatchLine extends Error {
   constructor(event: unknown, why: string) {
     let text: string;
     try {
-      text =
-        typeof event === 'string' ? event : ((JSON.stringify(event) as string | undefined) ?? String(event));
+      // JSON.stringify(undefined) is undefined at run time, whatever its type says.
+      const json: unknown = JSON.stringify(event);
+      text = typeof json === 'string' ? json : String(event);
     } catch {
       text = String(event);
     }
