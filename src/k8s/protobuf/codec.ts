@@ -31,17 +31,39 @@ function wireTypeOf(field: FieldDef): number {
   }
 }
 
-/** meta/v1 Time as JSON writes it: RFC 3339 in UTC, whole seconds. */
+const pad2 = (n: number): string => (n < 10 ? `0${n}` : String(n));
+
+/**
+ * meta/v1 Time as JSON writes it: RFC 3339 in UTC, whole seconds. Computed from the day number
+ * (the civil-from-days algorithm) rather than through Date and toISOString: every object has a
+ * creationTimestamp, and this was a tenth of a list's decode time.
+ */
 function timeText(seconds: number, nanos: number): string | undefined {
   if (seconds === 0 && nanos === 0) return undefined;
-  const date = new Date(seconds * 1000);
-  if (Number.isNaN(date.getTime())) throw new ProtobufError(`time out of range: ${seconds} s`);
-  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  // Year 0001 to 9999, what Go's time marshals to RFC 3339.
+  if (seconds < -62135596800 || seconds > 253402300799)
+    throw new ProtobufError(`time out of range: ${seconds} s`);
+  const days = Math.floor(seconds / 86400);
+  const secs = seconds - days * 86400;
+  const z = days + 719468;
+  const era = Math.floor(z / 146097);
+  const doe = z - era * 146097;
+  const yoe = Math.floor(
+    (doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365,
+  );
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const month = mp < 10 ? mp + 3 : mp - 9;
+  const year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  const hh = Math.floor(secs / 3600);
+  const mm = Math.floor((secs % 3600) / 60);
+  return `${String(year).padStart(4, '0')}-${pad2(month)}-${pad2(day)}T${pad2(hh)}:${pad2(mm)}:${pad2(secs % 60)}Z`;
 }
 
 function decodeTime(r: Reader): string | undefined {
-  const [start, end] = r.span();
-  const sub = new Reader(r.buf, start, end);
+  r.span();
+  const sub = new Reader(r.buf, r.spanStart, r.spanEnd);
   let seconds = 0;
   let nanos = 0;
   while (!sub.done()) {
@@ -55,8 +77,8 @@ function decodeTime(r: Reader): string | undefined {
 }
 
 function decodeIntOrString(r: Reader): number | string {
-  const [start, end] = r.span();
-  const sub = new Reader(r.buf, start, end);
+  r.span();
+  const sub = new Reader(r.buf, r.spanStart, r.spanEnd);
   let type = 0;
   let intVal = 0;
   let strVal = '';
@@ -72,8 +94,8 @@ function decodeIntOrString(r: Reader): number | string {
 }
 
 function decodeMapEntry(r: Reader, into: Record<string, string>): void {
-  const [start, end] = r.span();
-  const sub = new Reader(r.buf, start, end);
+  r.span();
+  const sub = new Reader(r.buf, r.spanStart, r.spanEnd);
   let key = '';
   let value = '';
   while (!sub.done()) {
@@ -86,11 +108,11 @@ function decodeMapEntry(r: Reader, into: Record<string, string>): void {
   into[key] = value;
 }
 
-function decodeValue(r: Reader, field: FieldDef, path: string): unknown {
+function decodeValue(r: Reader, field: FieldDef): unknown {
   const kind = field.kind;
   if (typeof kind === 'object') {
-    const [start, end] = r.span();
-    return decodeMessageRange(r.buf, start, end, message(kind.message), path);
+    r.span();
+    return decodeFields(r.buf, r.spanStart, r.spanEnd, message(kind.message));
   }
   switch (kind) {
     case 'string':
@@ -100,9 +122,7 @@ function decodeValue(r: Reader, field: FieldDef, path: string): unknown {
     case 'int32': {
       const value = r.varint();
       // Go sends an int32 sign-extended to 64 bits; anything else is not an int32.
-      if (value > 2147483647 || value < -2147483648) {
-        throw new ProtobufError(`${path}: ${value} is not an int32`);
-      }
+      if (value > 2147483647 || value < -2147483648) throw new FieldError(`${value} is not an int32`);
       return value;
     }
     case 'int64':
@@ -114,7 +134,7 @@ function decodeValue(r: Reader, field: FieldDef, path: string): unknown {
     case 'intOrString':
       return decodeIntOrString(r);
     case 'map':
-      throw new ProtobufError(`${path}: a map is decoded entry by entry`);
+      throw new FieldError('a map is decoded entry by entry');
   }
 }
 
@@ -122,14 +142,26 @@ function isZero(value: unknown): boolean {
   return value === '' || value === 0 || value === false;
 }
 
-/** One message's fields, named as the JSON encoding names them. */
-export function decodeMessageRange(
-  buf: Uint8Array,
-  start: number,
-  end: number,
-  def: MessageDef,
-  path: string = def.name,
-): Json {
+/**
+ * An error inside a field: each message level it passes on the way out puts its field's name in
+ * front, so the message names the whole path (`Service.spec.ports.port: …`) without building a
+ * path string for every field that decodes fine.
+ */
+class FieldError extends ProtobufError {
+  readonly reason: string;
+  readonly path: string[] = [];
+  constructor(reason: string) {
+    super(reason);
+    this.reason = reason;
+  }
+  at(name: string): this {
+    this.path.unshift(name);
+    this.message = `${this.path.join('.')}: ${this.reason}`;
+    return this;
+  }
+}
+
+function decodeFields(buf: Uint8Array, start: number, end: number, def: MessageDef): Json {
   const out: Json = {};
   const r = new Reader(buf, start, end);
   const byNumber = def.byNumber;
@@ -142,30 +174,51 @@ export function decodeMessageRange(
       r.skip(wireType);
       continue;
     }
-    const fieldPath = `${path}.${field.name}`;
-    if (wireType !== wireTypeOf(field)) {
-      throw new ProtobufError(`${fieldPath}: wire type ${wireType}, expected ${wireTypeOf(field)}`);
-    }
-    if (field.kind === 'map') {
-      let map = out[field.name] as Record<string, string> | undefined;
-      if (map === undefined) out[field.name] = map = {};
-      decodeMapEntry(r, map);
-      continue;
-    }
-    const value = decodeValue(r, field, fieldPath);
-    if (field.repeated) {
-      const list = out[field.name] as unknown[] | undefined;
-      if (list === undefined) out[field.name] = [value];
-      else list.push(value);
-    } else if (value !== undefined && (field.presence || field.keepZero || !isZero(value))) {
-      out[field.name] = value;
-    } else {
-      // Go wrote the empty value of a non-pointer field; JSON leaves it out, and so do we (a
-      // repeated occurrence of the field replaces an earlier one, as protobuf says).
-      Reflect.deleteProperty(out, field.name);
+    try {
+      if (wireType !== wireTypeOf(field)) {
+        throw new FieldError(`wire type ${wireType}, expected ${wireTypeOf(field)}`);
+      }
+      if (field.kind === 'map') {
+        let map = out[field.name] as Record<string, string> | undefined;
+        if (map === undefined) out[field.name] = map = {};
+        decodeMapEntry(r, map);
+        continue;
+      }
+      const value = decodeValue(r, field);
+      if (field.repeated) {
+        const list = out[field.name] as unknown[] | undefined;
+        if (list === undefined) out[field.name] = [value];
+        else list.push(value);
+      } else if (value !== undefined && (field.presence || field.keepZero || !isZero(value))) {
+        out[field.name] = value;
+      } else if (out[field.name] !== undefined) {
+        // Go wrote the empty value of a non-pointer field; JSON leaves it out, and so do we (a
+        // repeated occurrence of the field replaces an earlier one, as protobuf says).
+        Reflect.deleteProperty(out, field.name);
+      }
+    } catch (error) {
+      if (error instanceof FieldError) throw error.at(field.name);
+      if (error instanceof ProtobufError) throw new FieldError(error.message).at(field.name);
+      throw error;
     }
   }
   return out;
+}
+
+/** One message's fields, named as the JSON encoding names them; errors name `path.field`. */
+export function decodeMessageRange(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  def: MessageDef,
+  path: string = def.name,
+): Json {
+  try {
+    return decodeFields(buf, start, end, def);
+  } catch (error) {
+    if (error instanceof FieldError) throw error.at(path);
+    throw error;
+  }
 }
 
 export interface TypeMeta {
@@ -201,8 +254,8 @@ export function decodeEnvelope(buf: Uint8Array): Envelope {
       continue;
     }
     if (no === 1) {
-      const [start, end] = r.span();
-      const tm = new Reader(buf, start, end);
+      r.span();
+      const tm = new Reader(buf, r.spanStart, r.spanEnd);
       while (!tm.done()) {
         const t = tm.varint();
         if (t >>> 3 === 1 && (t & 7) === WIRE_BYTES) apiVersion = tm.string();
@@ -252,8 +305,8 @@ export function decodeWatchEvent(frame: Uint8Array): { type: string; object: Jso
     const no = tag >>> 3;
     if (no === 1 && (tag & 7) === WIRE_BYTES) type = r.string();
     else if (no === 2 && (tag & 7) === WIRE_BYTES) {
-      const [start, end] = r.span();
-      const ext = new Reader(frame, start, end);
+      r.span();
+      const ext = new Reader(frame, r.spanStart, r.spanEnd);
       while (!ext.done()) {
         const t = ext.varint();
         if (t >>> 3 === 1 && (t & 7) === WIRE_BYTES) raw = ext.bytes();

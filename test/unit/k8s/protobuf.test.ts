@@ -455,4 +455,18 @@ describe('Kubernetes protobuf objects', () => {
     assert.deepEqual(round['status'], n.status);
     assert.deepEqual((round['metadata'] as { labels?: unknown }).labels, n.metadata?.labels);
   });
+
+  test('times: RFC 3339 in UTC, whole seconds, as JSON has them, for any second Go can marshal', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: -62135596800, max: 253402300799 }), (seconds) => {
+        fc.pre(seconds !== 0);
+        const text = `${new Date(seconds * 1000).toISOString().slice(0, 19)}Z`;
+        const round = decodeObject(
+          encodeObject({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n', creationTimestamp: text } }),
+        );
+        assert.equal((round['metadata'] as { creationTimestamp?: string }).creationTimestamp, text);
+      }),
+      { numRuns: 2000 },
+    );
+  });
 });
