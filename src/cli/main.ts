@@ -13,6 +13,9 @@ import { runDaemon } from '../daemon/daemon.ts';
 import { MODES, otherModes } from '../dataplane/modes.ts';
 import { KubeClient } from '../k8s/client.ts';
 import { loadClientConfig } from '../k8s/kubeconfig.ts';
+import { rateLimiterFor } from '../k8s/rate-limit.ts';
+import { createRegistry } from '../metrics/registry.ts';
+import { registerRestClientMetrics } from '../metrics/rest-client.ts';
 import { configureLogging, log } from '../log/log.ts';
 import type { Cleaner } from '../sync/backend.ts';
 import { runExplain } from './explain.ts';
@@ -101,12 +104,24 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   const build = buildInfo(options.reportedVersion);
   const nodeName = effective.hostnameOverride || hostname().trim().toLowerCase();
+  // The registry is made here so the API client's rest_client_* metrics count from the first request.
+  const registry = createRegistry();
   const client = new KubeClient(
     loadClientConfig({
       ...(effective.kubeconfig ? { kubeconfig: effective.kubeconfig } : {}),
       ...(effective.master ? { master: effective.master } : {}),
     }),
+    {
+      contentType: effective.contentType,
+      acceptContentTypes: effective.acceptContentTypes,
+      rateLimiter: rateLimiterFor(effective.qps, effective.burst),
+      metrics: registerRestClientMetrics(registry),
+    },
   );
+  if (client.proxy !== undefined) {
+    // Without the proxy's credentials, if its URL carries any.
+    log.info('Using an HTTP proxy for the API server', { proxy: client.proxy.replace(/\/\/[^@/]*@/, '//') });
+  }
 
   let exitCode = 0;
   let finish: () => void = () => undefined;
@@ -123,6 +138,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     dataplane: dataplaneSettings(effective, options.userspace),
     nodeName,
     client,
+    registry,
     syncPeriodMs: effective.syncPeriodMs,
     minSyncPeriodMs: effective.minSyncPeriodMs,
     healthz: effective.healthz,

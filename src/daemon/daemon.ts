@@ -13,6 +13,7 @@ import { Intake } from '../k8s/intake.ts';
 import type { WatchTuning } from '../k8s/watches.ts';
 import { log } from '../log/log.ts';
 import { createProxyMetrics, type ProxyMetrics } from '../metrics/proxy.ts';
+import type { Registry } from '../metrics/registry.ts';
 import type { LiveState } from '../explain/routes.ts';
 import { confirmPath } from '../verify/confirm.ts';
 import type { ExplainState } from '../explain/state.ts';
@@ -51,6 +52,8 @@ export interface DaemonSettings {
   readonly dataplane: DataplaneSettings;
   readonly nodeName: string;
   readonly client: KubeRequester;
+  /** The metrics registry, when the caller registered on it first (the API client's metrics). */
+  readonly registry?: Registry;
   readonly syncPeriodMs: number;
   readonly minSyncPeriodMs: number;
   readonly healthz: HostPort | undefined;
@@ -202,7 +205,10 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
 
   // Services and EndpointSlices are listed while the Node is looked up and the backends are
   // created (k8s/intake.ts); --init-only never needs them.
-  const metrics = createProxyMetrics({ mode: settings.mode.name });
+  const metrics = createProxyMetrics({
+    mode: settings.mode.name,
+    ...(settings.registry ? { registry: settings.registry } : {}),
+  });
   if (settings.component) registerComponentMetrics(metrics.registry, settings.component);
   reportIgnoredConfigFields({
     file: settings.configFile ?? '',

@@ -1,11 +1,35 @@
-// A small Kubernetes REST client on node:http/node:https: JSON requests with an overall deadline,
-// and watch streams read line by line with an idle deadline. No client library: see
-// dependencies.md section 1 for why (@kubernetes/client-node ignores tokenFile, stops informers
-// for good on errors, and reshapes objects).
+// A small Kubernetes REST client on node:http/node:https, doing what client-go's rest client does
+// for kube-proxy: content negotiation (protobuf preferred, JSON accepted, content.ts), gzip,
+// the client-side token-bucket rate limit (rate-limit.ts), bearer tokens, client certificates and
+// exec credential plugins, HTTP proxies (proxy.ts), upstream's user agent and its rest_client_*
+// metrics. Requests have an overall deadline; watch streams an idle deadline. No client library:
+// see dependencies.md section 1 for why (@kubernetes/client-node ignores tokenFile, stops
+// informers for good on errors, and reshapes objects).
 import http from 'node:http';
 import https from 'node:https';
+import { existsSync, readFileSync } from 'node:fs';
+import { arch, platform } from 'node:os';
+import { pipeline } from 'node:stream';
+import { createGunzip, gunzip } from 'node:zlib';
+import { promisify } from 'node:util';
 import type { ClientConfig } from './kubeconfig.ts';
-import { ownVersion } from '../util/version.ts';
+import { buildInfo, ownVersion } from '../util/version.ts';
+import {
+  KubeDecodeError,
+  MEDIA_JSON,
+  MEDIA_PROTOBUF,
+  acceptHeader,
+  decodeBody,
+  watchDecoder,
+} from './content.ts';
+import { ExecCredentialSource, type Credential, type RunPlugin } from './exec-credential.ts';
+import { UNLIMITED, type RateLimiter } from './rate-limit.ts';
+import { proxyFor, type ProxyEnv } from './proxy.ts';
+import type { RestClientMetrics } from '../metrics/rest-client.ts';
+
+export { KubeDecodeError } from './content.ts';
+
+const gunzipAsync = promisify(gunzip);
 
 /** An HTTP error from the API server, with what its Status body said. */
 export class KubeApiError extends Error {
@@ -91,10 +115,59 @@ export class KubeStreamError extends Error {
   }
 }
 
+let cachedCommit: string | undefined;
+/**
+ * The git commit this build came from, for the user agent: KUBE_PROXY_TS_GIT_COMMIT, else
+ * build-info.json's (`make build`), else the checkout's .git, else `unknown` (as client-go says
+ * when a binary carries none).
+ */
+export function buildCommit(): string {
+  if (cachedCommit !== undefined) return cachedCommit;
+  let commit = process.env['KUBE_PROXY_TS_GIT_COMMIT'] ?? buildInfo().gitCommit;
+  if (commit === '') {
+    try {
+      const git = new URL('../../.git/', import.meta.url);
+      const head = readFileSync(new URL('HEAD', git), 'utf8').trim();
+      const ref = /^ref: (.+)$/.exec(head)?.[1];
+      if (ref === undefined) commit = head;
+      else if (existsSync(new URL(ref, git))) commit = readFileSync(new URL(ref, git), 'utf8').trim();
+    } catch {
+      // not a checkout (an image): unknown
+    }
+  }
+  cachedCommit = /^[0-9a-f]{7,}$/.test(commit) ? commit.slice(0, 7) : 'unknown';
+  return cachedCommit;
+}
+
+/**
+ * client-go's default user agent, `<command>/<version> (<os>/<arch>) kubernetes/<commit>`, e.g.
+ * `kube-proxy/v0.1.0 (linux/amd64) kubernetes/6f18b41`: API server audit logs, priority-and-fairness
+ * rules and dashboards that match `kube-proxy/` see this proxy as kube-proxy. Pure.
+ */
+export function defaultUserAgent(parts: {
+  readonly command?: string;
+  readonly version: string;
+  readonly os?: string;
+  readonly arch?: string;
+  readonly commit: string;
+}): string {
+  const goArch: Readonly<Record<string, string>> = { x64: 'amd64', ia32: '386', arm: 'arm', arm64: 'arm64' };
+  const cpu = parts.arch ?? arch();
+  const version = parts.version.startsWith('v') ? parts.version : `v${parts.version}`;
+  return `${parts.command ?? 'kube-proxy'}/${version.split('-')[0] ?? version} (${parts.os ?? platform()}/${goArch[cpu] ?? cpu}) kubernetes/${parts.commit}`;
+}
+
 export interface RequestOptions {
   readonly signal?: AbortSignal;
   /** Overall deadline for the whole request and response body. Default 60 s. */
   readonly timeoutMs?: number;
+  /**
+   * false: the request does not take a rate-limit token. The reflector's continuation pages of
+   * one list: upstream lists from the watch cache in one response, which we take in pages of
+   * 500 so a 44k-object list is never held whole; charging each page would make the same list
+   * 88 requests' worth of rate limit instead of one.
+   */
+  readonly throttle?: boolean;
 }
 
 export interface WatchStreamOptions {
@@ -102,15 +175,18 @@ export interface WatchStreamOptions {
   /** Abort when no byte arrives for this long (also while waiting for the response headers). */
   readonly idleTimeoutMs: number;
   /**
-   * Called for each non-empty line of the body. If it throws, the stream is torn down and
-   * watchStream rejects with that error.
+   * Called with each decoded watch event (`{type, object}` from a JSON line or a protobuf frame).
+   * If it throws, the stream is torn down and watchStream rejects with that error. A frame that
+   * cannot be decoded rejects it with a KubeDecodeError.
    */
-  readonly onLine: (line: string) => void;
+  readonly onEvent: (event: unknown) => void;
 }
 
 /** The slice of KubeClient the reflector and the event recorder need (tests may fake it). */
 export interface KubeRequester {
+  /** GETs an object or list, decoded from whichever encoding the server chose. */
   getJSON(path: string, options?: RequestOptions): Promise<unknown>;
+  /** POSTs a JSON body; the answer is decoded as getJSON's. */
   postJSON(path: string, body: unknown, options?: RequestOptions): Promise<unknown>;
   watchStream(path: string, options: WatchStreamOptions): Promise<void>;
 }
@@ -123,45 +199,55 @@ export function packageVersion(): string {
   return ownVersion();
 }
 
-function statusFromBody(body: string): { reason: string; message: string; causes: string[] } {
-  try {
-    const parsed: unknown = JSON.parse(body);
-    if (typeof parsed === 'object' && parsed !== null) {
-      const status = parsed as { kind?: unknown; reason?: unknown; message?: unknown; details?: unknown };
-      const causes: string[] = [];
-      const details = status.details;
-      if (
-        typeof details === 'object' &&
-        details !== null &&
-        'causes' in details &&
-        Array.isArray(details.causes)
-      ) {
-        for (const cause of details.causes as unknown[]) {
-          if (
-            typeof cause === 'object' &&
-            cause !== null &&
-            'reason' in cause &&
-            typeof cause.reason === 'string'
-          ) {
-            causes.push(cause.reason);
-          }
+/** Reason, message and causes of an error body: a Status (from JSON or protobuf), or its text. */
+function statusFromBody(
+  parsed: unknown,
+  text: string,
+): { reason: string; message: string; causes: string[] } {
+  if (typeof parsed === 'object' && parsed !== null) {
+    const status = parsed as { reason?: unknown; message?: unknown; details?: unknown };
+    const causes: string[] = [];
+    const details = status.details;
+    if (
+      typeof details === 'object' &&
+      details !== null &&
+      'causes' in details &&
+      Array.isArray(details.causes)
+    ) {
+      for (const cause of details.causes as unknown[]) {
+        if (
+          typeof cause === 'object' &&
+          cause !== null &&
+          'reason' in cause &&
+          typeof cause.reason === 'string'
+        ) {
+          causes.push(cause.reason);
         }
       }
-      return {
-        reason: typeof status.reason === 'string' ? status.reason : '',
-        message: typeof status.message === 'string' ? status.message : '',
-        causes,
-      };
     }
-  } catch {
-    // not JSON: fall through
+    return {
+      reason: typeof status.reason === 'string' ? status.reason : '',
+      message: typeof status.message === 'string' ? status.message : '',
+      causes,
+    };
   }
-  return { reason: '', message: body.trim().slice(0, 200), causes: [] };
+  return { reason: '', message: text.trim().slice(0, 200), causes: [] };
 }
 
-/** The error of a non-2xx answer: its Status body (bounded) and its Retry-After. */
-function apiError(method: string, path: string, res: http.IncomingMessage, body: string): KubeApiError {
-  const parsed = statusFromBody(body.slice(0, MAX_ERROR_BODY));
+function mediaIsText(res: http.IncomingMessage): boolean {
+  return !(res.headers['content-type'] ?? '').toLowerCase().startsWith(MEDIA_PROTOBUF);
+}
+
+/** The error of a non-2xx answer: its Status body (bounded, either encoding) and its Retry-After. */
+function apiError(method: string, path: string, res: http.IncomingMessage, body: Buffer): KubeApiError {
+  const bounded = body.subarray(0, MAX_ERROR_BODY);
+  let decoded: unknown;
+  try {
+    decoded = decodeBody(res.headers['content-type'], bounded, `${method} ${path}`);
+  } catch {
+    decoded = undefined;
+  }
+  const parsed = statusFromBody(decoded, mediaIsText(res) ? bounded.toString('utf8') : '');
   return new KubeApiError(
     method,
     path,
@@ -173,36 +259,112 @@ function apiError(method: string, path: string, res: http.IncomingMessage, body:
   );
 }
 
+/** The body of a response, un-gzipped when the server compressed it. */
+async function readBody(res: http.IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of res) chunks.push(chunk as Buffer);
+  const raw = Buffer.concat(chunks);
+  if ((res.headers['content-encoding'] ?? '').toLowerCase() === 'gzip') return gunzipAsync(raw);
+  return raw;
+}
+
 export interface KubeClientOptions {
-  /** Default `kube-proxy-ts/<package version>`. */
+  /** Default defaultUserAgent() with the package version and build commit. */
   readonly userAgent?: string;
+  /** clientConnection.contentType. Default `application/vnd.kubernetes.protobuf`. */
+  readonly contentType?: string;
+  /** clientConnection.acceptContentTypes. Default '' (contentType, then JSON). */
+  readonly acceptContentTypes?: string;
+  /** clientConnection.qps/burst (rateLimiterFor). Default no limit (tests, tools). */
+  readonly rateLimiter?: RateLimiter;
+  readonly metrics?: RestClientMetrics;
+  /** Environment for HTTPS_PROXY/HTTP_PROXY/NO_PROXY. Default process.env. */
+  readonly env?: ProxyEnv;
+  /** How exec credential plugins run (tests). Default execTool. */
+  readonly runPlugin?: RunPlugin;
+  /** Clock in ms for exec credential expiry (tests). */
+  readonly now?: () => number;
+}
+
+/** What a request authenticates with; `credential` is what a 401 invalidates. */
+interface Auth {
+  readonly header: string | undefined;
+  readonly credential: Credential | undefined;
 }
 
 export class KubeClient implements KubeRequester {
   readonly config: ClientConfig;
   readonly userAgent: string;
+  readonly accept: string;
+  /** The proxy requests go through (undefined: direct), for logs. */
+  readonly proxy: string | undefined;
   #agent: http.Agent;
+  #agentCert: Buffer | undefined;
   #base: URL;
+  #host: string;
   #request: typeof http.request;
+  #limiter: RateLimiter;
+  #metrics: RestClientMetrics | undefined;
+  #exec: ExecCredentialSource | undefined;
 
   constructor(config: ClientConfig, options: KubeClientOptions = {}) {
     this.config = config;
-    this.userAgent = options.userAgent ?? `kube-proxy-ts/${packageVersion()}`;
-    this.#base = new URL(config.server);
-    if (this.#base.protocol === 'https:') {
-      this.#agent = new https.Agent({
-        keepAlive: true,
-        ...(config.ca ? { ca: config.ca } : {}),
-        ...(config.cert ? { cert: config.cert } : {}),
-        ...(config.key ? { key: config.key } : {}),
-        rejectUnauthorized: !config.insecureSkipTLSVerify,
-        ...(config.tlsServerName !== undefined ? { servername: config.tlsServerName } : {}),
+    this.userAgent =
+      options.userAgent ??
+      defaultUserAgent({
+        version: packageVersion(),
+        commit: buildCommit(),
       });
-      this.#request = https.request;
-    } else {
-      this.#agent = new http.Agent({ keepAlive: true });
-      this.#request = http.request;
+    this.accept = acceptHeader(options.contentType ?? MEDIA_PROTOBUF, options.acceptContentTypes ?? '');
+    this.#base = new URL(config.server);
+    this.#host = this.#base.host;
+    this.#limiter = options.rateLimiter ?? UNLIMITED;
+    this.#metrics = options.metrics;
+    this.proxy = proxyFor(this.#base, config.proxyURL, options.env ?? process.env);
+    if (config.exec !== undefined) {
+      const metrics = options.metrics;
+      this.#exec = new ExecCredentialSource(config.exec, {
+        cluster: {
+          server: config.server,
+          ...(config.tlsServerName !== undefined ? { tlsServerName: config.tlsServerName } : {}),
+          insecureSkipTLSVerify: config.insecureSkipTLSVerify,
+          ...(config.ca ? { certificateAuthorityData: config.ca } : {}),
+          ...(config.proxyURL !== undefined ? { proxyURL: config.proxyURL } : {}),
+          ...(config.execClusterConfig !== undefined ? { config: config.execClusterConfig } : {}),
+        },
+        ...(options.runPlugin ? { run: options.runPlugin } : {}),
+        ...(options.now ? { now: options.now } : {}),
+        ...(metrics
+          ? {
+              onCall: (code: number, status: Parameters<RestClientMetrics['execPluginCall']>[1]) =>
+                metrics.execPluginCall(code, status),
+            }
+          : {}),
+      });
     }
+    this.#request = this.#base.protocol === 'https:' ? https.request : http.request;
+    this.#agent = this.#makeAgent(config.cert, config.key);
+    this.#agentCert = config.cert;
+  }
+
+  #makeAgent(cert: Buffer | undefined, key: Buffer | undefined): http.Agent {
+    const proxyEnv =
+      this.proxy === undefined
+        ? undefined
+        : this.#base.protocol === 'https:'
+          ? { HTTPS_PROXY: this.proxy }
+          : { HTTP_PROXY: this.proxy };
+    const common = { keepAlive: true, ...(proxyEnv ? { proxyEnv } : {}) };
+    if (this.#base.protocol !== 'https:') return new http.Agent(common);
+    const config = this.config;
+    return new https.Agent({
+      ...common,
+      ...(config.ca ? { ca: config.ca } : {}),
+      ...(cert ? { cert } : {}),
+      ...(key ? { key } : {}),
+      rejectUnauthorized: !config.insecureSkipTLSVerify,
+      ...(config.tlsServerName !== undefined ? { servername: config.tlsServerName } : {}),
+    });
   }
 
   /** Closes pooled connections (open watches are ended by their own signals). */
@@ -210,18 +372,40 @@ export class KubeClient implements KubeRequester {
     this.#agent.destroy();
   }
 
-  #headers(extra: Record<string, string> = {}): Record<string, string> {
+  /** The Authorization header: a static or file token, else basic auth, else the exec plugin's. */
+  async #auth(): Promise<Auth> {
+    const token = this.config.tokenSource?.token();
+    if (token !== undefined && token !== '') return { header: `Bearer ${token}`, credential: undefined };
+    if (this.config.basicAuth) {
+      const { username, password } = this.config.basicAuth;
+      return {
+        header: `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`,
+        credential: undefined,
+      };
+    }
+    if (this.#exec === undefined) return { header: undefined, credential: undefined };
+    const credential = await this.#exec.credential();
+    if (
+      credential.cert !== undefined &&
+      credential.key !== undefined &&
+      !credential.cert.equals(this.#agentCert ?? Buffer.alloc(0))
+    ) {
+      // A new client certificate: new connections use it; open ones (watches) finish on the old.
+      this.#agent = this.#makeAgent(credential.cert, credential.key);
+      this.#agentCert = credential.cert;
+      this.#metrics?.execPluginCertExpiry(credential.expiry);
+    }
+    return { header: credential.token !== undefined ? `Bearer ${credential.token}` : undefined, credential };
+  }
+
+  #headers(auth: Auth, extra: Record<string, string> = {}): Record<string, string> {
     const headers: Record<string, string> = {
-      Accept: 'application/json',
+      Accept: this.accept,
+      'Accept-Encoding': 'gzip',
       'User-Agent': this.userAgent,
       ...extra,
     };
-    const token = this.config.tokenSource?.token();
-    if (token !== undefined && token !== '') headers['Authorization'] = `Bearer ${token}`;
-    else if (this.config.basicAuth) {
-      const { username, password } = this.config.basicAuth;
-      headers['Authorization'] = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
-    }
+    if (auth.header !== undefined) headers['Authorization'] = auth.header;
     return headers;
   }
 
@@ -245,82 +429,106 @@ export class KubeClient implements KubeRequester {
     });
   }
 
-  #onUnauthorized(statusCode: number): void {
-    // A rotated token file: re-read it on the next request (client-go does the same on 401).
-    if (statusCode === 401) this.config.tokenSource?.invalidate();
+  #onUnauthorized(statusCode: number, auth: Auth): void {
+    if (statusCode !== 401) return;
+    // A rotated token file: re-read it on the next request (client-go does the same on 401);
+    // an exec credential the server rejects: run the plugin again.
+    this.config.tokenSource?.invalidate();
+    this.#exec?.invalidate(auth.credential);
+  }
+
+  /** Waits for a rate-limit token, recording how long (rest_client_rate_limiter_duration_seconds). */
+  async #throttle(method: string, options: { signal?: AbortSignal; throttle?: boolean }): Promise<void> {
+    if (options.throttle === false) return;
+    const started = performance.now();
+    await this.#limiter.wait(options.signal);
+    this.#metrics?.rateLimiterLatency(method, this.#host, (performance.now() - started) / 1000);
   }
 
   getJSON(path: string, options: RequestOptions = {}): Promise<unknown> {
-    return this.#json('GET', path, undefined, options);
+    return this.#call('GET', path, undefined, options);
   }
 
   postJSON(path: string, body: unknown, options: RequestOptions = {}): Promise<unknown> {
-    return this.#json('POST', path, body, options);
+    return this.#call('POST', path, body, options);
   }
 
-  #json(method: string, path: string, body: unknown, options: RequestOptions): Promise<unknown> {
+  async #call(method: string, path: string, body: unknown, options: RequestOptions): Promise<unknown> {
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const deadline = AbortSignal.timeout(timeoutMs);
+    const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
+    const started = performance.now();
+    try {
+      await this.#throttle(method, {
+        signal,
+        ...(options.throttle !== undefined ? { throttle: options.throttle } : {}),
+      });
+      const auth = await this.#auth();
+      return await this.#exchange(method, path, body, auth, signal);
+    } catch (error) {
+      if (deadline.aborted && !(options.signal?.aborted ?? false))
+        throw new KubeTimeoutError(path, 'deadline', timeoutMs);
+      throw error;
+    } finally {
+      this.#metrics?.requestLatency(method, this.#host, (performance.now() - started) / 1000);
+    }
+  }
+
+  #exchange(method: string, path: string, body: unknown, auth: Auth, signal: AbortSignal): Promise<unknown> {
     return new Promise<unknown>((resolvePromise, reject) => {
-      const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-      const payload = body === undefined ? undefined : JSON.stringify(body);
+      const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
       const headers = this.#headers(
-        payload === undefined
-          ? {}
-          : { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(payload)) },
+        auth,
+        payload === undefined ? {} : { 'Content-Type': MEDIA_JSON, 'Content-Length': String(payload.length) },
       );
-      let settled = false;
-      const finish = (error: Error | undefined, value?: unknown): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        if (error) reject(error);
-        else resolvePromise(value);
-      };
-      const req = this.#start(method, path, headers, options.signal);
-      const timer = setTimeout(() => {
-        const error = new KubeTimeoutError(path, 'deadline', timeoutMs);
-        finish(error);
-        req.destroy(error);
-      }, timeoutMs);
+      this.#metrics?.requestSize(method, this.#host, payload?.length ?? 0);
+      const req = this.#start(method, path, headers, signal);
       req.on('error', (error) => {
-        finish(error);
+        this.#metrics?.requestResult('<error>', method, this.#host);
+        reject(error);
       });
       req.on('response', (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          chunks.push(chunk);
-        });
-        res.on('error', (error) => {
-          finish(error);
-        });
-        res.on('end', () => {
-          const text = Buffer.concat(chunks, size).toString('utf8');
-          const status = res.statusCode ?? 0;
-          if (status < 200 || status >= 300) {
-            this.#onUnauthorized(status);
-            finish(apiError(method, path, res, text));
-            return;
-          }
-          try {
-            finish(undefined, text === '' ? undefined : (JSON.parse(text) as unknown));
-          } catch (error) {
-            finish(
-              new Error(
-                `${method} ${path}: invalid JSON in response: ${error instanceof Error ? error.message : String(error)}`,
-              ),
+        const status = res.statusCode ?? 0;
+        this.#metrics?.requestResult(String(status), method, this.#host);
+        readBody(res).then(
+          (bytes) => {
+            this.#metrics?.responseSize(method, this.#host, bytes.length);
+            if (status < 200 || status >= 300) {
+              this.#onUnauthorized(status, auth);
+              reject(apiError(method, path, res, bytes));
+              return;
+            }
+            try {
+              resolvePromise(decodeBody(res.headers['content-type'], bytes, `${method} ${path}`));
+            } catch (error) {
+              reject(error instanceof Error ? error : new Error(String(error)));
+            }
+          },
+          (error: unknown) => {
+            const failure = error instanceof Error ? error : new Error(String(error));
+            const gzipped = (res.headers['content-encoding'] ?? '') === 'gzip';
+            reject(
+              gzipped && failure.name !== 'AbortError'
+                ? new KubeDecodeError(`${method} ${path}: invalid gzip body`, failure)
+                : failure,
             );
-          }
-        });
+          },
+        );
       });
       req.end(payload);
     });
   }
 
   watchStream(path: string, options: WatchStreamOptions): Promise<void> {
+    return this.#throttle('GET', options.signal ? { signal: options.signal } : {})
+      .then(() => this.#auth())
+      .then((auth) => this.#watch(path, options, auth));
+  }
+
+  #watch(path: string, options: WatchStreamOptions, auth: Auth): Promise<void> {
     return new Promise<void>((resolvePromise, reject) => {
       let settled = false;
-      // Read through a function: onLine may stop the watch, which the type checker cannot see.
+      // Read through a function: onEvent may stop the watch, which the type checker cannot see.
       const isSettled = (): boolean => settled;
       let responded = false;
       let req: http.ClientRequest | undefined = undefined;
@@ -336,64 +544,74 @@ export class KubeClient implements KubeRequester {
       const idle = setTimeout(() => {
         finish(new KubeTimeoutError(path, 'idle', options.idleTimeoutMs));
       }, options.idleTimeoutMs);
-      req = this.#start('GET', path, this.#headers(), options.signal);
+      req = this.#start('GET', path, this.#headers(auth), options.signal);
       req.on('error', (error) => {
+        if (!responded) this.#metrics?.requestResult('<error>', 'GET', this.#host);
         finish(responded && error.name !== 'AbortError' ? new KubeStreamError(path, error) : error);
       });
       req.on('response', (res) => {
         responded = true;
         idle.refresh();
         const status = res.statusCode ?? 0;
+        this.#metrics?.requestResult(String(status), 'GET', this.#host);
         if (status < 200 || status >= 300) {
-          const chunks: Buffer[] = [];
-          res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('error', (error) => {
-            finish(error);
-          });
-          res.on('end', () => {
-            this.#onUnauthorized(status);
-            finish(apiError('GET', path, res, Buffer.concat(chunks).toString('utf8')));
-          });
+          readBody(res).then(
+            (bytes) => {
+              this.#onUnauthorized(status, auth);
+              finish(apiError('GET', path, res, bytes));
+            },
+            (error: unknown) => {
+              finish(error instanceof Error ? error : new Error(String(error)));
+            },
+          );
           return;
         }
-        res.setEncoding('utf8');
-        let pending = '';
-        res.on('data', (chunk: string) => {
-          if (settled) return;
+        let decoder: ReturnType<typeof watchDecoder>;
+        try {
+          decoder = watchDecoder(res.headers['content-type'], `watch ${path}`);
+        } catch (error) {
+          finish(error instanceof Error ? error : new Error(String(error)));
+          return;
+        }
+        const deliver = (events: unknown[]): boolean => {
+          for (const event of events) {
+            options.onEvent(event);
+            if (isSettled()) return false;
+          }
+          return true;
+        };
+        // The API server does not compress watches, but a proxy in between might.
+        const gzipped = (res.headers['content-encoding'] ?? '').toLowerCase() === 'gzip';
+        const body = gzipped ? pipeline(res, createGunzip(), () => undefined) : res;
+        res.on('data', () => {
           idle.refresh();
-          pending += chunk;
-          let newline = pending.indexOf('\n');
-          while (newline !== -1) {
-            const line = pending.slice(0, newline).trim();
-            pending = pending.slice(newline + 1);
-            if (line !== '') {
-              try {
-                options.onLine(line);
-              } catch (error) {
-                finish(error instanceof Error ? error : new Error(String(error)));
-                return;
-              }
-            }
-            if (isSettled()) return;
-            newline = pending.indexOf('\n');
+        });
+        body.on('data', (chunk: Buffer) => {
+          if (settled) return;
+          try {
+            deliver(decoder.push(chunk));
+          } catch (error) {
+            finish(error instanceof Error ? error : new Error(String(error)));
           }
         });
-        res.on('error', (error) => {
+        body.on('error', (error) => {
+          if (gzipped && error.name !== 'AbortError' && res.complete) {
+            finish(new KubeDecodeError(`watch ${path}: invalid gzip stream`, error));
+            return;
+          }
           finish(error.name === 'AbortError' ? error : new KubeStreamError(path, error));
         });
         res.on('close', () => {
           // 'end' comes first when the body completed; otherwise the connection died mid-stream.
           if (!res.complete) finish(new KubeStreamError(path, new Error('connection closed mid-stream')));
         });
-        res.on('end', () => {
-          const rest = pending.trim();
-          if (rest !== '' && !settled) {
-            try {
-              options.onLine(rest);
-            } catch (error) {
-              finish(error instanceof Error ? error : new Error(String(error)));
-              return;
-            }
+        body.on('end', () => {
+          if (settled) return;
+          try {
+            if (!deliver(decoder.end())) return;
+          } catch (error) {
+            finish(error instanceof Error ? error : new Error(String(error)));
+            return;
           }
           finish();
         });

@@ -1,8 +1,9 @@
 // Where the API server is and how to authenticate to it: from a kubeconfig file, the --master
 // flag, or the in-cluster service account (upstream kube-proxy: in-cluster exactly when neither
-// --kubeconfig nor --master is given). Only what kube-proxy deployments use is supported: server,
-// CA, client certificate and key, bearer token or tokenFile, basic auth. Exec and auth-provider
-// plugins are rejected with an error, never silently ignored.
+// --kubeconfig nor --master is given). Supported: server, CA, client certificate and key, bearer
+// token or tokenFile, basic auth, exec credential plugins (exec-credential.ts) and proxy-url. The
+// legacy auth-provider plugins (removed from client-go) are rejected with an error, never
+// silently ignored.
 //
 // Secrets (tokens, keys, passwords) are held here and in the HTTP client only; no error message
 // or log line built here ever contains one.
@@ -10,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { log } from '../log/log.ts';
+import { ExecPluginError, parseExecConfig, type ExecConfig } from './exec-credential.ts';
 
 /** A bearer token that may change over time (a projected service-account token is rotated). */
 export interface TokenSource {
@@ -31,6 +33,12 @@ export interface ClientConfig {
   readonly tlsServerName?: string;
   readonly tokenSource?: TokenSource;
   readonly basicAuth?: { readonly username: string; readonly password: string };
+  /** users[].user.exec: a credential plugin (used when no token or tokenFile is set). */
+  readonly exec?: ExecConfig;
+  /** clusters[].extensions["client.authentication.k8s.io/exec"], handed to the plugin. */
+  readonly execClusterConfig?: unknown;
+  /** clusters[].cluster.proxy-url: every request goes through this proxy. */
+  readonly proxyURL?: string;
   /** Human-readable origin for log lines: `kubeconfig /path (context c)`, `in-cluster`, `--master`. */
   readonly source: string;
 }
@@ -268,6 +276,32 @@ function decodeBase64(text: string, where: string): Buffer {
   return Buffer.from(compact, 'base64');
 }
 
+/** client-go accepts http, https and socks5 proxies; Node's agents speak the first two. */
+function checkProxyURL(text: string, where: string): void {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new KubeconfigError(`${where}: invalid URL "${text}"`);
+  }
+  if (url.protocol === 'socks5:') {
+    throw new KubeconfigError(`${where}: socks5 proxies are not supported; use an http:// or https:// proxy`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new KubeconfigError(`${where}: "${text}" must be an http:// or https:// URL`);
+  }
+}
+
+/** The cluster's `extensions` entry named client.authentication.k8s.io/exec, if any. */
+function execExtension(cluster: Record<string, unknown>): unknown {
+  const extensions = cluster['extensions'];
+  if (!Array.isArray(extensions)) return undefined;
+  for (const entry of extensions as unknown[]) {
+    if (isRecord(entry) && entry['name'] === 'client.authentication.k8s.io/exec') return entry['extension'];
+  }
+  return undefined;
+}
+
 function loadKubeconfigFile(path: string, master: string, options: LoadClientConfigOptions): ClientConfig {
   const readFile = options.readFile ?? defaultReadFile;
   const baseDir = dirname(resolve(path));
@@ -328,17 +362,23 @@ function loadKubeconfigFile(path: string, master: string, options: LoadClientCon
   else if (caFile !== undefined) ca = readRef(caFile, `${clusterWhere}.certificate-authority`);
   const insecure = boolField(cluster, 'insecure-skip-tls-verify', clusterWhere);
   const tlsServerName = stringField(cluster, 'tls-server-name', clusterWhere);
-  if (stringField(cluster, 'proxy-url', clusterWhere) !== undefined) {
-    throw new KubeconfigError(`${clusterWhere}.proxy-url is not supported`);
-  }
+  const proxyURL = stringField(cluster, 'proxy-url', clusterWhere);
+  if (proxyURL !== undefined) checkProxyURL(proxyURL, `${clusterWhere}.proxy-url`);
 
   // User.
-  for (const plugin of ['exec', 'auth-provider'] as const) {
-    if (user[plugin] !== undefined && user[plugin] !== null) {
-      throw new KubeconfigError(
-        `${userWhere}.${plugin}: ${plugin} credential plugins are not supported (user "${userName}"); ` +
-          'use a token, tokenFile or client certificate',
-      );
+  if (user['auth-provider'] !== undefined && user['auth-provider'] !== null) {
+    throw new KubeconfigError(
+      `${userWhere}.auth-provider: auth-provider plugins are not supported (user "${userName}"), as in ` +
+        'client-go since v1.26; use an exec credential plugin, a token, tokenFile or client certificate',
+    );
+  }
+  let exec: ExecConfig | undefined;
+  if (user['exec'] !== undefined && user['exec'] !== null) {
+    try {
+      exec = parseExecConfig(user['exec'], `${userWhere}.exec`);
+    } catch (error) {
+      if (error instanceof ExecPluginError) throw new KubeconfigError(error.message);
+      throw error;
     }
   }
   const certData = stringField(user, 'client-certificate-data', userWhere);
@@ -401,6 +441,11 @@ function loadKubeconfigFile(path: string, master: string, options: LoadClientCon
     ...(tlsServerName !== undefined ? { tlsServerName } : {}),
     ...(tokenSource ? { tokenSource } : {}),
     ...(username !== undefined ? { basicAuth: { username, password: password ?? '' } } : {}),
+    ...(exec !== undefined ? { exec } : {}),
+    ...(exec !== undefined && execExtension(cluster) !== undefined
+      ? { execClusterConfig: execExtension(cluster) }
+      : {}),
+    ...(proxyURL !== undefined ? { proxyURL } : {}),
     source: `kubeconfig ${path}${contextName !== undefined ? ` (context ${contextName})` : ''}${master !== '' ? ' with --master' : ''}`,
   };
 }

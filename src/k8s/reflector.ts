@@ -8,7 +8,13 @@ import { flat } from '../util/flat.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ObjectMeta } from 'kubernetes-types/meta/v1.d.ts';
 import { log } from '../log/log.ts';
-import { KubeApiError, KubeStreamError, KubeTimeoutError, type KubeRequester } from './client.ts';
+import {
+  KubeApiError,
+  KubeDecodeError,
+  KubeStreamError,
+  KubeTimeoutError,
+  type KubeRequester,
+} from './client.ts';
 
 /** Anything with object metadata: the reflector only needs namespace, name and resourceVersion. */
 export interface KubeObject {
@@ -155,10 +161,18 @@ class WatchErrorEvent extends Error {
   }
 }
 
-/** Thrown from the line handler: a line that is not a watch event. */
+/** Thrown from the event handler: a decoded value that is not a watch event. */
 class MalformedWatchLine extends Error {
-  constructor(line: string, why: string) {
-    super(`malformed watch event (${why}): ${line.length > 200 ? `${line.slice(0, 200)}…` : line}`);
+  constructor(event: unknown, why: string) {
+    let text: string;
+    try {
+      // JSON.stringify(undefined) is undefined at run time, whatever its type says.
+      const json: unknown = JSON.stringify(event);
+      text = typeof json === 'string' ? json : String(event);
+    } catch {
+      text = String(event);
+    }
+    super(`malformed watch event (${why}): ${text.length > 200 ? `${text.slice(0, 200)}…` : text}`);
     this.name = 'MalformedWatchLine';
   }
 }
@@ -340,9 +354,14 @@ export class Reflector<T extends KubeObject> {
     await this.#watchLoop();
   }
 
-  #getPage(path: string): Promise<ListPage> {
+  /** A continuation page takes no rate-limit token: see RequestOptions.throttle. */
+  #getPage(path: string, continuation: boolean): Promise<ListPage> {
     return this.#opts.client
-      .getJSON(path, { signal: this.#abort.signal, timeoutMs: this.#opts.listTimeoutMs ?? 60_000 })
+      .getJSON(path, {
+        signal: this.#abort.signal,
+        timeoutMs: this.#opts.listTimeoutMs ?? 60_000,
+        ...(continuation ? { throttle: false } : {}),
+      })
       .then((value) => asListPage(value, this.#opts.path));
   }
 
@@ -369,7 +388,7 @@ export class Reflector<T extends KubeObject> {
         limit: limit !== undefined ? String(limit) : undefined,
         ...(cont !== undefined ? { continue: cont } : { resourceVersion: rv === '' ? undefined : rv }),
       });
-    let request = this.#getPage(pathFor());
+    let request = this.#getPage(pathFor(), false);
     for (;;) {
       let page: ListPage;
       try {
@@ -381,7 +400,7 @@ export class Reflector<T extends KubeObject> {
           log.v(2).info('List continuation expired, listing without pagination', { reflector: this.name });
           cont = undefined;
           limit = undefined;
-          request = this.#getPage(pathFor());
+          request = this.#getPage(pathFor(), false);
           continue;
         }
         throw error;
@@ -393,7 +412,7 @@ export class Reflector<T extends KubeObject> {
       if (more) {
         if (pages === 1) this.#paginatedResult = true;
         cont = next;
-        request = this.#getPage(pathFor());
+        request = this.#getPage(pathFor(), true);
         // Settled below or abandoned when this page throws; never an unhandled rejection.
         request.catch(() => undefined);
       }
@@ -485,8 +504,8 @@ export class Reflector<T extends KubeObject> {
         await this.#opts.client.watchStream(path, {
           signal: this.#abort.signal,
           idleTimeoutMs: this.#opts.idleTimeoutMs ?? 300_000,
-          onLine: (line) => {
-            this.#handleLine(line);
+          onEvent: (event) => {
+            this.#handleEvent(event);
             events++;
           },
         });
@@ -537,7 +556,7 @@ export class Reflector<T extends KubeObject> {
         await this.#wait();
         continue;
       }
-      if (failure instanceof MalformedWatchLine) {
+      if (failure instanceof MalformedWatchLine || failure instanceof KubeDecodeError) {
         log.error('Bad watch event, re-watching from the last resourceVersion', failure, {
           reflector: this.name,
           resourceVersion: this.#lastRV,
@@ -558,13 +577,9 @@ export class Reflector<T extends KubeObject> {
     }
   }
 
-  #handleLine(line: string): void {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(line);
-    } catch {
-      throw new MalformedWatchLine(line, 'not JSON');
-    }
+  /** One decoded watch event (JSON line or protobuf frame; the client decoded it). */
+  #handleEvent(parsed: unknown): void {
+    const line = parsed;
     if (!isRecord(parsed) || typeof parsed['type'] !== 'string' || !isRecord(parsed['object'])) {
       throw new MalformedWatchLine(line, 'no type or object');
     }

@@ -27,8 +27,8 @@ async function watchLines(
     .watchStream(path, {
       signal: controller.signal,
       idleTimeoutMs: 2_000,
-      onLine: (line) => {
-        out.push(JSON.parse(line) as (typeof out)[number]);
+      onEvent: (event) => {
+        out.push(event as (typeof out)[number]);
         if (out.length === count) controller.abort();
       },
     })
@@ -157,14 +157,14 @@ describe('fake API server', () => {
     await assert.rejects(
       client.watchStream(`/api/v1/services?watch=1&resourceVersion=${rv}`, {
         idleTimeoutMs: 2_000,
-        onLine: () => undefined,
+        onEvent: () => undefined,
       }),
       (e: unknown) => e instanceof KubeApiError && e.statusCode === 410 && e.reason === 'Expired',
     );
     await assert.rejects(
       client.watchStream(`/api/v1/services?watch=1&resourceVersion=${rv + 1000}`, {
         idleTimeoutMs: 2_000,
-        onLine: () => undefined,
+        onEvent: () => undefined,
       }),
       (e: unknown) => e instanceof KubeApiError && e.statusCode === 504,
     );
@@ -236,25 +236,25 @@ describe('fake API server timing', () => {
     const client = clientFor(server);
     try {
       const rv = String(server.resourceVersion());
-      const lines: string[] = [];
+      const lines: unknown[] = [];
       const t0 = Date.now();
       await client.watchStream(
         `/api/v1/nodes?watch=1&allowWatchBookmarks=true&resourceVersion=${rv}&timeoutSeconds=1`,
         {
           idleTimeoutMs: 5_000,
-          onLine: (line) => lines.push(line),
+          onEvent: (event) => lines.push(event),
         },
       );
       const lasted = Date.now() - t0;
       assert.ok(lasted >= 900 && lasted < 3_000, `lasted ${lasted} ms`);
       assert.ok(lines.length >= 3, 'bookmarks arrive on the interval');
       for (const line of lines) {
-        assert.deepEqual(JSON.parse(line), {
+        assert.deepEqual(line, {
           type: 'BOOKMARK',
           object: { kind: 'Node', apiVersion: 'v1', metadata: { resourceVersion: rv } },
         });
       }
-      const quiet: string[] = [];
+      const quiet: unknown[] = [];
       const controller = new AbortController();
       setTimeout(() => {
         controller.abort();
@@ -263,7 +263,7 @@ describe('fake API server timing', () => {
         .watchStream(`/api/v1/nodes?watch=1&resourceVersion=${rv}`, {
           idleTimeoutMs: 5_000,
           signal: controller.signal,
-          onLine: (line) => quiet.push(line),
+          onEvent: (event) => quiet.push(event),
         })
         .catch(() => undefined);
       assert.deepEqual(quiet, [], 'no bookmarks unless allowWatchBookmarks');

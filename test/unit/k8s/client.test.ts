@@ -20,15 +20,22 @@ describe('KubeClient over plain HTTP', () => {
     await server.close();
   });
 
-  test('sends JSON Accept, the kube-proxy-ts User-Agent and the bearer token', async () => {
+  test("asks for protobuf then JSON, with gzip, upstream's User-Agent shape and the bearer token", async () => {
     const client = clientFor(server, { tokenSource: { token: () => 'tok', invalidate: () => undefined } });
     try {
       server.requests.length = 0;
       const list = (await client.getJSON('/api/v1/nodes')) as { kind: string };
       assert.equal(list.kind, 'NodeList');
       const headers = server.requests[0]?.headers ?? {};
-      assert.equal(headers['accept'], 'application/json');
-      assert.equal(headers['user-agent'], `kube-proxy-ts/${packageVersion()}`);
+      assert.equal(headers['accept'], 'application/vnd.kubernetes.protobuf, application/json');
+      assert.equal(headers['accept-encoding'], 'gzip');
+      // kube-proxy/v1.36.0 (linux/amd64) kubernetes/<commit> in upstream.
+      assert.match(
+        headers['user-agent'] ?? '',
+        new RegExp(
+          `^kube-proxy/v${packageVersion().replace(/\./g, '\\.')} \\(linux/(amd64|arm64|[a-z0-9]+)\\) kubernetes/([0-9a-f]{7}|unknown)$`,
+        ),
+      );
       assert.match(packageVersion(), /^\d+\.\d+\.\d+/);
       assert.equal(headers['authorization'], 'Bearer tok');
     } finally {
@@ -123,17 +130,17 @@ describe('KubeClient over plain HTTP', () => {
     const client = clientFor(server);
     try {
       server.create(service('w1'));
-      const lines: string[] = [];
+      const lines: unknown[] = [];
       const done = client.watchStream('/api/v1/services?watch=1&fieldSelector=metadata.name%3Dw1', {
         idleTimeoutMs: 5_000,
-        onLine: (line) => {
-          lines.push(line);
+        onEvent: (event) => {
+          lines.push(event);
           if (lines.length === 1) server.faults.closeWatches();
         },
       });
       await done;
       assert.equal(lines.length, 1);
-      const event = JSON.parse(lines[0] ?? '') as { type: string; object: { metadata: { name: string } } };
+      const event = lines[0] as { type: string; object: { metadata: { name: string } } };
       assert.equal(event.type, 'ADDED');
       assert.equal(event.object.metadata.name, 'w1');
     } finally {
@@ -148,7 +155,7 @@ describe('KubeClient over plain HTTP', () => {
       const done = client.watchStream('/api/v1/nodes?watch=1', {
         idleTimeoutMs: 5_000,
         signal: controller.signal,
-        onLine: () => undefined,
+        onEvent: () => undefined,
       });
       setTimeout(() => {
         controller.abort();

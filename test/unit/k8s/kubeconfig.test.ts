@@ -244,7 +244,7 @@ describe('kubeconfig', () => {
     );
   });
 
-  test('exec and auth-provider plugins are rejected, naming the user', () => {
+  test('a bad exec stanza and auth-provider plugins are rejected, naming the field', () => {
     throwsNaming(
       () =>
         load(
@@ -253,9 +253,19 @@ describe('kubeconfig', () => {
             { exec: { command: 'aws', apiVersion: 'client.authentication.k8s.io/v1' } },
           ),
         ),
-      'users["u1"].user.exec',
+      'users["u1"].user.exec.interactiveMode',
+      'required',
+    );
+    throwsNaming(
+      () =>
+        load(
+          kubeconfig(
+            { server: 'https://k' },
+            { exec: { command: 'aws', apiVersion: 'client.authentication.k8s.io/v1alpha1' } },
+          ),
+        ),
+      'users["u1"].user.exec.apiVersion',
       'not supported',
-      'user "u1"',
     );
     throwsNaming(
       () => load(kubeconfig({ server: 'https://k' }, { 'auth-provider': { name: 'oidc' } })),
