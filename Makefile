@@ -22,7 +22,8 @@ deps: node_modules/.installed
 # and only as root (a non-root run skips the kernel tests with a message instead).
 # haproxy: the userspace proxy the data-path benchmark compares against (bench/datapath.ts).
 # ipvsadm, ipset: the IPVS mode's tools.
-SYS_TOOLS := iptables:iptables nft:nftables conntrack:conntrack ip:iproute2 curl:curl haproxy:haproxy ipvsadm:ipvsadm ipset:ipset
+# chromium: the real browser the web page test (test/ui/) drives through playwright-core.
+SYS_TOOLS := iptables:iptables nft:nftables conntrack:conntrack ip:iproute2 curl:curl haproxy:haproxy ipvsadm:ipvsadm ipset:ipset chromium:chromium
 sysdeps:
 	@if [ "$$(id -u)" = 0 ]; then \
 	  missing=""; for pair in $(SYS_TOOLS); do \
@@ -35,12 +36,15 @@ sysdeps:
 	  fi; \
 	else echo "not root: skipping Debian packages (kernel tests will be skipped)"; fi
 
+# The web page's files (src/ui/assets: HTML, CSS and a checked JS module) go beside the build.
 build: deps
 	tsc -p tsconfig.build.json
+	rm -rf dist/ui/assets && mkdir -p dist/ui && cp -r src/ui/assets dist/ui/assets
 
 # The one test command: type check, lint, format check, then every test with node's runner.
 test: deps sysdeps build
 	tsc --noEmit -p tsconfig.json
+	tsc -p src/ui/assets
 	eslint .
 	$(DEPCHECK)
 	prettier --check .
@@ -59,6 +63,7 @@ unit: deps
 
 lint: deps
 	tsc --noEmit -p tsconfig.json
+	tsc -p src/ui/assets
 	eslint .
 	$(DEPCHECK)
 	prettier --check .

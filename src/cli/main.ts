@@ -131,6 +131,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     requirePodCIDRs: effective.detectLocal.mode === 'NodeCIDR',
     configz: () => options.config,
     onFatal: fail,
+    debugAllowedCIDRs: options.debugAllowedCIDRs,
   });
   if (options.initOnly) return 0;
 

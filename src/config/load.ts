@@ -20,6 +20,7 @@ import { parseGoDuration } from './duration.ts';
 import { decodeConfig } from './schema.ts';
 import type { KubeProxyConfiguration } from './types.ts';
 import { formatFieldError, validateConfig } from './validate.ts';
+import { parseCIDR } from '../util/ip.ts';
 
 export { resolveEffective, type EffectiveConfig } from './effective.ts';
 
@@ -47,6 +48,8 @@ export interface ProxyRunOptions {
     /** --userspace-capture. */
     readonly capture: UserspaceCapture;
   };
+  /** --debug-handlers-allowed-cidrs: peers besides loopback the debug routes and /ui answer. */
+  readonly debugAllowedCIDRs: readonly string[];
 }
 
 export type CommandLine =
@@ -75,6 +78,7 @@ const DEFAULT_EXTRAS: FlagExtras = {
   userspaceDrainTimeout: '0s',
   userspaceBalancer: 'round-robin',
   userspaceCapture: 'nat',
+  debugAllowedCIDRs: [],
 };
 
 export const USERSPACE_CAPTURES = ['nat', 'address'] as const;
@@ -154,6 +158,13 @@ export function parseCommandLine(argv: readonly string[], io: ConfigIO): Command
     };
   }
   const drainMs = parseGoDuration(extras.userspaceDrainTimeout);
+  const badCIDR = extras.debugAllowedCIDRs.find((text) => parseCIDR(text.trim()) === undefined);
+  if (badCIDR !== undefined) {
+    return {
+      kind: 'error',
+      message: `invalid argument ${JSON.stringify(badCIDR)} for "--debug-handlers-allowed-cidrs" flag: not a CIDR (e.g. 10.0.0.0/8)`,
+    };
+  }
 
   let config: KubeProxyConfiguration;
   if (extras.configFile !== '') {
@@ -198,6 +209,7 @@ export function parseCommandLine(argv: readonly string[], io: ConfigIO): Command
       master: extras.master,
       explicitFlags: [...flags.occurrences.keys()].sort(),
       userspace: { drainMs: drainMs > 0 ? drainMs : undefined, balancer, capture },
+      debugAllowedCIDRs: extras.debugAllowedCIDRs.map((text) => text.trim()),
     },
     warnings,
   };

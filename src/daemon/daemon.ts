@@ -36,6 +36,7 @@ import { nodeInfoOf } from './node.ts';
 import { NodeLifecycle, nodeEligible } from './node-lifecycle.ts';
 import { createPostSync } from './post-sync.ts';
 import { startServers, type HostPort } from './servers.ts';
+import { ProblemLog } from '../ui/routes.ts';
 
 export type { HostPort };
 
@@ -70,6 +71,8 @@ export interface DaemonSettings {
   readonly startTimeMs?: number;
   /** How the `conntrack` tool runs (tests); default execTool. */
   readonly conntrackRunner?: ConntrackRunner;
+  /** Peers besides loopback the debug routes and /ui answer (--debug-handlers-allowed-cidrs). */
+  readonly debugAllowedCIDRs?: readonly string[];
 }
 
 export interface RunningDaemon {
@@ -194,6 +197,8 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
     settings: settings.dataplane,
     ...(settings.run ? { run: settings.run } : {}),
   });
+  // The last objects skipped as invalid, for the web page (the log has them too).
+  const problems = new ProblemLog();
   const intake = new Intake({
     client: settings.client,
     nodeName: settings.nodeName,
@@ -201,7 +206,9 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
     proxyStartTimeMs: startTimeMs,
     metrics,
     onProblem: (problem) => {
-      log.error('Skipping invalid object', undefined, { problem: formatProblem(problem) });
+      const line = formatProblem(problem);
+      problems.add(line);
+      log.error('Skipping invalid object', undefined, { problem: line });
     },
     tuning,
   });
@@ -305,6 +312,7 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
         recorder,
         syncs,
         explain: live,
+        problems: () => problems.list(),
         verify: verifier({
           live,
           syncs,

@@ -9,6 +9,10 @@ import { debugRoutesHandler, type DebugRoute } from '../server/debug-routes.ts';
 import { healthzHandler, metricsHandler, serveHttp, type RunningServer } from '../server/http.ts';
 import type { FamilySync } from '../sync/family-sync.ts';
 import type { VerifyReport } from '../verify/verify.ts';
+import { EventHub } from '../ui/events.ts';
+import { uiRoutes } from '../ui/routes.ts';
+import { loadAssets, pageRoutes } from '../ui/static.ts';
+import { syncView } from '../ui/views.ts';
 
 export interface HostPort {
   readonly host: string;
@@ -23,6 +27,8 @@ export interface ServersSettings {
   readonly bindAddressHardFail: boolean;
   readonly configz: () => unknown;
   readonly onFatal: (message: string) => void;
+  /** Peers besides loopback the debug routes and the web page answer (--debug-handlers-allowed-cidrs). */
+  readonly debugAllowedCIDRs?: readonly string[];
 }
 
 /** /debug/proxy: per family, the last sync's figures and a summary of what it applied. */
@@ -70,12 +76,35 @@ export function startServers(
     readonly explain?: LiveState;
     /** Runs a verify (/debug/proxy/verify); `resync`: ask for a full sync on drift. */
     readonly verify?: (resync: boolean) => Promise<VerifyReport>;
+    /** Objects the model skipped, as formatProblem prints them (the web page's problem list). */
+    readonly problems?: () => readonly string[];
   },
 ): RunningServer[] {
   const { health, metrics, recorder, syncs } = parts;
-  const verify = parts.verify;
+  // The web page's live updates: every sync attempt and every verify, as they happen.
+  const hub = new EventHub();
+  const unsubscribe = syncs.map((sync) => sync.onSync((record) => hub.publish('sync', syncView(record))));
+  let lastVerify: VerifyReport | undefined;
+  const runVerify = parts.verify;
+  const verify =
+    runVerify &&
+    (async (resync: boolean): Promise<VerifyReport> => {
+      const report = await runVerify(resync);
+      lastVerify = report;
+      hub.publish('verify', report);
+      return report;
+    });
+  const explain = parts.explain;
   const routes: Record<string, DebugRoute> = {
-    ...(parts.explain ? explainRoutes(parts.explain) : {}),
+    ...(explain ? explainRoutes(explain) : {}),
+    ...(explain
+      ? uiRoutes({
+          state: explain.state,
+          syncs,
+          problems: parts.problems ?? (() => []),
+          lastVerify: () => lastVerify,
+        })
+      : {}),
     ...(verify
       ? {
           '/debug/proxy/verify': async (params) => ({
@@ -85,6 +114,7 @@ export function startServers(
         }
       : {}),
   };
+  const pages = { ...pageRoutes(loadAssets()), '/debug/proxy/events': hub.route };
   const servers: RunningServer[] = [];
   const fatalBind = (what: string, reason: string) => (error: Error) => {
     void recorder.nodeEvent('Warning', reason, 'StartKubeProxy', `Failed to start ${what}: ${error.message}`);
@@ -111,12 +141,23 @@ export function startServers(
           mode: settings.modeName,
           configz: settings.configz,
           debug: () => debugView(settings.modeName, settings.nodeName, syncs),
-          routes: debugRoutesHandler(routes),
+          routes: debugRoutesHandler(routes, pages, {
+            ...(settings.debugAllowedCIDRs ? { allowedCIDRs: settings.debugAllowedCIDRs } : {}),
+          }),
         }),
         hardFail: settings.bindAddressHardFail,
         onFatal: fatalBind('metrics server', 'FailedToStartMetricServer'),
       }),
     );
   }
+  // Stops the event stream with the servers (their close ends the connections).
+  servers.push({
+    listening: Promise.resolve(0),
+    close: () => {
+      for (const stop of unsubscribe) stop();
+      hub.close();
+      return Promise.resolve();
+    },
+  });
   return servers;
 }

@@ -22,6 +22,8 @@ export interface FlagExtras {
   readonly userspaceBalancer: string;
   /** --userspace-capture, validated in load.ts. */
   readonly userspaceCapture: string;
+  /** --debug-handlers-allowed-cidrs, validated in load.ts. */
+  readonly debugAllowedCIDRs: readonly string[];
 }
 
 export interface FlagState {
