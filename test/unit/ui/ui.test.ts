@@ -70,15 +70,16 @@ describe('the services view', () => {
       ],
     );
     const web = view.servicePorts.find((sp) => sp.name === 'web');
+    assert.ok(web);
     assert.deepEqual(
-      web?.endpoints.map((ep) => [ep.endpoint, ep.eligible, ep.why]),
+      web.endpoints.map((ep) => [ep.endpoint, ep.eligible, ep.why]),
       [
         ['10.244.1.5:8080', true, 'ready'],
         ['10.244.2.5:8080', true, 'ready'],
         ['10.244.2.6:8080', false, 'not ready'],
       ],
     );
-    assert.equal(web?.internal.action, 'DNAT');
+    assert.equal(web.internal.action, 'DNAT');
     const local = view.servicePorts.find((sp) => sp.name === 'local');
     assert.ok(local);
     assert.equal(local.external?.action, 'DROP');
