@@ -104,6 +104,11 @@ class Walker {
     return isLocalAddress(this.#host, ip);
   }
 
+  /** The set member the last rule's lookup found (set by #inSet while #matches runs). */
+  #foundElement(): { set: string; text: string } | undefined {
+    return this.#element;
+  }
+
   /** Whether the set holds the packet's fields named by `flags`; remembers the member found. */
   #inSet(name: string, flags: string, f: Flight): boolean {
     const member = this.#memberOf(name, flags, f);
@@ -234,11 +239,12 @@ class Walker {
     for (const rule of rules) {
       this.#element = undefined;
       if (!this.#matches(rule, f)) continue;
+      const element = this.#foundElement();
       this.trail.push({
         table,
         chain,
         rule: rule.text.slice(`-A ${chain} `.length),
-        ...(this.#element ? { element: this.#element } : {}),
+        ...(element ? { element } : {}),
       });
       const j = rule.args.indexOf('-j');
       const target = rule.args[j + 1] ?? '';

@@ -5,9 +5,8 @@
 import type { IPFamily } from '../../model/types.ts';
 import type { Backend } from '../../sync/backend.ts';
 import { execTool } from '../../util/exec.ts';
-import { isLoopback, parseIP } from '../../util/ip.ts';
 import { toolWorks, type ModeDefinition } from '../common/mode.ts';
-import { DEFAULT_USERSPACE_SETTINGS, localDetectorFor, type NodeInfo } from '../common/settings.ts';
+import { DEFAULT_USERSPACE_SETTINGS, localDetectorFor } from '../common/settings.ts';
 import { detectIptablesBackend, iptablesTools, type IptablesBackend } from '../xtables/index.ts';
 import { hostIPFor, listenIPFor, nodeAddressCheck } from './addresses.ts';
 import { userspaceCleaner } from './cleanup.ts';
