@@ -15,6 +15,7 @@ import { log } from '../log/log.ts';
 import { createProxyMetrics, type ProxyMetrics } from '../metrics/proxy.ts';
 import type { LiveState } from '../explain/routes.ts';
 import { confirmPath } from '../verify/confirm.ts';
+import { withConntrack } from '../explain/conntrack.ts';
 import type { ExplainState } from '../explain/state.ts';
 import { execTool } from '../util/exec.ts';
 import {
@@ -119,6 +120,7 @@ function liveExplainState(parts: {
       return state;
     },
     confirm: (explanation) => confirmPath(explanation, settings.run ?? execTool),
+    conntrack: (explanation) => withConntrack(explanation, settings.conntrackRunner ?? execTool),
     lastSync: (family) => {
       const last = syncs.find((sync) => sync.family === family)?.latestResult;
       return (
