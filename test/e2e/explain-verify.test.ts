@@ -312,5 +312,54 @@ for (const mode of ['iptables', 'nftables'] as const) {
         );
       },
     );
+
+    test(
+      'explain --conntrack lists the flows of the tuple and flags those to a removed endpoint',
+      { skip },
+      async () => {
+        const client = c().topology.pod('client');
+        const args = ['--conntrack', '--src', client.ipv4, '--dst', '10.96.0.10', '--dport', '80'];
+        const outcomes = await c().topology.probe(client.ns, {
+          host: '10.96.0.10',
+          port: 80,
+          count: 12,
+          timeoutMs: 2000,
+        });
+        assert.ok(outcomes.every((o) => o.ok));
+        const before = await explain(args);
+        const flows = before.conntrack?.flows ?? [];
+        assert.equal(before.conntrack?.error, undefined);
+        assert.ok(flows.length >= 1, JSON.stringify(before.conntrack));
+        for (const flow of flows) {
+          assert.equal(flow.stale, false);
+          assert.ok(
+            before.verdict.to?.includes(flow.endpoint ?? ''),
+            `${flow.endpoint ?? ''} is one of the endpoints`,
+          );
+        }
+        // Remove the endpoint one flow went to: that flow keeps it, and explain says it is stale.
+        const gone = flows[0]?.endpoint ?? '';
+        const remaining = ['a', 'b', 'c'].filter((pod) => `${ep(pod).ip}:8080` !== gone);
+        const slice = (pods: string[]) =>
+          endpointSlice({ service: 'web', ports: [{ name: 'http', port: 8080 }], endpoints: pods.map(ep) });
+        await c().api.update(slice(remaining));
+        try {
+          const after = await pollUntil('the flow to the removed endpoint to show as stale', async () => {
+            const e = await explain(args);
+            return e.conntrack?.flows.some((f) => f.stale && f.endpoint === gone) ? e : undefined;
+          });
+          assert.ok(!after.verdict.to?.includes(gone));
+          assert.ok(after.hints.some((hint) => hint.includes(gone) && hint.includes('conntrack -D')));
+          const text = await kubeProxy(['explain', '--server', SERVER, ...args]);
+          assert.match(text.stdout, /\[STALE: endpoint no longer exists\]/);
+        } finally {
+          await c().api.update(slice(['a', 'b', 'c']));
+          await pollUntil('web to have its three endpoints again', async () => {
+            const e = await explain(args.slice(1));
+            return e.verdict.to?.length === 3 ? e : undefined;
+          });
+        }
+      },
+    );
   });
 }
