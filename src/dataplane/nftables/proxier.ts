@@ -1,6 +1,7 @@
 // The nftables Proxier: render (pure) then one `nft -f -` transaction per sync. We keep the
 // record of what the last successful transaction wrote and diff against it; a failed
 // transaction changes nothing in the kernel, so we forget the record and the next sync is full.
+import { longToolOptions } from '../common/long-tool.ts';
 import { release as osRelease } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -27,7 +28,6 @@ export type NftablesProxier = Backend;
 
 export const MIN_NFT_VERSION = [1, 0, 1] as const;
 export const MIN_KERNEL_VERSION = [5, 13] as const;
-const APPLY_TIMEOUT_MS = 120_000;
 
 function atLeast(version: readonly number[], minimum: readonly number[]): boolean {
   for (let i = 0; i < minimum.length; i++) {
@@ -182,7 +182,7 @@ export async function createNftablesProxier(
         });
         if (!result.empty) {
           try {
-            await run('nft', ['-f', '-'], { input: timed, timeoutMs: APPLY_TIMEOUT_MS });
+            await run('nft', ['-f', '-'], { input: timed, ...longToolOptions() });
           } catch (error) {
             throw new Error(describeNftFailure(error, result.script), { cause: error });
           }
