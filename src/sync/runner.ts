@@ -110,7 +110,7 @@ export class BoundedFrequencyRunner {
   }
 
   private nextRunAt(): number {
-    const { minIntervalMs, retryIntervalMs, maxIntervalMs } = this.options;
+    const { minIntervalMs, maxIntervalMs } = this.options;
     const earliest = this.lastEnd + minIntervalMs;
     if (this.requested) return Math.max(this.clock.now(), earliest);
     const idle = this.lastEnd + (this.lastFailed ? this.retryDelayMs() : maxIntervalMs);
