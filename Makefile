@@ -24,8 +24,9 @@ deps: node_modules/.installed
 # ipvsadm, ipset: the IPVS mode's tools. nfacct: the iptables mode's packet counters (metrics).
 # systemd-analyze: the unit file check (test/e2e/release-systemd.test.ts). debootstrap, umoci: the
 # image build without a Docker engine (make image). strip (binutils): make release.
+# chromium: the real browser the web page test (test/ui/) drives through playwright-core.
 SYS_TOOLS := iptables:iptables nft:nftables conntrack:conntrack ip:iproute2 curl:curl haproxy:haproxy ipvsadm:ipvsadm ipset:ipset nfacct:nfacct \
-  systemd-analyze:systemd debootstrap:debootstrap umoci:umoci strip:binutils
+  systemd-analyze:systemd debootstrap:debootstrap umoci:umoci strip:binutils chromium:chromium
 sysdeps:
 	@if [ "$$(id -u)" = 0 ]; then \
 	  missing=""; for pair in $(SYS_TOOLS); do \
@@ -39,9 +40,11 @@ sysdeps:
 	else echo "not root: skipping Debian packages (kernel tests will be skipped)"; fi
 
 # build-info.json: the commit, tree state and date that --version=raw and kubernetes_build_info
-# report (empty fields outside a git checkout).
+# report (empty fields outside a git checkout). The web page's files (src/ui/assets: HTML, CSS and
+# a checked JS module) go beside the build.
 build: deps
 	tsc -p tsconfig.build.json
+	rm -rf dist/ui/assets && mkdir -p dist/ui && cp -r src/ui/assets dist/ui/assets
 	@commit=$$(git rev-parse HEAD 2>/dev/null || true); \
 	  state=$$( [ -z "$$commit" ] && echo "" || { git diff --quiet HEAD 2>/dev/null && echo clean || echo dirty; } ); \
 	  printf '{"gitCommit":"%s","gitTreeState":"%s","buildDate":"%s"}\n' "$$commit" "$$state" "$$(date -u +%Y-%m-%dT%H:%M:%SZ)" > build-info.json
@@ -49,6 +52,7 @@ build: deps
 # The one test command: type check, lint, format check, then every test with node's runner.
 test: deps sysdeps build release test-image
 	tsc --noEmit -p tsconfig.json
+	tsc -p src/ui/assets
 	eslint .
 	$(DEPCHECK)
 	prettier --check .
@@ -67,6 +71,7 @@ unit: deps
 
 lint: deps
 	tsc --noEmit -p tsconfig.json
+	tsc -p src/ui/assets
 	eslint .
 	$(DEPCHECK)
 	prettier --check .

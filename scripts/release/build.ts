@@ -20,6 +20,7 @@ import { basename, join } from 'node:path';
 import { build } from 'esbuild';
 import { collectNotices, packageName } from './licenses.ts';
 import { RELEASE_DIR, ROOT, releaseInfo } from './paths.ts';
+import { FILES as UI_FILES, seaAssetKey } from '../../src/ui/static.ts';
 
 /** The fuse string Node's SEA support looks for (Node's documentation, stable since v20). */
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
@@ -87,6 +88,10 @@ function makeExecutable(blobDir: string, bundlePath: string, out: string): void 
       // bin/kube-proxy's node flag: a small young generation, or a per-node agent that builds large
       // rule texts keeps hundreds of MiB it no longer uses (bench/README.md).
       execArgv: ['--max-semi-space-size=4'],
+      // The web page's files (src/ui/static.ts reads them with node:sea's getAsset).
+      assets: Object.fromEntries(
+        Object.keys(UI_FILES).map((name) => [seaAssetKey(name), join(ROOT, 'src', 'ui', 'assets', name)]),
+      ),
     }),
   );
   run(node, ['--experimental-sea-config', config], 'making the SEA blob');

@@ -63,10 +63,12 @@ State (one of):
   -f FILE|DIR|-            manifests: Services, EndpointSlices and the Node (YAML or JSON, Lists
                            allowed); the settings come from --config or kube-proxy's own flags
   --node NAME              with -f: the node to explain for (default: the only Node given)
-  --mode iptables|nftables with -f: the proxy mode (default: from --config / --proxy-mode)
+  --mode iptables|nftables|ipvs|userspace with -f: the proxy mode (default: from --config / --proxy-mode)
 
   --kernel                 with the running proxy: check that each quoted rule or element is in
                            the kernel (iptables-save per table; nft get element per element)
+  --conntrack              with the running proxy: list the flows conntrack already tracks for
+                           this tuple, and flag those DNATed to an endpoint that no longer exists
 
 Output:
   -o text|json|yaml        default text
@@ -89,7 +91,7 @@ const OWN_FLAGS = new Set([
   'output',
 ]);
 /** Our flags that take no value. */
-const OWN_SWITCHES = new Set(['kernel']);
+const OWN_SWITCHES = new Set(['kernel', 'conntrack']);
 
 interface ExplainArgs {
   readonly own: ReadonlyMap<string, string>;
@@ -202,6 +204,7 @@ async function fromServer(
   server: string,
   query: PacketQuery,
   kernel: boolean,
+  conntrack: boolean,
   io: CliIO,
 ): Promise<Explanation> {
   let base: URL;
@@ -218,6 +221,7 @@ async function fromServer(
   if (query.from) url.searchParams.set('from', query.from);
   if (query.iif) url.searchParams.set('iif', query.iif);
   if (kernel) url.searchParams.set('kernel', '1');
+  if (conntrack) url.searchParams.set('conntrack', '1');
   let response: Response;
   try {
     response = await io.fetch(url.toString(), {
@@ -276,8 +280,10 @@ export async function runExplain(argv: readonly string[], io: CliIO = PROCESS_IO
     const query = parsePacketQuery((name) => own.get(name));
     const sources = ['server', 'state', 'f'].filter((name) => own.has(name));
     if (sources.length > 1) throw new UsageError(`--${sources.join(' and --')}: give one source of state`);
-    if (own.has('kernel') && (own.has('state') || own.has('f'))) {
-      throw new UsageError("--kernel needs the running proxy (--server): it reads the node's kernel");
+    for (const live of ['kernel', 'conntrack']) {
+      if (own.has(live) && (own.has('state') || own.has('f'))) {
+        throw new UsageError(`--${live} needs the running proxy (--server): it reads the node's kernel`);
+      }
     }
     if ((own.has('node') || own.has('mode')) && !own.has('f')) {
       throw new UsageError('--node and --mode apply only with -f');
@@ -291,6 +297,7 @@ export async function runExplain(argv: readonly string[], io: CliIO = PROCESS_IO
         own.get('server') ?? DEFAULT_SERVER,
         query,
         own.get('kernel') === 'true',
+        own.get('conntrack') === 'true',
         io,
       );
     }

@@ -167,6 +167,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     ...(options.configFile === undefined ? {} : { configFile: options.configFile }),
     ignoredConfigFields: options.ignoredConfigFields,
     onFatal: fail,
+    debugAllowedCIDRs: options.debugAllowedCIDRs,
   });
   if (options.initOnly) return 0;
   // Leftovers of other modes would shadow or duplicate our rules (spec 8.3). They go once this

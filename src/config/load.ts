@@ -22,6 +22,7 @@ import { decodeConfig, type RawKubeProxyConfiguration } from './schema.ts';
 import type { KubeProxyConfiguration } from './types.ts';
 import { formatFieldError, validateConfig } from './validate.ts';
 import { buildInfo, rawVersion, versionLine } from '../util/version.ts';
+import { parseCIDR } from '../util/ip.ts';
 
 export { resolveEffective, type EffectiveConfig } from './effective.ts';
 
@@ -58,6 +59,8 @@ export interface ProxyRunOptions {
     /** --userspace-capture. */
     readonly capture: UserspaceCapture;
   };
+  /** --debug-handlers-allowed-cidrs: peers besides loopback the debug routes and /ui answer. */
+  readonly debugAllowedCIDRs: readonly string[];
 }
 
 export type CommandLine =
@@ -89,6 +92,7 @@ const DEFAULT_EXTRAS: FlagExtras = {
   userspaceBalancer: 'round-robin',
   userspaceCapture: 'nat',
   version: 'false',
+  debugAllowedCIDRs: [],
 };
 
 export const USERSPACE_CAPTURES = ['nat', 'address'] as const;
@@ -211,6 +215,13 @@ export function parseCommandLine(argv: readonly string[], io: ConfigIO): Command
     };
   }
   const drainMs = parseGoDuration(extras.userspaceDrainTimeout);
+  const badCIDR = extras.debugAllowedCIDRs.find((text) => parseCIDR(text.trim()) === undefined);
+  if (badCIDR !== undefined) {
+    return {
+      kind: 'error',
+      message: `invalid argument ${JSON.stringify(badCIDR)} for "--debug-handlers-allowed-cidrs" flag: not a CIDR (e.g. 10.0.0.0/8)`,
+    };
+  }
 
   let config: KubeProxyConfiguration;
   let ignoredConfigFields: string[] = [];
@@ -260,6 +271,7 @@ export function parseCommandLine(argv: readonly string[], io: ConfigIO): Command
       ...(reportedVersion === undefined ? {} : { reportedVersion }),
       explicitFlags: [...flags.occurrences.keys()].sort(),
       userspace: { drainMs: drainMs > 0 ? drainMs : undefined, balancer, capture },
+      debugAllowedCIDRs: extras.debugAllowedCIDRs.map((text) => text.trim()),
     },
     warnings,
   };

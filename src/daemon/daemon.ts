@@ -16,6 +16,7 @@ import { createProxyMetrics, type ProxyMetrics } from '../metrics/proxy.ts';
 import type { Registry } from '../metrics/registry.ts';
 import type { LiveState } from '../explain/routes.ts';
 import { confirmPath } from '../verify/confirm.ts';
+import { withConntrack } from '../explain/conntrack.ts';
 import type { ExplainState } from '../explain/state.ts';
 import { execTool } from '../util/exec.ts';
 import {
@@ -40,6 +41,7 @@ import { nodeInfoOf } from './node.ts';
 import { NodeLifecycle, fallbackNode, nodeEligible } from './node-lifecycle.ts';
 import { createPostSync } from './post-sync.ts';
 import { startServers, type HostPort } from './servers.ts';
+import { ProblemLog } from '../ui/routes.ts';
 
 export type { HostPort };
 
@@ -87,6 +89,8 @@ export interface DaemonSettings {
   readonly startTimeMs?: number;
   /** How the `conntrack` tool runs (tests); default execTool. */
   readonly conntrackRunner?: ConntrackRunner;
+  /** Peers besides loopback the debug routes and /ui answer (--debug-handlers-allowed-cidrs). */
+  readonly debugAllowedCIDRs?: readonly string[];
 }
 
 export interface RunningDaemon {
@@ -133,6 +137,7 @@ function liveExplainState(parts: {
       return state;
     },
     confirm: (explanation) => confirmPath(explanation, settings.run ?? execTool),
+    conntrack: (explanation) => withConntrack(explanation, settings.conntrackRunner ?? execTool),
     lastSync: (family) => {
       const last = syncs.find((sync) => sync.family === family)?.latestResult;
       return (
@@ -221,6 +226,8 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
     settings: settings.dataplane,
     ...(settings.run ? { run: settings.run } : {}),
   });
+  // The last objects skipped as invalid, for the web page (the log has them too).
+  const problems = new ProblemLog();
   const intake = new Intake({
     client: settings.client,
     nodeName: settings.nodeName,
@@ -228,7 +235,9 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
     proxyStartTimeMs: startTimeMs,
     metrics,
     onProblem: (problem) => {
-      log.error('Skipping invalid object', undefined, { problem: formatProblem(problem) });
+      const line = formatProblem(problem);
+      problems.add(line);
+      log.error('Skipping invalid object', undefined, { problem: line });
     },
     tuning,
   });
@@ -339,6 +348,7 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
         recorder,
         syncs,
         explain: live,
+        problems: () => problems.list(),
         verify: verifier({
           live,
           syncs,

@@ -11,6 +11,10 @@ import type { FamilySync } from '../sync/family-sync.ts';
 import type { VerifyReport } from '../verify/verify.ts';
 import { SliMetrics } from '../metrics/component.ts';
 import { zpagesRoutes, type ZPagesSource } from '../server/zpages.ts';
+import { EventHub } from '../ui/events.ts';
+import { uiRoutes } from '../ui/routes.ts';
+import { loadAssets, pageRoutes } from '../ui/static.ts';
+import { syncView } from '../ui/views.ts';
 
 export interface HostPort {
   readonly host: string;
@@ -29,6 +33,8 @@ export interface ServersSettings {
   readonly profiling?: boolean;
   /** /flagz and /statusz. */
   readonly zpages?: ZPagesSource;
+  /** Peers besides loopback the debug routes and the web page answer (--debug-handlers-allowed-cidrs). */
+  readonly debugAllowedCIDRs?: readonly string[];
 }
 
 /** Every path the metrics server answers (for /statusz and docs/compatibility.md). */
@@ -96,12 +102,35 @@ export function startServers(
     readonly explain?: LiveState;
     /** Runs a verify (/debug/proxy/verify); `resync`: ask for a full sync on drift. */
     readonly verify?: (resync: boolean) => Promise<VerifyReport>;
+    /** Objects the model skipped, as formatProblem prints them (the web page's problem list). */
+    readonly problems?: () => readonly string[];
   },
 ): RunningServer[] {
   const { health, metrics, recorder, syncs } = parts;
-  const verify = parts.verify;
+  // The web page's live updates: every sync attempt and every verify, as they happen.
+  const hub = new EventHub();
+  const unsubscribe = syncs.map((sync) => sync.onSync((record) => hub.publish('sync', syncView(record))));
+  let lastVerify: VerifyReport | undefined;
+  const runVerify = parts.verify;
+  const verify =
+    runVerify &&
+    (async (resync: boolean): Promise<VerifyReport> => {
+      const report = await runVerify(resync);
+      lastVerify = report;
+      hub.publish('verify', report);
+      return report;
+    });
+  const explain = parts.explain;
   const routes: Record<string, DebugRoute> = {
-    ...(parts.explain ? explainRoutes(parts.explain) : {}),
+    ...(explain ? explainRoutes(explain) : {}),
+    ...(explain
+      ? uiRoutes({
+          state: explain.state,
+          syncs,
+          problems: parts.problems ?? (() => []),
+          lastVerify: () => lastVerify,
+        })
+      : {}),
     ...(verify
       ? {
           '/debug/proxy/verify': async (params) => ({
@@ -111,6 +140,7 @@ export function startServers(
         }
       : {}),
   };
+  const pages = { ...pageRoutes(loadAssets()), '/debug/proxy/events': hub.route };
   const servers: RunningServer[] = [];
   const fatalBind = (what: string, reason: string) => (error: Error) => {
     void recorder.nodeEvent('Warning', reason, 'StartKubeProxy', `Failed to start ${what}: ${error.message}`);
@@ -140,12 +170,23 @@ export function startServers(
           ...(settings.zpages ? { zpages: zpagesRoutes(settings.zpages) } : {}),
           profiling: settings.profiling === true,
           debug: () => debugView(settings.modeName, settings.nodeName, syncs),
-          routes: debugRoutesHandler(routes),
+          routes: debugRoutesHandler(routes, pages, {
+            ...(settings.debugAllowedCIDRs ? { allowedCIDRs: settings.debugAllowedCIDRs } : {}),
+          }),
         }),
         hardFail: settings.bindAddressHardFail,
         onFatal: fatalBind('metrics server', 'FailedToStartMetricServer'),
       }),
     );
   }
+  // Stops the event stream with the servers (their close ends the connections).
+  servers.push({
+    listening: Promise.resolve(0),
+    close: () => {
+      for (const stop of unsubscribe) stop();
+      hub.close();
+      return Promise.resolve();
+    },
+  });
   return servers;
 }

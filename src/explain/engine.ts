@@ -597,6 +597,29 @@ export function verdictOutcome(verdict: Explanation['verdict']): FlowOutcome {
   }
 }
 
+/** The verdict a mode's rules give, for a mode that departs from the plan on purpose. */
+function verdictOfTrace(outcome: FlowOutcome, planned: Explanation['verdict']): Explanation['verdict'] {
+  switch (outcome.kind) {
+    case 'endpoints':
+      return {
+        action: 'DNAT',
+        to: outcome.endpoints,
+        snat: outcome.masquerade,
+        because: `${outcome.endpoints.length} endpoint${outcome.endpoints.length === 1 ? '' : 's'} by the mode's rules${outcome.masquerade ? ', source masqueraded' : ', client address kept'} (${planned.because})`,
+      };
+    case 'reject':
+      return { action: 'REJECT', snat: false, because: `rejected by the mode's rules (${planned.because})` };
+    case 'drop':
+      return { action: 'DROP', snat: false, because: `dropped by the mode's rules (${planned.because})` };
+    case 'pass':
+      return {
+        action: 'NOT_HANDLED',
+        snat: false,
+        because: `left alone by the mode's rules (${planned.because})`,
+      };
+  }
+}
+
 function sameOutcome(a: FlowOutcome, b: FlowOutcome): boolean {
   if (a.kind === 'pass' && b.kind === 'pass') return true;
   return formatOutcome(a) === formatOutcome(b);
@@ -767,7 +790,52 @@ export function explain(state: ExplainState, query: PacketQuery): Explanation {
       caveats.push(
         `rules quoted as this proxy renders them for the state (${rendered.syntax} syntax); the kernel may print constants differently`,
       );
-      if (!sameOutcome(trace.outcome, verdictOutcome(verdict))) {
+      if (!sameOutcome(trace.outcome, verdictOutcome(verdict)) && explainer.verdictFromRules !== undefined) {
+        const planned = formatOutcome(verdictOutcome(verdict));
+        verdict = verdictOfTrace(trace.outcome, verdict);
+        const reached = new Set(verdict.to ?? []);
+        if (match.kind === 'none' && reached.size > 0) {
+          // The plan sees no frontend where the mode's rules capture one (userspace: node ports
+          // on loopback): name the service port whose node port the rules took.
+          const taken = [...family.servicePorts.values()].find(
+            (s) =>
+              s.servicePort.nodePort === query.dport &&
+              s.servicePort.id.protocol === proto &&
+              [...reached].every((to) => s.endpoints.some((ep) => ep.endpoint === to)),
+          );
+          if (taken) {
+            match = {
+              kind: 'nodePort',
+              servicePort: taken.servicePort.id.printable,
+              key: taken.servicePort.id.key,
+            };
+            endpoints = taken.endpoints.map((ep) => ({
+              endpoint: ep.endpoint,
+              node: ep.nodeName,
+              local: ep.isLocal,
+              ready: ep.ready,
+              serving: ep.serving,
+              terminating: ep.terminating,
+              eligible: false,
+            }));
+          }
+        }
+        endpoints = endpoints.map((ep) => {
+          const eligible = reached.has(ep.endpoint);
+          const { chance: _chance, ruleProbability: _rp, slot: _slot, ...rest } = ep;
+          return {
+            ...rest,
+            eligible,
+            ...(eligible ? { chance: 1 / reached.size } : {}),
+            why: eligible
+              ? `reached by the ${state.mode} rules (the plan: ${describeValue(planned)})`
+              : (ep.why ?? `not reached by the ${state.mode} rules`),
+          };
+        });
+        caveats.push(
+          `the ${state.mode} mode departs from the traffic plan here (the plan: ${describeValue(planned)}); the verdict and endpoints are what its rules do: ${explainer.verdictFromRules}`,
+        );
+      } else if (!sameOutcome(trace.outcome, verdictOutcome(verdict))) {
         caveats.push(
           `the rendered rules give ${describeValue(formatOutcome(trace.outcome))} where the plan gives ${describeValue(formatOutcome(verdictOutcome(verdict)))}: a bug, please report it`,
         );

@@ -106,6 +106,22 @@ export function formatExplanation(e: Explanation): string {
     out.push('', `Path (${e.pathSyntax ?? 'rules'}, rules that matched, in order)`);
     out.push(...pathLines(e.path));
   }
+  if (e.conntrack) {
+    const c = e.conntrack;
+    out.push(
+      '',
+      `Conntrack  ${c.error ? `not read: ${c.error}` : `${c.flows.length} existing flow${c.flows.length === 1 ? '' : 's'} for this tuple`} (${c.read})`,
+    );
+    for (const flow of c.flows) {
+      const where = flow.endpoint ? `DNATed to ${flow.endpoint}` : 'not DNATed';
+      out.push(
+        `  ${flow.orig}  ${flow.state ?? ''}  ${where}${flow.stale ? '  [STALE: endpoint no longer exists]' : ''}`.replace(
+          / {3,}/g,
+          '  ',
+        ),
+      );
+    }
+  }
   if (e.hints.length > 0) {
     out.push('', 'Hints');
     for (const hint of e.hints) out.push(`  - ${hint}`);

@@ -16,6 +16,8 @@ export interface LiveState {
   readonly version?: string;
   /** `kernel=1`: marks each quoted rule or element present in the kernel or not (verify/confirm.ts). */
   readonly confirm?: (explanation: Explanation) => Promise<Explanation>;
+  /** `conntrack=1`: adds the flows the kernel tracks for the tuple (explain/conntrack.ts). */
+  readonly conntrack?: (explanation: Explanation) => Promise<Explanation>;
 }
 
 export function explainRoutes(live: LiveState): Record<string, DebugRoute> {
@@ -23,9 +25,11 @@ export function explainRoutes(live: LiveState): Record<string, DebugRoute> {
     '/debug/proxy/explain': async (params) => {
       try {
         const query = parsePacketQuery((name) => params.get(name) ?? undefined);
-        const explanation = explain(live.state(), query);
-        const kernel = params.get('kernel') === '1' || params.get('kernel') === 'true';
-        return { status: 200, body: kernel && live.confirm ? await live.confirm(explanation) : explanation };
+        let explanation = explain(live.state(), query);
+        const on = (name: string): boolean => params.get(name) === '1' || params.get(name) === 'true';
+        if (on('kernel') && live.confirm) explanation = await live.confirm(explanation);
+        if (on('conntrack') && live.conntrack) explanation = await live.conntrack(explanation);
+        return { status: 200, body: explanation };
       } catch (error) {
         if (error instanceof ExplainError) return { status: 400, body: { error: error.message } };
         throw error;

@@ -116,4 +116,26 @@ export interface Explanation {
   readonly pathSyntax?: 'iptables-save' | 'nft list';
   readonly hints: readonly string[];
   readonly caveats: readonly string[];
+  /** `conntrack=1` / `--conntrack` (live): the flows the kernel already tracks for this tuple. */
+  readonly conntrack?: ConntrackSection;
+}
+
+export interface ConntrackFlow {
+  /** `src:sport -> dst:dport`, the original direction. */
+  readonly orig: string;
+  /** The reply direction: its source is where the flow was DNATed. */
+  readonly reply: string;
+  readonly state?: string;
+  /** `ip:port` the flow was DNATed to; absent when it was not. */
+  readonly endpoint?: string;
+  /** DNATed to an endpoint the service port no longer has: it keeps it until it ends or expires. */
+  readonly stale: boolean;
+}
+
+export interface ConntrackSection {
+  /** The command that listed them. */
+  readonly read: string;
+  readonly flows: readonly ConntrackFlow[];
+  /** The flows were not read (the tool failed); nothing else is said. */
+  readonly error?: string;
 }

@@ -39,6 +39,32 @@ export interface FamilySyncOptions {
 }
 
 const HOUR_MS = 3_600_000;
+/** How many syncs the history keeps (the web page's timeline). */
+export const SYNC_HISTORY_SIZE = 64;
+/** How many changed Services one history record names. */
+const CHANGED_SERVICES_SHOWN = 20;
+
+/** One sync as the history keeps it: when, full or partial, how long, what changed, or why it failed. */
+export interface SyncRecord {
+  /** 1, 2, …: the loop's sync attempts, failed ones included. */
+  readonly seq: number;
+  readonly family: IPFamily;
+  /** Epoch ms the sync ended. */
+  readonly at: number;
+  readonly ok: boolean;
+  readonly full: boolean;
+  readonly durationSeconds: number;
+  readonly renderSeconds?: number;
+  readonly applySeconds?: number;
+  readonly servicePorts: number;
+  /** The Services the sync was for (a full sync rewrites all, these are the ones that changed). */
+  readonly changedServices: readonly string[];
+  readonly changedServicesTotal: number;
+  readonly serviceChanges: number;
+  readonly endpointChanges: number;
+  readonly details?: Readonly<Record<string, number | string>>;
+  readonly error?: string;
+}
 /** Retries of a failed sync: 100 ms, doubling to 1 s (never sooner than the failed sync took). */
 export const RETRY_INITIAL_MS = 100;
 export const RETRY_CAP_MS = 1_000;
@@ -65,6 +91,9 @@ export class FamilySync {
   private lastResult: (SyncResult & { readonly at: number }) | undefined;
   /** The snapshot of a failed sync, whose change set is folded into the next one. */
   private carried: ProxySnapshot | undefined;
+  private attempts = 0;
+  private readonly history: SyncRecord[] = [];
+  private readonly listeners = new Set<(record: SyncRecord) => void>();
 
   constructor(options: FamilySyncOptions) {
     this.options = options;
@@ -148,6 +177,47 @@ export class FamilySync {
     return this.lastResult;
   }
 
+  /** The last syncs (at most SYNC_HISTORY_SIZE), oldest first, failed ones included. */
+  get recentSyncs(): readonly SyncRecord[] {
+    return this.history;
+  }
+
+  /** Calls `listener` after every sync attempt; returns the unsubscribe function. */
+  onSync(listener: (record: SyncRecord) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private record(record: SyncRecord): void {
+    this.history.push(record);
+    if (this.history.length > SYNC_HISTORY_SIZE)
+      this.history.splice(0, this.history.length - SYNC_HISTORY_SIZE);
+    for (const listener of this.listeners) {
+      // A listener (an SSE client) must never break the sync loop.
+      try {
+        listener(record);
+      } catch (error) {
+        log.error('Sync listener failed', error, { ipFamily: this.family });
+      }
+    }
+  }
+
+  private changeSummary(
+    snapshot: ProxySnapshot | undefined,
+  ): Pick<
+    SyncRecord,
+    'servicePorts' | 'changedServices' | 'changedServicesTotal' | 'serviceChanges' | 'endpointChanges'
+  > {
+    const changed = snapshot ? [...snapshot.changedServices].sort() : [];
+    return {
+      servicePorts: snapshot?.servicePorts.size ?? 0,
+      changedServices: changed.slice(0, CHANGED_SERVICES_SHOWN),
+      changedServicesTotal: changed.length,
+      serviceChanges: snapshot?.serviceChanges ?? 0,
+      endpointChanges: snapshot?.endpointChanges ?? 0,
+    };
+  }
+
   private scheduleCanaryCheck(): void {
     const check = this.options.backend.rulesIntact?.bind(this.options.backend);
     if (!check) return;
@@ -197,6 +267,16 @@ export class FamilySync {
       result = await backend.sync({ snapshot, full, periodic });
       this.carried = undefined;
     } catch (error) {
+      this.record({
+        seq: ++this.attempts,
+        family: this.family,
+        at: this.clock.now(),
+        ok: false,
+        full,
+        durationSeconds: (this.clock.now() - start) / 1000,
+        ...this.changeSummary(snapshot),
+        error: (error instanceof Error ? error.message : String(error)).slice(0, 500),
+      });
       // What only a snapshot's change set knows (UDP endpoint changes for conntrack cleanup,
       // trigger times, which Services changed) must survive to the retry.
       if (snapshot) this.carried = snapshot;
@@ -216,6 +296,18 @@ export class FamilySync {
     this.syncCount++;
     this.applied.applied(snapshot);
     this.lastResult = { ...result, at: end };
+    this.record({
+      seq: ++this.attempts,
+      family: this.family,
+      at: end,
+      ok: true,
+      full: result.full,
+      durationSeconds: (end - start) / 1000,
+      renderSeconds: result.renderSeconds,
+      applySeconds: result.applySeconds,
+      ...this.changeSummary(snapshot),
+      ...(result.details ? { details: result.details } : {}),
+    });
     this.options.health.updated(this.family);
     metrics?.syncProxyRulesLastTimestamp.set(labels, end / 1000);
     this.observeAfterSync(snapshot, end);

@@ -312,5 +312,193 @@ for (const mode of ['iptables', 'nftables'] as const) {
         );
       },
     );
+
+    test(
+      'explain --conntrack lists the flows of the tuple and flags those to a removed endpoint',
+      { skip },
+      async () => {
+        const client = c().topology.pod('client');
+        const args = ['--conntrack', '--src', client.ipv4, '--dst', '10.96.0.10', '--dport', '80'];
+        const outcomes = await c().topology.probe(client.ns, {
+          host: '10.96.0.10',
+          port: 80,
+          count: 12,
+          timeoutMs: 2000,
+        });
+        assert.ok(outcomes.every((o) => o.ok));
+        const before = await explain(args);
+        const flows = before.conntrack?.flows ?? [];
+        assert.equal(before.conntrack?.error, undefined);
+        assert.ok(flows.length >= 1, JSON.stringify(before.conntrack));
+        for (const flow of flows) {
+          assert.equal(flow.stale, false);
+          assert.ok(
+            before.verdict.to?.includes(flow.endpoint ?? ''),
+            `${flow.endpoint ?? ''} is one of the endpoints`,
+          );
+        }
+        // Remove the endpoint one flow went to: that flow keeps it, and explain says it is stale.
+        const gone = flows[0]?.endpoint ?? '';
+        const remaining = ['a', 'b', 'c'].filter((pod) => `${ep(pod).ip}:8080` !== gone);
+        const slice = (pods: string[]) =>
+          endpointSlice({ service: 'web', ports: [{ name: 'http', port: 8080 }], endpoints: pods.map(ep) });
+        await c().api.update(slice(remaining));
+        try {
+          const after = await pollUntil('the flow to the removed endpoint to show as stale', async () => {
+            const e = await explain(args);
+            return e.conntrack?.flows.some((f) => f.stale && f.endpoint === gone) ? e : undefined;
+          });
+          assert.ok(!after.verdict.to?.includes(gone));
+          assert.ok(after.hints.some((hint) => hint.includes(gone) && hint.includes('conntrack -D')));
+          const text = await kubeProxy(['explain', '--server', SERVER, ...args]);
+          assert.match(text.stdout, /\[STALE: endpoint no longer exists\]/);
+        } finally {
+          await c().api.update(slice(['a', 'b', 'c']));
+          await pollUntil('web to have its three endpoints again', async () => {
+            const e = await explain(args.slice(1));
+            return e.verdict.to?.length === 3 ? e : undefined;
+          });
+        }
+      },
+    );
   });
 }
+
+// The userspace mode: explain against the live proxy names the endpoints its listeners connect
+// to (always from the node's address), the capture rule and the listener.
+describe('explain against the live proxy: userspace', () => {
+  const skip = kernelSkipReason();
+  let cluster: Cluster | undefined;
+  const c = (): Cluster => {
+    if (!cluster) throw new Error('cluster did not start');
+    return cluster;
+  };
+  const ep = (pod: string): EndpointSpec => {
+    const p = c().topology.pod(pod);
+    return { ip: p.ipv4, node: p.node, pod };
+  };
+  const explain = async (args: string[]): Promise<Explanation> => {
+    const result = await c().topology.node1.ns.exec(
+      KUBE_PROXY_BIN,
+      ['explain', '--server', SERVER, '-o', 'json', ...args],
+      { timeoutMs: 60_000 },
+    );
+    return JSON.parse(result.stdout) as Explanation;
+  };
+
+  before(async () => {
+    if (skip) return;
+    cluster = await Cluster.start({ mode: 'userspace', tag: 'kxs', pods: STANDARD_PODS, tcpPorts: [8080] });
+    const api = c().api;
+    await api.create(
+      service({ name: 'empty', clusterIPs: ['10.96.0.20'], ports: [{ name: 'http', port: 80 }] }),
+    );
+    await api.create(
+      service({
+        name: 'np-local',
+        type: 'NodePort',
+        clusterIPs: ['10.96.1.81'],
+        ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 30081 }],
+        externalTrafficPolicy: 'Local',
+      }),
+    );
+    await api.create(
+      endpointSlice({
+        service: 'np-local',
+        ports: [{ name: 'http', port: 8080 }],
+        endpoints: [ep('a'), ep('c')],
+      }),
+    );
+    await api.create(
+      service({
+        name: 'web',
+        clusterIPs: ['10.96.0.10'],
+        ports: [{ name: 'http', port: 80, targetPort: 8080 }],
+      }),
+    );
+    await api.create(
+      endpointSlice({
+        service: 'web',
+        ports: [{ name: 'http', port: 8080 }],
+        endpoints: [ep('a'), ep('b'), ep('c')],
+      }),
+    );
+    await pollUntil('web to be programmed', async () => {
+      const e = await explain([
+        '--src',
+        c().topology.pod('client').ipv4,
+        '--dst',
+        '10.96.0.10',
+        '--dport',
+        '80',
+      ]);
+      return e.verdict.action === 'DNAT' ? e : undefined;
+    });
+  });
+  after(async () => {
+    await cluster?.destroy();
+    await cleanupNetns();
+  });
+
+  test(
+    'pod, node and outside clients: the endpoints that answer, the capture rule and the listener',
+    { skip },
+    async () => {
+      const client = c().topology.pod('client');
+      const node1 = c().topology.node1.ipv4;
+      const web = await explain(['--src', client.ipv4, '--dst', '10.96.0.10', '--dport', '80']);
+      assert.equal(web.source.mode, 'userspace');
+      assert.equal(web.match.servicePort, 'default/web:http');
+      assert.deepEqual(web.verdict.to, [ep('a'), ep('b'), ep('c')].map((e) => `${e.ip}:8080`).sort());
+      // The proxy connects to the endpoint itself: the endpoint sees the node, never the pod.
+      assert.equal(web.verdict.snat, true);
+      assert.ok(
+        web.path.some((step) => step.chain === 'KUBE-PORTALS-CONTAINER' && step.rule.includes('10.96.0.10')),
+      );
+      assert.ok(
+        web.path.some((step) => step.table === 'userspace' && step.rule.includes('default/web:http')),
+      );
+      const outcomes = await c().topology.probe(client.ns, {
+        host: '10.96.0.10',
+        port: 80,
+        count: 9,
+        timeoutMs: 2000,
+      });
+      for (const outcome of outcomes) {
+        assert.ok(outcome.ok, outcome.error);
+        assert.ok(['a', 'b', 'c'].includes(outcome.name ?? ''), outcome.name);
+        assert.notEqual(outcome.peer?.replace(/:\d+$/, ''), client.ipv4);
+      }
+
+      const outside = await explain([
+        '--src',
+        c().topology.external.ipv4,
+        '--dst',
+        node1,
+        '--dport',
+        '30081',
+      ]);
+      assert.equal(outside.match.kind, 'nodePort');
+      assert.deepEqual(outside.verdict.to, [`${ep('a').ip}:8080`]);
+      const [answer] = await c().topology.probe(c().topology.external.ns, {
+        host: node1,
+        port: 30081,
+        timeoutMs: 2000,
+      });
+      assert.equal(answer?.name, 'a');
+
+      const fromNode = await explain(['--src', node1, '--dst', node1, '--dport', '30081']);
+      assert.equal(fromNode.packet.arrival.from, 'node');
+      assert.deepEqual(fromNode.verdict.to, [`${ep('a').ip}:8080`, `${ep('c').ip}:8080`].sort());
+
+      const empty = await explain(['--src', client.ipv4, '--dst', '10.96.0.20', '--dport', '80']);
+      assert.equal(empty.verdict.action, 'REJECT');
+      const [refused] = await c().topology.probe(client.ns, {
+        host: '10.96.0.20',
+        port: 80,
+        timeoutMs: 2000,
+      });
+      assert.equal(refused?.ok, false);
+    },
+  );
+});

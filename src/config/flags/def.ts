@@ -24,6 +24,8 @@ export interface FlagExtras {
   readonly userspaceCapture: string;
   /** --version: 'false', 'true', 'raw' or a version to report (vX.Y.Z…). */
   readonly version: string;
+  /** --debug-handlers-allowed-cidrs, validated in load.ts. */
+  readonly debugAllowedCIDRs: readonly string[];
 }
 
 export interface FlagState {

@@ -648,6 +648,18 @@ function buildFlags(): readonly FlagDef[] {
         'them; no nat table needed). Only applicable for proxy-mode=userspace.',
       apply: (s, v) => extras(s, { userspaceCapture: v }),
     }),
+    flag({
+      name: 'debug-handlers-allowed-cidrs',
+      kind: stringsKind,
+      target: 'extra',
+      defaultValue: [],
+      usage:
+        'Comma-separated CIDRs of peers that may use the debug routes (/debug/proxy/explain, /state, ' +
+        '/verify, …) and the web page (/ui) on the metrics server, besides loopback (always allowed). ' +
+        'They have no authentication: the default (loopback only) leaves remote access to kubectl ' +
+        'port-forward, which Kubernetes RBAC guards.',
+      apply: (s, v) => extras(s, { debugAllowedCIDRs: v }),
+    }),
     // Logging (these override the config file when set explicitly).
     flag({
       name: 'v',

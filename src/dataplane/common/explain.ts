@@ -50,6 +50,12 @@ export interface ModeExplainer {
    */
   readonly rejectsNodeTrafficToRemoteExternalFrontends: boolean;
   /**
+   * The mode departs from the traffic plan on purpose in some cases (IPVS: upstream's IPVS
+   * behaviour, test/unit/flows/table.ts): where its rules and the plan disagree, the verdict is
+   * what its rules do, and the explanation says so. Otherwise a disagreement is a bug.
+   */
+  readonly verdictFromRules?: string;
+  /**
    * The probability written on the rule of the endpoint in `slot` of `count` (iptables' statistic
    * match: 1/(count - slot), the last rule unconditional); absent when the mode picks at once.
    */

@@ -231,9 +231,20 @@ export function desiredState(
   const outFilter: OutFilterDrop[] = [];
   let internal = 0;
   let external = 0;
+  // Two Services listing the same external IP (or load balancer IP) and port contend for one
+  // virtual server: the smallest service port key wins, as in the other modes (the nftables
+  // ledger, the iptables rule order), whatever order the Services arrived in.
+  const owners = new Map<string, string>();
   for (const state of snapshot.servicePorts.values()) {
     const c = cache.get(state, key, () => contribution(state, options, node, host));
-    for (const vs of c.virtualServers) virtualServers.set(vsKey(vs), vs);
+    const owner = state.servicePort.id.key;
+    for (const vs of c.virtualServers) {
+      const id = vsKey(vs);
+      const current = owners.get(id);
+      if (current !== undefined && current < owner) continue;
+      owners.set(id, owner);
+      virtualServers.set(id, vs);
+    }
     for (const [set, member] of c.members) sets[set].add(member);
     for (const ip of c.bind) bind.add(ip);
     outFilter.push(...c.outFilter);

@@ -11,6 +11,7 @@ import { toolWorks, type ModeDefinition } from '../common/mode.ts';
 import { localDetectorFor } from '../common/settings.ts';
 import { detectIptablesBackend, iptablesTools, type IptablesBackend } from '../xtables/index.ts';
 import { ipvsCleaner } from './cleanup.ts';
+import { ipvsExplainer } from './explain.ts';
 import { registerIpvsMetrics, type IpvsMetrics } from './metrics.ts';
 import { DEFAULT_IPVS_SETTINGS, parseScheduler } from './options.ts';
 import { createIpvsProxier, probeScheduler, type IpvsProxier } from './proxier.ts';
@@ -41,6 +42,7 @@ export const ipvsMode: ModeDefinition = {
   name: 'ipvs',
   deprecation: { reason: 'IPVSDeprecation', note: IPVS_DEPRECATION },
   cleaner: (run) => ipvsCleaner(run),
+  explainer: ipvsExplainer,
   setUp: ({ registry, settings, run = execTool }) => {
     const metrics = registerIpvsMetrics(registry);
     const ipvs = settings.ipvs ?? DEFAULT_IPVS_SETTINGS;

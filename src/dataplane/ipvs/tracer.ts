@@ -10,8 +10,9 @@
 // decides masquerade per real server (the hairpin set compares the rewritten destination). It
 // reads only the rule language rules.ts writes and throws naming anything else.
 import type { IPFamily } from '../../model/types.ts';
-import { isLoopback, parseCIDR, type ParsedIP } from '../../util/ip.ts';
+import { isLoopback, joinHostPort, parseCIDR, type ParsedIP } from '../../util/ip.ts';
 import {
+  combinePaths,
   inCIDR,
   isLocalAddress,
   requireIP,
@@ -19,10 +20,15 @@ import {
   type FlowOutcome,
   type HostFacts,
   type Packet,
+  type PathEnd,
+  type TracedPath,
+  type TracedRule,
+  type TraceResult,
 } from '../common/trace.ts';
 import { splitArgs } from '../iptables/tracer.ts';
 import { rsKey, vsKey, type VirtualServer } from './desired.ts';
 import { SET_KEYS, SETS, setName, type SetType } from './names.ts';
+import { jumpArgs } from '../xtables/owner.ts';
 import { IPVS_JUMPS } from './owner.ts';
 
 export interface IpvsTraceState {
@@ -78,6 +84,10 @@ type Verdict = 'continue' | 'ACCEPT' | 'DROP' | 'REJECT';
 
 class Walker {
   masquerade = false;
+  /** The rules that matched so far, in order (the explainer's path). */
+  trail: TracedRule[] = [];
+  /** The set member the last matching rule's lookup found. */
+  #element: { set: string; text: string } | undefined;
   readonly #chains: Chains;
   readonly #state: IpvsTraceState;
   readonly #host: HostFacts;
@@ -94,8 +104,20 @@ class Walker {
     return isLocalAddress(this.#host, ip);
   }
 
-  /** Whether the set holds the packet's fields named by `flags` (`dst,dst`, `dst,dst,src`...). */
+  /** The set member the last rule's lookup found (set by #inSet while #matches runs). */
+  #foundElement(): { set: string; text: string } | undefined {
+    return this.#element;
+  }
+
+  /** Whether the set holds the packet's fields named by `flags`; remembers the member found. */
   #inSet(name: string, flags: string, f: Flight): boolean {
+    const member = this.#memberOf(name, flags, f);
+    if (member !== undefined) this.#element = { set: name, text: member };
+    return member !== undefined;
+  }
+
+  /** The member of the set that holds the packet's fields named by `flags` (`dst,dst`, …). */
+  #memberOf(name: string, flags: string, f: Flight): string | undefined {
     const type = this.#setTypes.get(name);
     const members = this.#state.sets.get(name) ?? new Set<string>();
     if (!type) throw new TraceError(`unknown set ${name}`);
@@ -104,15 +126,16 @@ class Walker {
     const portPart = `${f.protocol}:${String(f.port)}`;
     if (b === 'src' || (type === 'bitmap:port' && a === 'src'))
       throw new TraceError(`source ports are not traced (${name} ${flags})`);
+    const found = (member: string): string | undefined => (members.has(member) ? member : undefined);
     switch (type) {
       case 'bitmap:port':
-        return members.has(String(f.port));
+        return found(String(f.port));
       case 'hash:ip':
-        return members.has(ipOf(a).text);
+        return found(ipOf(a).text);
       case 'hash:ip,port':
-        return members.has(`${ipOf(a).text},${portPart}`);
+        return found(`${ipOf(a).text},${portPart}`);
       case 'hash:ip,port,ip':
-        return members.has(`${ipOf(a).text},${portPart},${ipOf(c).text}`);
+        return found(`${ipOf(a).text},${portPart},${ipOf(c).text}`);
       case 'hash:ip,port,net': {
         const prefix = `${ipOf(a).text},${portPart},`;
         const third = ipOf(c);
@@ -120,9 +143,9 @@ class Walker {
           if (!member.startsWith(prefix)) continue;
           const net = member.slice(prefix.length);
           const cidr = parseCIDR(net.includes('/') ? net : `${net}/${third.family === 'IPv4' ? 32 : 128}`);
-          if (cidr && inCIDR(third, cidr.text)) return true;
+          if (cidr && inCIDR(third, cidr.text)) return member;
         }
-        return false;
+        return undefined;
       }
     }
   }
@@ -214,7 +237,15 @@ class Walker {
     const rules = this.#chains.get(table)?.get(chain);
     if (!rules) throw new TraceError(`no chain ${table}/${chain}`);
     for (const rule of rules) {
+      this.#element = undefined;
       if (!this.#matches(rule, f)) continue;
+      const element = this.#foundElement();
+      this.trail.push({
+        table,
+        chain,
+        rule: rule.text.slice(`-A ${chain} `.length),
+        ...(element ? { element } : {}),
+      });
       const j = rule.args.indexOf('-j');
       const target = rule.args[j + 1] ?? '';
       const option = rule.args[j + 2];
@@ -246,19 +277,43 @@ class Walker {
 
   /** A built-in chain: our jump rules into it, in the order the proxier leaves them. */
   hook(table: 'nat' | 'filter', builtin: string, f: Flight): Verdict {
-    const targets = IPVS_JUMPS.filter((jump) => jump.table === table && jump.chain === builtin)
-      .map((jump) => jump.target)
-      .reverse();
-    for (const target of targets) {
-      const verdict = this.run(table, target, f);
+    const jumps = IPVS_JUMPS.filter((jump) => jump.table === table && jump.chain === builtin).reverse();
+    for (const jump of jumps) {
+      const args = jumpArgs(jump).map((arg) => (arg.includes(' ') ? `"${arg}"` : arg));
+      this.trail.push({ table, chain: builtin, rule: args.join(' ') });
+      const verdict = this.run(table, jump.target, f);
       if (verdict !== 'continue') return verdict;
     }
     return 'continue';
   }
 }
 
-export function traceIpvs(state: IpvsTraceState, packet: Packet, host: HostFacts): FlowOutcome {
+/** A virtual server as `ipvsadm -Ln` lists it (protocol, address, scheduler, persistence). */
+export function ipvsadmVirtualServer(vs: VirtualServer): string {
+  const persistent = vs.persistentSeconds > 0 ? ` persistent ${vs.persistentSeconds}` : '';
+  return `${vs.protocol}  ${joinHostPort(vs.ip, vs.port)} ${vs.scheduler}${persistent}`;
+}
+
+/** A real server line under its virtual server, as `ipvsadm -Ln` lists it (NAT forwarding, weight 1). */
+export function ipvsadmRealServer(rs: { ip: string; port: number }): string {
+  return `  -> ${joinHostPort(rs.ip, rs.port).padEnd(28)} Masq    1`;
+}
+
+/** The kernel's IPVS table as a traced step (the explainer quotes it). */
+function ipvsStep(vs: VirtualServer, rs: { ip: string; port: number } | undefined): TracedRule {
+  return {
+    table: 'ipvs',
+    chain: 'virtual server',
+    rule: ipvsadmVirtualServer(vs),
+    ...(rs ? { element: { set: 'real servers', text: ipvsadmRealServer(rs).trim() } } : {}),
+  };
+}
+
+/** What the kernel does with the packet, with the rules and the IPVS entries it meets. */
+export function traceIpvsPaths(state: IpvsTraceState, packet: Packet, host: HostFacts): TraceResult {
   const walker = new Walker(parseRules(state.rules), state, host);
+  const one = (end: PathEnd, masquerade = false): TraceResult =>
+    combinePaths([{ end, masquerade, choices: [], rules: walker.trail }]);
   const fromNode = packet.origin.kind === 'local';
   const flight: Flight = {
     source: requireIP(packet.sourceIP, 'source'),
@@ -271,7 +326,7 @@ export function traceIpvs(state: IpvsTraceState, packet: Packet, host: HostFacts
   };
   const natVerdict = walker.hook('nat', fromNode ? 'OUTPUT' : 'PREROUTING', flight);
   if (natVerdict === 'DROP' || natVerdict === 'REJECT')
-    return { kind: natVerdict === 'DROP' ? 'drop' : 'reject' };
+    return one({ kind: natVerdict === 'DROP' ? 'drop' : 'reject' });
   // Loopback is local, but IPVS never has a virtual server there (no localhost node ports).
   const local = walker.isLocal(flight.destination) && !isLoopback(flight.destination);
   const vs = local
@@ -282,23 +337,39 @@ export function traceIpvs(state: IpvsTraceState, packet: Packet, host: HostFacts
   // The node's own packets reach INPUT only when IPVS did not take them (they loop back).
   if (local && (!fromNode || vs === undefined)) {
     const verdict = walker.hook('filter', 'INPUT', flight);
-    if (verdict === 'DROP') return { kind: 'drop' };
-    if (verdict === 'REJECT') return { kind: 'reject' };
+    if (verdict === 'DROP') return one({ kind: 'drop' });
+    if (verdict === 'REJECT') return one({ kind: 'reject' });
   }
-  if (vs === undefined) return { kind: 'pass', masquerade: false };
-  if (vs.realServers.length === 0) return { kind: 'reject' };
+  if (vs === undefined) return one({ kind: 'pass' });
+  if (vs.realServers.length === 0) {
+    walker.trail.push(ipvsStep(vs, undefined));
+    return one({ kind: 'reject' });
+  }
   if (fromNode) {
     flight.vs = vs;
     const verdict = walker.hook('filter', 'OUTPUT', flight);
-    if (verdict === 'DROP') return { kind: 'drop' };
-    if (verdict === 'REJECT') return { kind: 'reject' };
+    if (verdict === 'DROP') return one({ kind: 'drop' });
+    if (verdict === 'REJECT') return one({ kind: 'reject' });
   }
-  let masquerade = false;
-  for (const rs of vs.realServers) {
+  const before = walker.trail;
+  const paths: TracedPath[] = vs.realServers.map((rs, index) => {
     const after: Flight = { ...flight, destination: requireIP(rs.ip, 'real server'), port: rs.port, vs };
     walker.masquerade = false;
+    walker.trail = [...before, ipvsStep(vs, rs)];
     walker.hook('nat', 'POSTROUTING', after);
-    masquerade ||= walker.masquerade;
-  }
-  return { kind: 'endpoints', endpoints: vs.realServers.map(rsKey).sort(), masquerade };
+    return {
+      end: { kind: 'dnat', endpoint: rsKey(rs) },
+      masquerade: walker.masquerade,
+      choices:
+        index === 0
+          ? []
+          : [`${vs.scheduler} scheduler: real server ${index + 1} of ${vs.realServers.length}`],
+      rules: walker.trail,
+    };
+  });
+  return combinePaths(paths);
+}
+
+export function traceIpvs(state: IpvsTraceState, packet: Packet, host: HostFacts): FlowOutcome {
+  return traceIpvsPaths(state, packet, host).outcome;
 }

@@ -5,61 +5,15 @@
 import type { IPFamily } from '../../model/types.ts';
 import type { Backend } from '../../sync/backend.ts';
 import { execTool } from '../../util/exec.ts';
-import { isLoopback, parseIP } from '../../util/ip.ts';
 import { toolWorks, type ModeDefinition } from '../common/mode.ts';
-import { DEFAULT_USERSPACE_SETTINGS, localDetectorFor, type NodeInfo } from '../common/settings.ts';
+import { DEFAULT_USERSPACE_SETTINGS, localDetectorFor } from '../common/settings.ts';
 import { detectIptablesBackend, iptablesTools, type IptablesBackend } from '../xtables/index.ts';
+import { hostIPFor, listenIPFor, nodeAddressCheck } from './addresses.ts';
 import { userspaceCleaner } from './cleanup.ts';
+import { userspaceExplainer } from './explain.ts';
 import { createDataPath, type DataPathSetup } from './data-path.ts';
 import { createUserspaceProxier, type ListenerPool, type UserspaceProxier } from './proxier.ts';
 import { registerUserspaceSyncMetrics, type UserspaceSyncMetrics } from './sync-metrics.ts';
-
-const WILDCARD: Readonly<Record<IPFamily, string>> = { IPv4: '0.0.0.0', IPv6: '::' };
-
-/**
- * Where a family's listeners bind (spec 2.2): --bind-address when it is a specific address of
- * the family, else the family's unspecified address. Loopback is refused, as upstream did
- * ("cannot proxy on localhost"): pods' redirected traffic could never reach it.
- */
-export function listenIPFor(bindAddress: string, family: IPFamily): string {
-  const ip = parseIP(bindAddress);
-  if (ip === undefined || ip.family !== family || ip.value === 0n) return WILDCARD[family];
-  if (isLoopback(ip)) throw new Error(`cannot proxy on localhost (--bind-address ${bindAddress})`);
-  return ip.text;
-}
-
-/**
- * Where the node's own traffic is DNATed (spec 2.2 hostIP): the node's IP of the family
- * (--bind-address first), else the host's first non-loopback address of the family.
- */
-export function hostIPFor(
-  family: IPFamily,
-  node: Pick<NodeInfo, 'ips'>,
-  hostAddresses: readonly string[],
-): string {
-  for (const text of [...node.ips[family], ...hostAddresses]) {
-    const ip = parseIP(text);
-    if (ip?.family === family && !isLoopback(ip) && ip.value !== 0n) return ip.text;
-  }
-  throw new Error(`userspace mode: this node has no ${family} address to send its own service traffic to`);
-}
-
-/** Whether a client address is this node's: loopback, a node IP or an interface address. */
-export function nodeAddressCheck(
-  family: IPFamily,
-  node: Pick<NodeInfo, 'ips'>,
-  hostAddresses: readonly string[],
-): (ip: string) => boolean {
-  const own = new Set<string>();
-  for (const text of [...node.ips[family], ...hostAddresses]) {
-    const ip = parseIP(text);
-    if (ip?.family === family) own.add(ip.text);
-  }
-  return (text) => {
-    const ip = parseIP(text);
-    return ip !== undefined && (isLoopback(ip) || own.has(ip.text));
-  };
-}
 
 /** The proxier as a Backend whose syncs move the mode's metrics. */
 export function countedBackend(proxier: UserspaceProxier, metrics: UserspaceSyncMetrics): Backend {
@@ -95,6 +49,7 @@ export function defineUserspaceMode(
   return {
     name: 'userspace',
     cleaner: (run) => userspaceCleaner(run),
+    explainer: userspaceExplainer,
     setUp: ({ registry, settings, run = execTool }) => {
       const metrics = registerUserspaceSyncMetrics(registry);
       const userspace = settings.userspace ?? DEFAULT_USERSPACE_SETTINGS;

@@ -21,13 +21,18 @@ export function settingsFor(
   };
 }
 
-/** The runners' node-port settings: iptables on every address, nftables on the primary IP. */
-export const NODE_PORTS: Readonly<Record<'iptables' | 'nftables', NodePortAddressSetting>> = {
+/** The modes with a rule tracer for explain. */
+export type TracedMode = 'iptables' | 'nftables' | 'ipvs' | 'userspace';
+
+/** The runners' node-port settings: iptables and ipvs on every address, nftables on the primary IP. */
+export const NODE_PORTS: Readonly<Record<TracedMode, NodePortAddressSetting>> = {
   iptables: { kind: 'all' },
   nftables: { kind: 'primary' },
+  ipvs: { kind: 'all' },
+  userspace: { kind: 'all' },
 };
 
-export function stateOfCluster(cluster: FlowCluster, mode: 'iptables' | 'nftables'): ExplainState {
+export function stateOfCluster(cluster: FlowCluster, mode: TracedMode): ExplainState {
   const snapshot = cluster.snapshot;
   return {
     source: { kind: 'manifests' },

@@ -5,6 +5,7 @@ import { describe, test } from 'node:test';
 import { explain } from '../../../src/explain/engine.ts';
 import type { Explanation } from '../../../src/explain/types.ts';
 import { CLUSTERS } from '../flows/clusters.ts';
+import { NORMALISE_EXPECTATION } from '../flows/runners.ts';
 import { FLOWS, type Expectation } from '../flows/table.ts';
 import { stateOfCluster } from './fixtures.ts';
 
@@ -23,11 +24,12 @@ function expectationOf(explanation: Explanation): Expectation {
   }
 }
 
-for (const mode of ['iptables', 'nftables'] as const) {
+for (const mode of ['iptables', 'nftables', 'ipvs', 'userspace'] as const) {
   describe(`explain on the packet-flow table: ${mode}`, () => {
     const states = { v4: stateOfCluster(CLUSTERS.v4, mode), v6: stateOfCluster(CLUSTERS.v6, mode) };
     for (const row of FLOWS) {
-      const expected = row.modes?.[mode] ?? row;
+      const normalise = NORMALISE_EXPECTATION[mode] ?? ((e: Expectation) => e);
+      const expected = normalise(row.modes?.[mode] ?? row);
       test(`${row.cluster} ${row.from}: ${row.name}`, () => {
         const explanation = explain(states[row.cluster], {
           src: row.sourceIP,

@@ -11,7 +11,7 @@ import { explain, explainerOf, verdictOutcome, type PacketQuery } from '../../..
 import { snapshotOf, type ExplainState } from '../../../src/explain/state.ts';
 import { ProxyModel } from '../../../src/model/tracker.ts';
 import { endpointSlice, node, service } from '../../support/objects.ts';
-import { NODE_PORTS, settingsFor } from './fixtures.ts';
+import { NODE_PORTS, settingsFor, type TracedMode } from './fixtures.ts';
 
 const NODE = 'node1';
 const NODE_IP = '192.168.0.10';
@@ -87,7 +87,7 @@ function objectsOf(specs: readonly fc.Arbitrary<unknown>[] | unknown[]): (Servic
   return objects;
 }
 
-function stateOf(objects: readonly (Service | EndpointSlice)[], mode: 'iptables' | 'nftables'): ExplainState {
+function stateOf(objects: readonly (Service | EndpointSlice)[], mode: TracedMode): ExplainState {
   const model = new ProxyModel({ family: 'IPv4', nodeName: NODE, proxyStartTimeMs: 0 });
   model.setNode(node({ name: NODE, ips: [NODE_IP], podCIDRs: ['10.244.1.0/24'], zone: 'a' }));
   for (const obj of objects) {
@@ -140,7 +140,7 @@ const packetArb: fc.Arbitrary<PacketQuery> = fc
           : ('external' as const),
   }));
 
-for (const mode of ['iptables', 'nftables'] as const) {
+for (const mode of ['iptables', 'nftables', 'ipvs', 'userspace'] as const) {
   test(`explain's verdict is what the ${mode} tracer finds in the rendered rules`, () => {
     const explainer = explainerOf(mode);
     assert.ok(explainer);

@@ -198,6 +198,30 @@ export const FLOWS: readonly FlowRow[] = [
     output: 'REJECT',
     masq: false,
   }),
+  v4({
+    name: 'no endpoints, external IP from the node',
+    ...node,
+    destIP: '198.51.100.8',
+    destPort: 80,
+    output: 'REJECT',
+    masq: false,
+    modes: {
+      iptables: {
+        output: '',
+        masq: false,
+        reason:
+          "upstream's iptables mode writes that REJECT in KUBE-EXTERNAL-SERVICES, which hangs off INPUT and " +
+          "FORWARD only: the node's own packet to an external IP it does not hold leaves untouched",
+      },
+      userspace: {
+        output: '',
+        masq: false,
+        reason:
+          "upstream's userspace capture takes the node's own packets to an external IP only when the node " +
+          'holds that address (KUBE-PORTALS-HOST -m addrtype --dst-type LOCAL): others leave untouched',
+      },
+    },
+  }),
 
   // Node ports, externalTrafficPolicy Cluster: any endpoint, masqueraded.
   v4({
