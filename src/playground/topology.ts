@@ -139,7 +139,7 @@ export class Topology {
   async startEchoServer(
     pod: string,
     name: string,
-    ports: { tcp?: number[]; udp?: number[]; hold?: number[] },
+    ports: { tcp?: number[]; udp?: number[]; hold?: number[]; http?: number[] },
   ): Promise<() => Promise<void>> {
     const child = this.pod(pod).ns.spawn(process.execPath, [
       ECHO_SERVER,
@@ -151,6 +151,8 @@ export class Topology {
       (ports.udp ?? []).join(','),
       '--hold',
       (ports.hold ?? []).join(','),
+      '--http',
+      (ports.http ?? []).join(','),
     ]);
     this.backends.push(child);
     await waitForLine(child, 'ready', `echo server ${name} in ${pod}`);
