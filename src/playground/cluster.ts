@@ -1,12 +1,12 @@
 // A whole test cluster: the namespace topology, the in-repo API server running inside node1
 // (kube-proxy there cannot reach the test process's loopback; the test drives the server over a
 // unix socket, which is not namespaced), and the real `bin/kube-proxy` process in node1 against it.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { FakeApiClient } from './apiserver-client.ts';
-import { stopProcess, TIMEOUT_SCALE } from './netns.ts';
+import { removeDirectory, removeOnExit, stopProcess, TIMEOUT_SCALE } from './netns.ts';
 import { nodeObject } from './objects.ts';
 import { REPO_ROOT, siblingScript } from './paths.ts';
 import { buildTopology, waitForLine, type PodSpec, type Topology } from './topology.ts';
@@ -84,6 +84,7 @@ export class Cluster {
   static async start(options: ClusterOptions): Promise<Cluster> {
     const topology = await buildTopology(options.pods, options.tag ?? 'kpt');
     const dir = mkdtempSync(join(tmpdir(), 'kube-proxy-ts-'));
+    removeOnExit(dir);
     try {
       await topology.startBackends({
         tcp: [...(options.tcpPorts ?? [8080])],
@@ -118,7 +119,7 @@ export class Cluster {
       return cluster;
     } catch (error) {
       await topology.destroy();
-      rmSync(dir, { recursive: true, force: true });
+      removeDirectory(dir);
       throw error;
     }
   }
@@ -252,6 +253,6 @@ export class Cluster {
     await this.stopProxy().catch(() => undefined);
     await stopProcess(this.apiProcess).catch(() => undefined);
     await this.topology.destroy();
-    rmSync(this.dir, { recursive: true, force: true });
+    removeDirectory(this.dir);
   }
 }

@@ -5,6 +5,7 @@
 // exit, also when a test fails or the process is interrupted. Processes started in a namespace
 // are tracked by PID and killed on cleanup.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { execTool, type ExecOptions, type ExecResult } from '../util/exec.ts';
 
@@ -20,6 +21,19 @@ export function kernelSkipReason(): string | false {
 
 const created = new Set<string>();
 const children = new Set<ChildProcess>();
+const directories = new Set<string>();
+
+/** A temporary directory removed with the namespaces, also when the process is interrupted. */
+export function removeOnExit(path: string): void {
+  installExitHooks();
+  directories.add(path);
+}
+
+/** Removes a directory given to removeOnExit now. */
+export function removeDirectory(path: string): void {
+  directories.delete(path);
+  rmSync(path, { recursive: true, force: true });
+}
 
 function cleanupAllSync(): void {
   for (const child of children) {
@@ -34,6 +48,8 @@ function cleanupAllSync(): void {
   children.clear();
   for (const name of created) spawnSync('ip', ['netns', 'delete', name]);
   created.clear();
+  for (const path of directories) rmSync(path, { recursive: true, force: true });
+  directories.clear();
 }
 
 let hooksInstalled = false;

@@ -102,7 +102,9 @@ export function nftLines(text: string): string[] {
         inElements = false;
         body = body.slice(0, -1);
       }
-      for (const element of splitElements(body)) out.push(`[${container}] ${element}`);
+      // A dynamic element's remaining lifetime changes every millisecond: not a rule change.
+      for (const element of splitElements(body))
+        out.push(`[${container}] ${element.replace(/ expires \S+/, '')}`);
       continue;
     }
     out.push(`[${container}] ${body}`);

@@ -2,7 +2,7 @@
 // server; node2 hosts pods; an external host sits on the LAN), the pods it starts, the
 // EndpointSlice controller, and the verbs. Every change is followed by the sync it caused and the
 // rule diff in node1. Output goes through `out`, so the REPL and the tests read the same text.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -30,7 +30,7 @@ import {
 } from './commands.ts';
 import { desiredSlices, isManaged, sliceContent, type RunningPod } from './controller.ts';
 import { DebugClient, formatSyncs, syncViews } from './debug.ts';
-import { stopProcess, type Netns } from './netns.ts';
+import { removeDirectory, removeOnExit, stopProcess, type Netns } from './netns.ts';
 import { nodeObject } from './objects.ts';
 import { siblingScript } from './paths.ts';
 import { diffLines, formatDiff, listingLines, readRules, type RuleListing } from './rules.ts';
@@ -169,6 +169,7 @@ export class Playground {
       args: options.proxyArgs ?? [],
     });
     const dir = mkdtempSync(join(tmpdir(), 'kube-proxy-playground-'));
+    removeOnExit(dir);
     try {
       await cluster.api.create(
         nodeObject({
@@ -198,7 +199,7 @@ export class Playground {
       return playground;
     } catch (error) {
       await cluster.destroy();
-      rmSync(dir, { recursive: true, force: true });
+      removeDirectory(dir);
       throw error;
     }
   }
@@ -221,7 +222,7 @@ export class Playground {
     await stopProcess(this.relay).catch(() => undefined);
     await Promise.all([...this.pods.values()].map((pod) => pod.stop().catch(() => undefined)));
     await this.cluster.destroy();
-    rmSync(this.dir, { recursive: true, force: true });
+    removeDirectory(this.dir);
   }
 
   private print(...lines: string[]): void {

@@ -115,19 +115,26 @@ function nodeOf(spec: unknown, where: string): NodeName | undefined {
   return node;
 }
 
-function podTemplate(meta: unknown, spec: unknown, where: string): Omit<PodSpec, 'name' | 'namespace'> {
-  const annotations = labelsOf(field(meta, 'annotations'), `${where}.metadata.annotations`);
+/** `object`: `Pod web-1`; `path`: where the template sits in it (`spec.template.` or ''). */
+function podTemplate(
+  meta: unknown,
+  spec: unknown,
+  object: string,
+  path: string,
+): Omit<PodSpec, 'name' | 'namespace'> {
+  const where = `${object}: ${path}`;
+  const annotations = labelsOf(field(meta, 'annotations'), `${where}metadata.annotations`);
   return {
-    labels: labelsOf(field(meta, 'labels'), `${where}.metadata.labels`),
-    node: nodeOf(spec, `${where}.spec`),
-    ports: portsOf(spec, `${where}.spec`),
+    labels: labelsOf(field(meta, 'labels'), `${where}metadata.labels`),
+    node: nodeOf(spec, `${where}spec`),
+    ports: portsOf(spec, `${where}spec`),
     ready: annotations[READY_ANNOTATION] !== 'false',
   };
 }
 
 export function parsePod(obj: unknown): PodSpec {
   const { namespace, name } = metaOf(obj, 'Pod');
-  return { namespace, name, ...podTemplate(field(obj, 'metadata'), field(obj, 'spec'), `Pod ${name}`) };
+  return { namespace, name, ...podTemplate(field(obj, 'metadata'), field(obj, 'spec'), `Pod ${name}`, '') };
 }
 
 export function parseDeployment(obj: unknown): DeploymentSpec {
@@ -144,7 +151,7 @@ export function parseDeployment(obj: unknown): DeploymentSpec {
   if (Object.keys(selector).length === 0)
     throw new ManifestError(`${where}: spec.selector.matchLabels is required`);
   const template = field(spec, 'template');
-  const podT = podTemplate(field(template, 'metadata'), field(template, 'spec'), `${where}: spec.template`);
+  const podT = podTemplate(field(template, 'metadata'), field(template, 'spec'), where, 'spec.template.');
   if (!Object.entries(selector).every(([key, value]) => podT.labels[key] === value)) {
     throw new ManifestError(`${where}: spec.template.metadata.labels must match spec.selector.matchLabels`);
   }
