@@ -305,5 +305,5 @@ export const HELP = `Commands (kubectl's shapes; objects live in namespace defau
   help, exit (or Ctrl-D)
 After every change: the sync it caused on node1 and the rules it added (+) and removed (-).
 Pods get an address on their node and an echo server on each container port (HTTP for TCP);
-annotation ${'playground.kube-proxy-ts/ready'}: "false" makes a pod not ready.
+annotation playground.kube-proxy-ts/ready: "false" makes a pod not ready.
 `;

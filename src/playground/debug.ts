@@ -1,6 +1,7 @@
 // The live proxy's debug routes (/debug/proxy, /debug/proxy/state, /debug/proxy/explain), read
 // through the relay's unix socket, and what the playground prints of its syncs.
 import http from 'node:http';
+import { field } from '../model/validate.ts';
 import { DEBUG_HEADER } from '../server/debug-routes.ts';
 
 export class DebugClient {
@@ -66,22 +67,28 @@ export interface FamilySyncView {
 
 /** The families of a /debug/proxy answer (malformed parts are left out, not trusted). */
 export function syncViews(body: unknown): FamilySyncView[] {
-  const families = (body as { families?: unknown }).families;
+  const families = field(body, 'families');
   if (!Array.isArray(families)) return [];
   return families.flatMap((f: unknown): FamilySyncView[] => {
-    const v = f as Partial<FamilySyncView>;
-    if (typeof v.ipFamily !== 'string' || typeof v.successfulSyncs !== 'number') return [];
-    const last = v.lastSync;
+    const ipFamily = field(f, 'ipFamily');
+    const successfulSyncs = field(f, 'successfulSyncs');
+    if (typeof ipFamily !== 'string' || typeof successfulSyncs !== 'number') return [];
+    const last = field(f, 'lastSync');
+    const full = field(last, 'full');
+    const seconds = (name: string): number => {
+      const value = field(last, name);
+      return typeof value === 'number' ? value : 0;
+    };
     return [
       {
-        ipFamily: v.ipFamily,
-        successfulSyncs: v.successfulSyncs,
-        ...(last && typeof last.full === 'boolean'
+        ipFamily,
+        successfulSyncs,
+        ...(typeof full === 'boolean'
           ? {
               lastSync: {
-                full: last.full,
-                renderSeconds: Number(last.renderSeconds) || 0,
-                applySeconds: Number(last.applySeconds) || 0,
+                full,
+                renderSeconds: seconds('renderSeconds'),
+                applySeconds: seconds('applySeconds'),
               },
             }
           : {}),

@@ -30,7 +30,7 @@ export async function runRepl(io: ReplIO, runner: CommandRunner): Promise<number
   const lines = rl[Symbol.asyncIterator]();
   const next = async (): Promise<string | undefined> => {
     const result = await lines.next();
-    return result.done === true ? undefined : String(result.value);
+    return result.done === true ? undefined : result.value;
   };
   let failed = 0;
   if (io.terminal) rl.prompt();

@@ -122,7 +122,7 @@ function objectsOf(docs: readonly unknown[], where: string): KubeObj[] {
     const kind = stringField(doc, 'kind') ?? '';
     const items = field(doc, 'items');
     if (kind.endsWith('List') && Array.isArray(items)) items.forEach(visit);
-    else out.push(doc as KubeObj);
+    else out.push(doc);
   };
   docs.forEach(visit);
   return out;
@@ -286,11 +286,11 @@ export class Playground {
   private async change(body: () => Promise<void>): Promise<void> {
     const before = await this.rules();
     const syncsBefore = syncViews(await this.debug.get('/debug/proxy'));
-    let failure: unknown;
+    let failure: Error | undefined;
     try {
       await body();
     } catch (error) {
-      failure = error;
+      failure = error instanceof Error ? error : new Error('the change failed');
     }
     await this.reconcileSlices();
     const settled = await this.settle();
@@ -393,7 +393,7 @@ export class Playground {
       const others = (await api.list('Service')).filter(
         (svc) => !(svc.metadata?.namespace === namespace && svc.metadata.name === name),
       ) as Service[];
-      next = allocate(obj as Service, existing as Service | undefined, inUseBy(others)) as KubeObj;
+      next = allocate(obj as Service, existing as Service | undefined, inUseBy(others));
     }
     if (existing === undefined) {
       await api.create(next);

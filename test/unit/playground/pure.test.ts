@@ -135,7 +135,7 @@ describe('EndpointSlice controller', () => {
     assert.equal(extra, undefined);
     assert.ok(slice && isManaged(slice));
     assert.equal(slice.metadata?.name, 'web-auto');
-    assert.equal(slice.metadata?.labels?.['kubernetes.io/service-name'], 'web');
+    assert.equal(slice.metadata.labels?.['kubernetes.io/service-name'], 'web');
     assert.deepEqual(slice.ports, [{ name: 'http', port: 8080, protocol: 'TCP' }]);
     assert.deepEqual(
       slice.endpoints.map((e) => [e.addresses[0], e.conditions?.ready, e.nodeName, e.zone]),
@@ -239,8 +239,8 @@ describe('allocate', () => {
       inUse,
     );
     assert.equal(lb.spec?.clusterIP, '10.96.0.11');
-    assert.equal(lb.spec?.ports?.[0]?.nodePort, 30001);
-    assert.equal(lb.spec?.healthCheckNodePort, 30002);
+    assert.equal(lb.spec.ports?.[0]?.nodePort, 30001);
+    assert.equal(lb.spec.healthCheckNodePort, 30002);
     assert.equal(lb.status?.loadBalancer?.ingress?.[0]?.ip, '203.0.113.10');
     const again = allocate(
       { metadata: { name: 'lb' }, spec: { type: 'LoadBalancer', ports: [{ port: 80 }] } },
@@ -248,8 +248,8 @@ describe('allocate', () => {
       inUse,
     );
     assert.equal(again.spec?.clusterIP, '10.96.0.11');
-    assert.equal(again.spec?.ports?.[0]?.nodePort, 30001);
-    assert.equal(again.spec?.healthCheckNodePort, undefined, 'Cluster policy: no health check port');
+    assert.equal(again.spec.ports?.[0]?.nodePort, 30001);
+    assert.equal(again.spec.healthCheckNodePort, undefined, 'Cluster policy: no health check port');
     assert.equal(again.status?.loadBalancer?.ingress?.[0]?.ip, '203.0.113.10');
     assert.throws(
       () =>
