@@ -7,7 +7,7 @@ export PATH := $(NPM_BIN):$(PATH)
 SIZE ?= 1000
 TESTS ?= test/**/*.test.ts
 
-.PHONY: all deps sysdeps build test test-vm unit lint depcheck demo playground bench bench-datapath clean
+.PHONY: all deps sysdeps build test test-vm unit lint depcheck demo playground bench bench-vm bench-datapath clean
 
 all: build
 
@@ -80,10 +80,18 @@ PLAYGROUND_ARGS ?=
 playground: deps sysdeps build
 	bin/kube-proxy playground $(PLAYGROUND_ARGS)
 
-# The control-plane benchmark (bench/run.ts), then the data-path one (bench/datapath.ts).
+# The control-plane benchmark (bench/run.ts), then the data-path one (bench/datapath.ts), then
+# the IPVS column, which needs a kernel with IPVS: bench-vm.
 bench: deps sysdeps build
 	node bench/run.ts --size $(SIZE)
 	node bench/datapath.ts $(DATAPATH_ARGS)
+	$(MAKE) --no-print-directory bench-vm
+
+# The control-plane benchmark inside the VM lane's Debian kernel (software emulation), IPVS next
+# to iptables-nft and nftables in one run: figures compare modes within that run only.
+VM_SIZE ?= 500
+bench-vm: deps build
+	node test/vm/run.ts "cd $(CURDIR) && $(NODE) bench/run.ts --size $(VM_SIZE) --modes iptables-nft,nftables,ipvs --changes 30 --churn-changes 20 --out bench/results-vm.json"
 
 # Only the data path: nftables vs HAProxy vs userspace mode, e.g. DATAPATH_ARGS='--seconds 3'.
 DATAPATH_ARGS ?=

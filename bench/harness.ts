@@ -18,8 +18,11 @@ const KUBE_PROXY_BIN = join(ROOT, 'bin', 'kube-proxy');
 const API_SERVER = join(ROOT, 'test', 'support', 'apiserver-main.ts');
 const API_ADDRESS = '127.0.0.1:6443';
 
-export type BenchMode = 'iptables-legacy' | 'iptables-nft' | 'nftables';
+export type BenchMode = 'iptables-legacy' | 'iptables-nft' | 'nftables' | 'ipvs';
+/** The modes this machine's kernel runs (the default of --modes). */
 export const ALL_MODES: readonly BenchMode[] = ['iptables-legacy', 'iptables-nft', 'nftables'];
+/** Every mode --modes accepts: IPVS needs a kernel with ip_vs (the VM lane's, `make bench-vm`). */
+export const KNOWN_MODES: readonly BenchMode[] = [...ALL_MODES, 'ipvs'];
 
 export const BACKEND_PORT = 8080;
 export const BACKEND_PODS = ['b1', 'b2', 'b3'] as const;
@@ -182,10 +185,9 @@ export class BenchCluster {
   /** Starts kube-proxy in node1; returns the epoch ms just before the spawn. */
   startProxy(options: ProxyStart): number {
     if (this.proxy) throw new Error('bench: kube-proxy already running');
-    const proxyMode = options.mode === 'nftables' ? 'nftables' : 'iptables';
+    const proxyMode = options.mode === 'nftables' || options.mode === 'ipvs' ? options.mode : 'iptables';
     const env: Record<string, string> = {};
-    if (options.mode !== 'nftables')
-      env['KUBE_PROXY_IPTABLES_BACKEND'] = options.mode.slice('iptables-'.length);
+    if (proxyMode === 'iptables') env['KUBE_PROXY_IPTABLES_BACKEND'] = options.mode.slice('iptables-'.length);
     if (options.dumpDir) env['KUBE_PROXY_DEBUG_DUMP_RULES'] = options.dumpDir;
     const nodeOptions = [
       ...(options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : []),
@@ -204,6 +206,7 @@ export class BenchCluster {
         '--cluster-cidr=10.244.0.0/16,fd00:10:244::/48',
         '--conntrack-max-per-core=0',
         `--iptables-min-sync-period=${options.minSyncPeriod}`,
+        `--ipvs-min-sync-period=${options.minSyncPeriod}`,
         '--metrics-bind-address=127.0.0.1:10249',
         '--logging-format=json',
         '--v=2',

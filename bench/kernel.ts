@@ -11,8 +11,21 @@ import type { EndpointChange } from './workload.ts';
 
 const WAIT = ['-w', '5', '-W', '100000'];
 
+/** The iptables backend a mode writes with (IPVS mode's rules: Debian's default, nft). */
 function backendOf(mode: BenchMode): 'legacy' | 'nft' {
   return mode === 'iptables-legacy' ? 'legacy' : 'nft';
+}
+
+const IPVSADM_PROTOCOL: Readonly<Record<EndpointChange['protocol'], string>> = { TCP: '-t', UDP: '-u' };
+
+/** The parts of an IPVS mode dump (`### <tool>` headers, src/dataplane/ipvs/proxier.ts). */
+function ipvsDumpParts(text: string): Map<string, string> {
+  const parts = new Map<string, string>();
+  for (const section of text.split(/^### /m).filter(Boolean)) {
+    const newline = section.indexOf('\n');
+    parts.set(section.slice(0, newline), section.slice(newline + 1));
+  }
+  return parts;
 }
 
 /**
@@ -23,6 +36,12 @@ function backendOf(mode: BenchMode): 'legacy' | 'nft' {
 export async function endpointInKernel(ns: Netns, mode: BenchMode, change: EndpointChange): Promise<boolean> {
   const target = `${change.added.ip}:${change.added.port}`;
   try {
+    if (mode === 'ipvs') {
+      // One virtual server's real servers (a netlink get, not the whole table).
+      const flag = IPVSADM_PROTOCOL[change.protocol];
+      const out = await nsExec(ns, 'ipvsadm', ['-L', '-n', flag, `${change.clusterIP}:${change.port}`]);
+      return out.stdout.includes(`-> ${target} `);
+    }
     if (mode === 'nftables') {
       const proto = change.protocol.toLowerCase();
       const keys = Array.from(
@@ -65,7 +84,24 @@ export async function endpointsMissing(ns: Netns, ips: readonly string[], port: 
 /** Applies rule text with the bare tool in `ns`; returns the wall time in ms (process included). */
 export async function bareApply(ns: Netns, mode: BenchMode, text: string): Promise<number> {
   const started = performance.now();
-  if (mode === 'nftables') {
+  if (mode === 'ipvs') {
+    // What an IPVS sync runs, in its order: addresses on kube-ipvs0, sets, servers, rules.
+    const parts = ipvsDumpParts(text);
+    await nsExec(ns, 'ip', ['link', 'add', 'kube-ipvs0', 'type', 'dummy']).catch(() => undefined);
+    const addresses = (parts.get('ip') ?? '').split('\n').filter(Boolean);
+    if (addresses.length > 0)
+      await nsExec(ns, 'ip', ['-force', '-batch', '-'], {
+        input: addresses
+          .map((ip) => `addr add ${ip}/${ip.includes(':') ? 128 : 32} dev kube-ipvs0\n`)
+          .join(''),
+      });
+    await nsExec(ns, 'ipset', ['restore', '-exist'], { input: parts.get('ipset') ?? '' });
+    await nsExec(ns, 'ipvsadm', ['-R'], { input: parts.get('ipvsadm') ?? '' });
+    await nsExec(ns, 'iptables-nft-restore', [...WAIT, '--noflush', '--counters'], {
+      input: parts.get('iptables') ?? '',
+      timeoutMs: 1_800_000,
+    });
+  } else if (mode === 'nftables') {
     await nsExec(ns, 'nft', ['-f', '-'], { input: text, timeoutMs: 1_800_000 });
   } else {
     await nsExec(ns, `iptables-${backendOf(mode)}-restore`, [...WAIT, '--noflush', '--counters'], {

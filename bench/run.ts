@@ -9,7 +9,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { cleanupNetns, createNetns, deleteNetns, IS_ROOT, uniquePrefix } from '../test/support/netns.ts';
-import { ALL_MODES, BenchCluster, CLIENT_POD, sleep, type BenchMode, type SyncLine } from './harness.ts';
+import {
+  ALL_MODES,
+  KNOWN_MODES,
+  BenchCluster,
+  CLIENT_POD,
+  sleep,
+  type BenchMode,
+  type SyncLine,
+} from './harness.ts';
 import {
   bareApply,
   endpointInKernel,
@@ -91,8 +99,8 @@ function parseOptions(argv: readonly string[]): BenchOptions {
     return n;
   };
   const modes = values.modes.split(',').map((m) => {
-    if (!(ALL_MODES as readonly string[]).includes(m))
-      throw new Error(`--modes: unknown mode "${m}" (known: ${ALL_MODES.join(', ')})`);
+    if (!(KNOWN_MODES as readonly string[]).includes(m))
+      throw new Error(`--modes: unknown mode "${m}" (known: ${KNOWN_MODES.join(', ')})`);
     return m as BenchMode;
   });
   const groups = new Set(
@@ -377,7 +385,7 @@ async function benchMode(mode: BenchMode, options: BenchOptions, figures: Figure
     add('first-sync-render', first.renderMs);
     add('first-sync-apply', first.applyMs);
     await cluster.waitForSync('first IPv6 sync', 0, (s) => s.family === 'IPv6', timeout);
-    const dumpPath = join(dumpDir, mode === 'nftables' ? 'nftables-IPv4.rules' : `${mode}-IPv4.rules`);
+    const dumpPath = join(dumpDir, `${mode}-IPv4.rules`);
     const firstText = await waitForDump(dumpPath, first.seenAt, timeout);
     copyFileSync(dumpPath, join(dumpDir, 'first.rules'));
     if (options.groups.has('full-sync')) {
@@ -393,7 +401,7 @@ async function benchMode(mode: BenchMode, options: BenchOptions, figures: Figure
     }
 
     if (options.groups.has('dataplane')) {
-      if (mode !== 'nftables') {
+      if (mode === 'iptables-legacy' || mode === 'iptables-nft') {
         const where = await servicesChainPosition(cluster.topology.node1.ns, mode, PROBE_CLUSTER_IP);
         say(`  probe Service is cluster IP rule ${where.position} of ${where.rules} in nat KUBE-SERVICES`);
       }

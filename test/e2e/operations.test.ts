@@ -6,14 +6,11 @@ import { describe, test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
-import type { ChildProcess } from 'node:child_process';
 import { Cluster, STANDARD_PODS } from '../support/cluster.ts';
-import { cleanupNetns, kernelSkipReason, pollUntil, stopProcess, type Netns } from '../support/netns.ts';
+import { cleanupNetns, kernelSkipReason, pollUntil, type Netns } from '../support/netns.ts';
+import { UdpClient } from '../support/udp-client-process.ts';
 import { endpointSlice, service, type EndpointSpec } from '../support/objects.ts';
 
-const UDP_CLIENT = fileURLToPath(new URL('../support/udp-client.ts', import.meta.url));
 const METRICS = 'http://127.0.0.1:10249';
 
 interface HttpAnswer {
@@ -49,62 +46,6 @@ function sample(
     if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) return Number(match[3]);
   }
   return undefined;
-}
-
-interface UdpReply {
-  readonly t: number;
-  readonly seq: number;
-  readonly name?: string;
-}
-
-/** The DNS-like client (test/support/udp-client.ts) running in a namespace, its answers collected. */
-class UdpClient {
-  readonly replies: UdpReply[] = [];
-  /** Datagrams sent so far. */
-  sent = 0;
-  private readonly child: ChildProcess;
-  private constructor(child: ChildProcess) {
-    this.child = child;
-  }
-
-  static async start(ns: Netns, host: string, port: number): Promise<UdpClient> {
-    const child = ns.spawn(process.execPath, [
-      UDP_CLIENT,
-      '--host',
-      host,
-      '--port',
-      String(port),
-      '--interval',
-      '50',
-    ]);
-    const client = new UdpClient(child);
-    const lines = createInterface({ input: child.stdout ?? process.stdin });
-    const ready = new Promise<void>((resolve) => {
-      lines.on('line', (line) => {
-        const parsed = JSON.parse(line) as UdpReply & { ready?: boolean; sent?: number };
-        if (parsed.ready) resolve();
-        else if (parsed.sent !== undefined) client.sent = parsed.sent;
-        else client.replies.push(parsed);
-      });
-    });
-    await ready;
-    return client;
-  }
-
-  /** Polls until an answer from `name` arrives that was sent after `since`; returns its time. */
-  async firstFrom(name: string, since: number, timeoutMs: number): Promise<number> {
-    const reply = await pollUntil(
-      `an answer from ${name}`,
-      () => this.replies.find((r) => r.t >= since && r.name === name),
-      timeoutMs,
-      10,
-    );
-    return reply.t;
-  }
-
-  stop(): Promise<void> {
-    return stopProcess(this.child);
-  }
 }
 
 function defineOperationsSuite(mode: 'iptables' | 'nftables'): void {

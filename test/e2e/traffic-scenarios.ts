@@ -24,8 +24,8 @@ const TAGS: Readonly<Record<ProxyModeUnderTest, string>> = {
 
 /** A second run of a mode's suite with other flags (e.g. the userspace mode's address capture). */
 export interface SuiteVariant {
-  /** Shown in every test title after the mode. */
-  readonly label: string;
+  /** Shown in every test title after the mode; none when the variant only adds tests. */
+  readonly label?: string;
   readonly args: readonly string[];
   /** Namespace name tag (unique per file). */
   readonly tag: string;
@@ -43,7 +43,7 @@ export function defineTrafficSuite(
   skipReason: string | false = kernelSkipReason(),
 ): void {
   const skip = skipReason;
-  const title = variant ? `${mode} (${variant.label})` : mode;
+  const title = variant?.label ? `${mode} (${variant.label})` : mode;
   /** The proxy itself connects to endpoints (userspace): they see the node, never the client. */
   const proxied = mode === 'userspace';
   let cluster: Cluster | undefined;

@@ -11,6 +11,8 @@ import { log } from '../../log/log.ts';
 import type { IPFamily } from '../../model/types.ts';
 import type { NodePortAddresses } from '../../plan/node-ports.ts';
 import type { Backend, SyncRequest, SyncResult } from '../../sync/backend.ts';
+import { join } from 'node:path';
+import { DUMP_RULES_ENV, dumpRules } from '../../util/dump.ts';
 import { execTool } from '../../util/exec.ts';
 import { cidrContains, parseCIDR, parseIP } from '../../util/ip.ts';
 import { procSysctl, type Sysctl } from '../../util/sysctl.ts';
@@ -29,14 +31,14 @@ import { GracefulTermination, drainKey, ipvsadmRestore } from './graceful.ts';
 import {
   applyIpvsSysctls,
   ensureInterface,
-  hostPrefix,
+  changeAddresses,
   nodePortIPsOf,
   readAddresses,
   wantedIpvsSysctls,
 } from './host.ts';
 import { parseIpsetSave, renderIpsetRestore } from './ipset.ts';
 import { deleteServiceLine, diffIpvs, parseIpvsSave, type KernelVirtualServer } from './ipvsadm.ts';
-import { IPVS_INTERFACE, SET_KEYS, setName, type SetKey } from './names.ts';
+import { SET_KEYS, setName, type SetKey } from './names.ts';
 import { IPVS_OWNER } from './owner.ts';
 import {
   DEFAULT_IPVS_SETTINGS,
@@ -302,12 +304,17 @@ export function createIpvsProxier(
     // 2. Addresses the virtual servers need.
     const bound = new Set(addresses.bound);
     let bindErrors = 0;
-    for (const ip of desired.bind) {
-      if (bound.has(ip)) continue;
-      await run('ip', ['addr', 'add', hostPrefix(ip), 'dev', IPVS_INTERFACE]).catch((error: unknown) => {
+    const toBind = [...desired.bind].filter((ip) => !bound.has(ip));
+    try {
+      for (const failure of await changeAddresses(run, 'add', toBind)) {
         bindErrors++;
-        log.error('Failed to bind address to kube-ipvs0', error, { address: ip });
-      });
+        log.error('Failed to bind address to kube-ipvs0', new Error(failure.error), {
+          address: failure.address,
+        });
+      }
+    } catch (error) {
+      bindErrors++;
+      log.error('Failed to bind addresses to kube-ipvs0', error, { ipFamily: family });
     }
 
     // 3. Virtual and real servers. ipvsadm continues after a failing line: errors are logged and
@@ -339,11 +346,14 @@ export function createIpvsProxier(
     }
 
     // 5. Unbind what no service needs, sweep stale virtual servers (outside excludeCIDRs).
-    for (const ip of addresses.bound) {
-      if (desired.bind.has(ip)) continue;
-      await run('ip', ['addr', 'del', hostPrefix(ip), 'dev', IPVS_INTERFACE]).catch((error: unknown) => {
-        log.error('Failed to unbind address from kube-ipvs0', error, { address: ip });
-      });
+    try {
+      const unbind = addresses.bound.filter((ip) => !desired.bind.has(ip));
+      for (const failure of await changeAddresses(run, 'del', unbind))
+        log.error('Failed to unbind address from kube-ipvs0', new Error(failure.error), {
+          address: failure.address,
+        });
+    } catch (error) {
+      log.error('Failed to unbind addresses from kube-ipvs0', error, { ipFamily: family });
     }
     const stale = diff.staleServices.filter((vs) => !isExcluded(vs.ip));
     if (stale.length > 0) {
@@ -365,6 +375,12 @@ export function createIpvsProxier(
       );
     }
     const total = (performance.now() - started) / 1000;
+    const dumpDir = (deps.env ?? process.env)[DUMP_RULES_ENV];
+    if (full && dumpDir)
+      dumpRules(
+        join(dumpDir, `ipvs-${family}.rules`),
+        ipvsDumpBundle({ addresses: toBind, ipset: ipsets.text, ipvsadm: diff.text, iptables: rules }),
+      );
     return {
       full,
       renderSeconds,
@@ -401,4 +417,23 @@ export function createIpvsProxier(
       return Promise.resolve();
     },
   };
+}
+
+/** The inputs of one IPVS sync, for the benchmark's bare-tool floor (bench/kernel.ts splits it). */
+export interface IpvsDumpParts {
+  readonly addresses: readonly string[];
+  readonly ipset: string;
+  readonly ipvsadm: string;
+  readonly iptables: string;
+}
+
+/** One text with a `### <tool>` header before each part, in the order the sync applies them. */
+export function ipvsDumpBundle(parts: IpvsDumpParts): string {
+  const lines = (text: string) => (text === '' || text.endsWith('\n') ? text : `${text}\n`);
+  return [
+    `### ip\n${lines(parts.addresses.join('\n'))}`,
+    `### ipset\n${lines(parts.ipset)}`,
+    `### ipvsadm\n${lines(parts.ipvsadm)}`,
+    `### iptables\n${lines(parts.iptables)}`,
+  ].join('');
 }

@@ -56,7 +56,7 @@ export class FakeKernel {
       case 'ipset':
         return this.#ipset(command, args, input);
       case 'ip':
-        return this.#ip(command, args);
+        return this.#ip(command, args, input);
       default:
         if (file.endsWith('-save'))
           return ok('*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n');
@@ -172,8 +172,20 @@ export class FakeKernel {
     return ok();
   }
 
-  #ip(command: string, args: readonly string[]): Promise<ExecResult> {
+  #ip(command: string, args: readonly string[], input: string): Promise<ExecResult> {
     const joined = args.join(' ');
+    if (joined === '-force -batch -') {
+      // Like ip: each line on its own, an error and `Command failed -:N` for a failing one.
+      let stderr = '';
+      input
+        .split('\n')
+        .filter(Boolean)
+        .forEach((line, i) => {
+          const error = this.#addressLine(line);
+          if (error) stderr += `${error}\nCommand failed -:${String(i + 1)}\n`;
+        });
+      return stderr === '' ? ok() : fail(command, stderr);
+    }
     if (joined === '-j addr show') {
       const links = [...this.addresses].map(([ifname, ips]) => ({
         ifname,
@@ -201,14 +213,20 @@ export class FakeKernel {
       this.addresses.set('kube-ipvs0', []);
       return ok();
     }
-    const add = /^addr (add|del) (\S+)\/\d+ dev kube-ipvs0$/.exec(joined);
-    if (add) {
-      const list = this.addresses.get('kube-ipvs0') ?? [];
-      const ip = add[2] ?? '';
-      this.addresses.set('kube-ipvs0', add[1] === 'add' ? [...list, ip] : list.filter((x) => x !== ip));
-      return ok();
-    }
     return fail(command, `unexpected ip call: ${joined}`);
+  }
+
+  /** One `addr add|del IP/len dev kube-ipvs0` line; its error text, or undefined. */
+  #addressLine(line: string): string | undefined {
+    const add = /^addr (add|del) (\S+)\/\d+ dev kube-ipvs0$/.exec(line);
+    if (!add) return `unexpected ip batch line: ${line}`;
+    if (!this.linkExists) return 'Cannot find device "kube-ipvs0"';
+    const list = this.addresses.get('kube-ipvs0') ?? [];
+    const ip = add[2] ?? '';
+    if (add[1] === 'add' && list.includes(ip)) return 'Error: ipv4: Address already assigned.';
+    if (add[1] === 'del' && !list.includes(ip)) return 'Error: ipv4: Address not found.';
+    this.addresses.set('kube-ipvs0', add[1] === 'add' ? [...list, ip] : list.filter((x) => x !== ip));
+    return undefined;
   }
 
   /** Connection counts of one real server (`-t 10.96.0.10:80`, `10.244.1.5:8080`). */

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { cleanupIpvs } from '../../../src/dataplane/ipvs/cleanup.ts';
 import { createIpvsProxier, type IpvsProxierOptions } from '../../../src/dataplane/ipvs/proxier.ts';
+import { batchFailures } from '../../../src/dataplane/ipvs/host.ts';
 import { FakeHost } from '../../../src/host/fake.ts';
 import { nodePortAddressesFor } from '../../../src/plan/node-ports.ts';
 import { endpointSlice, node, service, type EndpointSpec } from '../../support/objects.ts';
@@ -281,6 +282,25 @@ describe('IPVS proxier syncs', () => {
     assert.deepEqual([...kernel.services.keys()], ['-t 172.16.0.1:443']);
     assert.deepEqual(kernel.bound(), []);
     assert.deepEqual([...(kernel.sets.get('KUBE-CLUSTER-IP') ?? [])], []);
+  });
+
+  test('service addresses are bound in one ip process; a failing address is named', async () => {
+    const { kernel, proxier, model } = setup();
+    web(model, [A]);
+    model.upsertService(
+      service({ name: 'api', clusterIPs: ['10.96.0.11'], ports: [{ name: 'http', port: 80 }] }),
+    );
+    await proxier.sync({ snapshot: model.snapshot(), full: true });
+    assert.deepEqual(kernel.bound().sort(), ['10.96.0.10', '10.96.0.11']);
+    assert.equal(kernel.calls.filter((c) => c.startsWith('ip -force -batch')).length, 1);
+    assert.equal(kernel.calls.filter((c) => c.startsWith('ip addr')).length, 0);
+    // What ip -force -batch prints for failing lines: the error, then the line number.
+    const stderr =
+      'Error: ipv4: Address already assigned.\nCommand failed -:2\nCannot find device "x"\nCommand failed -:3\n';
+    assert.deepEqual(batchFailures(stderr, ['10.0.0.1', '10.0.0.2', '10.0.0.3']), [
+      { address: '10.0.0.2', error: 'Error: ipv4: Address already assigned.' },
+      { address: '10.0.0.3', error: 'Cannot find device "x"' },
+    ]);
   });
 
   test('a failed iptables-restore fails the sync; the next one reads the kernel again', async () => {
