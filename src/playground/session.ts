@@ -2,19 +2,19 @@
 // server; node2 hosts pods; an external host sits on the LAN), the pods it starts, the
 // EndpointSlice controller, and the verbs. Every change is followed by the sync it caused and the
 // rule diff in node1. Output goes through `out`, so the REPL and the tests read the same text.
-import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { Service } from 'kubernetes-types/core/v1.d.ts';
 import type { EndpointSlice } from 'kubernetes-types/discovery/v1.d.ts';
-import { parseAllDocuments, stringify } from 'yaml';
+import { stringify } from 'yaml';
 import { stateFromDump, dumpOf } from '../explain/dump.ts';
 import { formatExplanation } from '../explain/format.ts';
 import { sortObjects, stateFromManifests } from '../explain/manifests.ts';
 import { EXPLAIN_API_VERSION, type Explanation } from '../explain/types.ts';
 import { SERVICE_NAME_LABEL } from '../model/endpointslice.ts';
-import { field, isRecord, stringField } from '../model/validate.ts';
+import { field, stringField } from '../model/validate.ts';
 import { ExecError } from '../util/exec.ts';
 import { allocate, inUseBy } from './allocate.ts';
 import type { KubeObj } from './apiserver.ts';
@@ -34,23 +34,31 @@ import { removeDirectory, removeOnExit, stopProcess, type Netns } from './netns.
 import { nodeObject } from './objects.ts';
 import { siblingScript } from './paths.ts';
 import { diffLines, formatDiff, listingLines, readRules, type RuleListing } from './rules.ts';
+import { objectsOf, readDocuments, sameContent, userFields } from './manifests.ts';
 import { fingerprint } from './settle.ts';
 import { waitForLine } from './topology.ts';
+import {
+  deploymentObject,
+  describeService,
+  NODE_IPS,
+  plural,
+  podObject,
+  resourceName,
+  table,
+  tableOf,
+  ZONES,
+} from './views.ts';
 import {
   deploymentPods,
   ManifestError,
   metaOf,
-  NODE_NAMES,
   parseDeployment,
   parsePod,
-  READY_ANNOTATION,
   type DeploymentSpec,
   type NodeName,
   type PodSpec,
 } from './workloads.ts';
 
-export const ZONES: Readonly<Record<NodeName, string>> = { node1: 'zone-a', node2: 'zone-b' };
-const NODE_IPS: Readonly<Record<NodeName, string>> = { node1: '192.0.2.11', node2: '192.0.2.12' };
 const EXTERNAL_IP = '192.0.2.100';
 /** How long a change may take to show in the proxy's view before the playground says so. */
 const SETTLE_MS = 15_000;
@@ -69,76 +77,6 @@ interface LivePod extends RunningPod {
 
 /** A change a command made, for its report line (`service/web created`). */
 type Outcome = 'created' | 'configured' | 'unchanged' | 'deleted';
-
-function resourceName(kind: Kind): string {
-  switch (kind) {
-    case 'Service':
-      return 'service';
-    case 'EndpointSlice':
-      return 'endpointslice.discovery.k8s.io';
-    case 'Pod':
-      return 'pod';
-    case 'Deployment':
-      return 'deployment.apps';
-    case 'Node':
-      return 'node';
-  }
-}
-
-function plural(kind: Kind): string {
-  return `${kind.toLowerCase()}s`;
-}
-
-/** Every document of a file, a directory's .yaml/.yml/.json files, or the given text (`-`). */
-function readDocuments(file: string, stdin: string | undefined): { docs: unknown[]; where: string } {
-  const parse = (text: string, where: string): unknown[] =>
-    parseAllDocuments(text).map((doc, i) => {
-      const error = doc.errors[0];
-      if (error) throw new ManifestError(`${where}: document ${i + 1}: ${error.message}`);
-      return doc.toJS() as unknown;
-    });
-  if (file === '-') return { docs: parse(stdin ?? '', 'stdin'), where: 'stdin' };
-  let names: string[] | undefined;
-  try {
-    names = statSync(file).isDirectory() ? readdirSync(file).sort() : undefined;
-  } catch (error) {
-    throw new ManifestError(`the path "${file}" does not exist (${(error as Error).message})`);
-  }
-  if (names === undefined) return { docs: parse(readFileSync(file, 'utf8'), file), where: file };
-  return {
-    docs: names
-      .filter((n) => /\.(ya?ml|json)$/.test(n))
-      .flatMap((n) => parse(readFileSync(join(file, n), 'utf8'), join(file, n))),
-    where: file,
-  };
-}
-
-/** Objects of the documents, `List`s flattened. */
-function objectsOf(docs: readonly unknown[], where: string): KubeObj[] {
-  const out: KubeObj[] = [];
-  const visit = (doc: unknown): void => {
-    if (doc === null || doc === undefined) return;
-    if (!isRecord(doc)) throw new ManifestError(`${where}: a manifest must be a mapping`);
-    const kind = stringField(doc, 'kind') ?? '';
-    const items = field(doc, 'items');
-    if (kind.endsWith('List') && Array.isArray(items)) items.forEach(visit);
-    else out.push(doc);
-  };
-  docs.forEach(visit);
-  return out;
-}
-
-function sameContent(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
-}
-
-/** What apply compares to say `unchanged`: the fields a user sets. */
-function userFields(obj: KubeObj): unknown {
-  const record = obj as Record<string, unknown>;
-  const meta = obj.metadata ?? {};
-  const { status: _status, apiVersion: _a, kind: _k, metadata: _m, ...rest } = record;
-  return [meta.labels ?? {}, meta.annotations ?? {}, rest];
-}
 
 export class Playground {
   readonly cluster: Cluster;
@@ -619,65 +557,6 @@ export class Playground {
   // ------------------------------------------------------------------------------------------
   // Reading: get, describe.
 
-  /** A Pod object for -o yaml/json (the playground's pods are not in the API server). */
-  private podObject(pod: LivePod): Record<string, unknown> {
-    return {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: {
-        namespace: pod.spec.namespace,
-        name: pod.spec.name,
-        labels: pod.spec.labels,
-        ...(pod.spec.ready ? {} : { annotations: { [READY_ANNOTATION]: 'false' } }),
-        ...(pod.spec.owner !== undefined
-          ? { ownerReferences: [{ kind: 'Deployment', name: pod.spec.owner }] }
-          : {}),
-      },
-      spec: {
-        nodeName: pod.node,
-        containers: [
-          {
-            name: 'echo',
-            ports: pod.spec.ports.map((p) => ({
-              ...(p.name ? { name: p.name } : {}),
-              containerPort: p.port,
-              protocol: p.protocol,
-            })),
-          },
-        ],
-      },
-      status: {
-        phase: 'Running',
-        podIP: pod.ipv4,
-        conditions: [{ type: 'Ready', status: pod.spec.ready ? 'True' : 'False' }],
-      },
-    };
-  }
-
-  private deploymentObject(d: DeploymentSpec): Record<string, unknown> {
-    return {
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { namespace: d.namespace, name: d.name },
-      spec: {
-        replicas: d.replicas,
-        selector: { matchLabels: d.selector },
-        template: {
-          metadata: { labels: d.template.labels },
-          spec: {
-            ...(d.template.node ? { nodeName: d.template.node } : {}),
-            containers: [
-              {
-                name: 'echo',
-                ports: d.template.ports.map((p) => ({ containerPort: p.port, protocol: p.protocol })),
-              },
-            ],
-          },
-        },
-      },
-    };
-  }
-
   private async objectsOfKind(kind: Kind, namespace: string): Promise<unknown[]> {
     const inNamespace = (ns: string) => namespace === '' || ns === namespace;
     switch (kind) {
@@ -685,11 +564,11 @@ export class Playground {
         return [...this.pods.values()]
           .filter((p) => inNamespace(p.spec.namespace))
           .sort((a, b) => a.spec.name.localeCompare(b.spec.name))
-          .map((p) => this.podObject(p));
+          .map((p) => podObject(p));
       case 'Deployment':
         return [...this.deployments.values()]
           .filter((d) => inNamespace(d.namespace))
-          .map((d) => this.deploymentObject(d));
+          .map((d) => deploymentObject(d));
       case 'Node':
         return this.cluster.api.list('Node');
       case 'Service':
@@ -752,74 +631,10 @@ export class Playground {
       );
       return;
     }
-    const svc = item as Service;
-    const spec = svc.spec ?? {};
     const slices = ((await this.cluster.api.list('EndpointSlice', ref.namespace)) as EndpointSlice[]).filter(
-      (s) => s.metadata?.labels?.[SERVICE_NAME_LABEL] === ref.name,
+      (slice) => slice.metadata?.labels?.[SERVICE_NAME_LABEL] === ref.name,
     );
-    const lines = [
-      `Name:                     ${ref.name}`,
-      `Namespace:                ${ref.namespace}`,
-      `Selector:                 ${
-        Object.entries(spec.selector ?? {})
-          .map(([k, v]) => `${k}=${v}`)
-          .join(',') || '<none>'
-      }`,
-      `Type:                     ${spec.type ?? 'ClusterIP'}`,
-      `IP:                       ${spec.clusterIP ?? '<none>'}`,
-      ...(svc.status?.loadBalancer?.ingress?.[0]?.ip
-        ? [`LoadBalancer Ingress:     ${svc.status.loadBalancer.ingress[0].ip}`]
-        : []),
-    ];
-    for (const port of spec.ports ?? []) {
-      const label = port.name ?? '<unset>';
-      lines.push(`Port:                     ${label}  ${port.port}/${port.protocol ?? 'TCP'}`);
-      lines.push(
-        `TargetPort:               ${String(port.targetPort ?? port.port)}/${port.protocol ?? 'TCP'}`,
-      );
-      if (port.nodePort !== undefined)
-        lines.push(`NodePort:                 ${label}  ${port.nodePort}/${port.protocol ?? 'TCP'}`);
-      const eps = slices.flatMap((s) => {
-        const p = (s.ports ?? []).find((sp) => (sp.name ?? '') === (port.name ?? ''));
-        return p === undefined
-          ? []
-          : s.endpoints
-              .filter((e) => e.conditions?.ready !== false)
-              .flatMap((e) => e.addresses.map((a) => `${a}:${p.port ?? ''}`));
-      });
-      lines.push(`Endpoints:                ${eps.join(',') || '<none>'}`);
-    }
-    lines.push(
-      `Session Affinity:         ${spec.sessionAffinity ?? 'None'}`,
-      ...(spec.type === 'NodePort' || spec.type === 'LoadBalancer'
-        ? [`External Traffic Policy:  ${spec.externalTrafficPolicy ?? 'Cluster'}`]
-        : []),
-      `Internal Traffic Policy:  ${spec.internalTrafficPolicy ?? 'Cluster'}`,
-      '',
-      'kube-proxy on node1 (GET /debug/proxy/state):',
-    );
-    const dump = await this.debug.get('/debug/proxy/state');
-    const families = field(dump, 'families');
-    let shown = false;
-    for (const family of Array.isArray(families) ? families : []) {
-      const ports = field(family, 'servicePorts');
-      for (const sp of Array.isArray(ports) ? ports : []) {
-        if (field(sp, 'namespace') !== ref.namespace || field(sp, 'name') !== ref.name) continue;
-        shown = true;
-        const selection = field(sp, 'selection');
-        const list = (name: string): string => {
-          const v = field(selection, name);
-          return Array.isArray(v) && v.length > 0 ? v.join(', ') : '<none>';
-        };
-        lines.push(
-          `  ${String(field(sp, 'portName')) || '<unset>'} ${String(field(sp, 'clusterIP'))}:${String(field(sp, 'port'))}/${String(field(sp, 'protocol'))}`,
-          `    endpoints:            ${((field(sp, 'endpoints') as unknown[] | undefined) ?? []).map((ep) => `${String(field(ep, 'ip'))}:${String(field(ep, 'port'))} (${field(ep, 'ready') === true ? 'ready' : 'not ready'}, ${String(field(ep, 'nodeName'))})`).join(', ') || '<none>'}`,
-          `    cluster traffic to:   ${list('clusterEndpoints')}`,
-          `    local traffic to:     ${list('localEndpoints')}`,
-        );
-      }
-    }
-    if (!shown) lines.push('  not programmed (see explain for why)');
+    const lines = describeService(item as Service, slices, await this.debug.get('/debug/proxy/state'));
     this.print(...lines);
   }
 
@@ -948,21 +763,6 @@ export class Playground {
   }
 }
 
-/** What a failed curl means for the learner: refused (REJECT), timed out (DROP), … */
-function curlFailure(error: unknown): string {
-  const code = error instanceof ExecError ? error.code : null;
-  switch (code) {
-    case 7:
-      return 'connection refused (a REJECT, or nothing listening)';
-    case 28:
-      return 'timed out after 1 s (dropped)';
-    case 56:
-      return 'connection reset';
-    default:
-      return error instanceof ExecError ? error.stderr.trim() || error.message : String(error);
-  }
-}
-
 class NotFound extends Error {
   override readonly name = 'NotFound';
   constructor(ref: ObjectRef) {
@@ -980,145 +780,17 @@ function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-export function isReported(error: unknown): boolean {
-  return error instanceof ReportedError;
-}
-
-function table(rows: readonly (readonly string[])[]): string {
-  const widths: number[] = [];
-  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
-  return rows
-    .map((row) =>
-      row
-        .map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd((widths[i] ?? 0) + 2)))
-        .join('')
-        .trimEnd(),
-    )
-    .join('\n');
-}
-
-function portsText(svc: Service): string {
-  return (
-    (svc.spec?.ports ?? [])
-      .map((p) => `${p.port}${p.nodePort !== undefined ? `:${p.nodePort}` : ''}/${p.protocol ?? 'TCP'}`)
-      .join(',') || '<none>'
-  );
-}
-
-function labelsText(labels: unknown): string {
-  return isRecord(labels)
-    ? Object.entries(labels)
-        .map(([k, v]) => `${k}=${String(v)}`)
-        .join(',') || '<none>'
-    : '<none>';
-}
-
-/** kubectl-like columns for one kind. */
-function tableOf(kind: Kind, items: readonly unknown[], wide: boolean, withNamespace: boolean): string[][] {
-  const ns = (item: unknown) =>
-    withNamespace ? [stringField(field(item, 'metadata'), 'namespace') ?? ''] : [];
-  const nsHead = withNamespace ? ['NAMESPACE'] : [];
-  switch (kind) {
-    case 'Pod':
-      return [
-        [...nsHead, 'NAME', 'READY', 'STATUS', 'IP', 'NODE', ...(wide ? ['PORTS', 'LABELS'] : [])],
-        ...items.map((item) => {
-          const pod = item as {
-            metadata: { name: string; labels: unknown };
-            spec: {
-              nodeName: string;
-              containers: { ports: { containerPort: number; protocol: string }[] }[];
-            };
-            status: { podIP: string; conditions: { status: string }[] };
-          };
-          const ready = pod.status.conditions[0]?.status === 'True';
-          return [
-            ...ns(item),
-            pod.metadata.name,
-            ready ? '1/1' : '0/1',
-            'Running',
-            pod.status.podIP,
-            pod.spec.nodeName,
-            ...(wide
-              ? [
-                  pod.spec.containers
-                    .flatMap((c) => c.ports.map((p) => `${p.containerPort}/${p.protocol}`))
-                    .join(',') || '<none>',
-                  labelsText(pod.metadata.labels),
-                ]
-              : []),
-          ];
-        }),
-      ];
-    case 'Service':
-      return [
-        [...nsHead, 'NAME', 'TYPE', 'CLUSTER-IP', 'EXTERNAL-IP', 'PORT(S)', ...(wide ? ['SELECTOR'] : [])],
-        ...items.map((item) => {
-          const svc = item as Service;
-          return [
-            ...ns(item),
-            svc.metadata?.name ?? '',
-            svc.spec?.type ?? 'ClusterIP',
-            svc.spec?.clusterIP ?? '<none>',
-            svc.status?.loadBalancer?.ingress?.[0]?.ip ??
-              (svc.spec?.type === 'LoadBalancer' ? '<pending>' : '<none>'),
-            portsText(svc),
-            ...(wide ? [labelsText(svc.spec?.selector)] : []),
-          ];
-        }),
-      ];
-    case 'EndpointSlice':
-      return [
-        [...nsHead, 'NAME', 'ADDRESSTYPE', 'PORTS', 'ENDPOINTS', ...(wide ? ['CONDITIONS'] : [])],
-        ...items.map((item) => {
-          const slice = item as EndpointSlice;
-          return [
-            ...ns(item),
-            slice.metadata?.name ?? '',
-            slice.addressType,
-            (slice.ports ?? []).map((p) => String(p.port ?? '')).join(',') || '<unset>',
-            slice.endpoints.flatMap((e) => e.addresses).join(',') || '<none>',
-            ...(wide
-              ? [
-                  slice.endpoints
-                    .map(
-                      (e) =>
-                        `${e.addresses[0] ?? ''}=${e.conditions?.ready === false ? 'not-ready' : 'ready'}@${e.nodeName ?? '?'}`,
-                    )
-                    .join(','),
-                ]
-              : []),
-          ];
-        }),
-      ];
-    case 'Deployment':
-      return [
-        [...nsHead, 'NAME', 'READY', 'UP-TO-DATE', 'AVAILABLE'],
-        ...items.map((item) => {
-          const replicas = Number(field(field(item, 'spec'), 'replicas'));
-          return [
-            ...ns(item),
-            stringField(field(item, 'metadata'), 'name') ?? '',
-            `${replicas}/${replicas}`,
-            String(replicas),
-            String(replicas),
-          ];
-        }),
-      ];
-    case 'Node':
-      return [
-        ['NAME', 'STATUS', 'INTERNAL-IP', 'ZONE', 'KUBE-PROXY'],
-        ...items.map((item) => {
-          const name = stringField(field(item, 'metadata'), 'name') ?? '';
-          const node = NODE_NAMES.find((n) => n === name);
-          return [
-            name,
-            'Ready',
-            node ? NODE_IPS[node] : '?',
-            node ? ZONES[node] : '?',
-            name === 'node1' ? 'yes' : 'no',
-          ];
-        }),
-      ];
+/** What a failed curl means for the learner: refused (REJECT), timed out (DROP), … */
+function curlFailure(error: unknown): string {
+  const code = error instanceof ExecError ? error.code : null;
+  switch (code) {
+    case 7:
+      return 'connection refused (a REJECT, or nothing listening)';
+    case 28:
+      return 'timed out after 1 s (dropped)';
+    case 56:
+      return 'connection reset';
+    default:
+      return error instanceof ExecError ? error.stderr.trim() || error.message : String(error);
   }
 }
