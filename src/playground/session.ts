@@ -570,12 +570,14 @@ export class Playground {
           .filter((d) => inNamespace(d.namespace))
           .map((d) => deploymentObject(d));
       case 'Node':
-        return this.cluster.api.list('Node');
       case 'Service':
-      case 'EndpointSlice':
-        return (await this.cluster.api.list(kind, namespace)).sort((a, b) =>
-          (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''),
-        );
+      case 'EndpointSlice': {
+        // List items come without kind and apiVersion, as from a real API server: -o yaml adds them.
+        const apiVersion = kind === 'EndpointSlice' ? 'discovery.k8s.io/v1' : 'v1';
+        return (await this.cluster.api.list(kind, kind === 'Node' ? '' : namespace))
+          .sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''))
+          .map((item) => ({ apiVersion, kind, ...item }));
+      }
     }
   }
 

@@ -9,6 +9,7 @@ import { desiredSlices, isManaged, type RunningPod } from '../../../src/playgrou
 import { formatSyncs, syncViews } from '../../../src/playground/debug.ts';
 import { diffLines, formatDiff, iptablesLines, nftLines } from '../../../src/playground/rules.ts';
 import { fingerprint } from '../../../src/playground/settle.ts';
+import { describeService, table, tableOf } from '../../../src/playground/views.ts';
 import {
   deploymentPods,
   ManifestError,
@@ -361,5 +362,68 @@ describe('settle and sync report', () => {
       'sync (IPv4): partial, 3.5 ms (render 1.0 ms, apply 2.5 ms), sync #4 (2 syncs since the change; the last shown)',
     ]);
     assert.deepEqual(formatSyncs(after, after), ['sync: none (nothing node1 programs changed)']);
+  });
+});
+
+describe('views', () => {
+  const shop: Service = {
+    metadata: { namespace: 'default', name: 'shop' },
+    spec: {
+      type: 'NodePort',
+      clusterIP: '10.96.0.10',
+      selector: { app: 'shop' },
+      externalTrafficPolicy: 'Local',
+      ports: [{ port: 80, targetPort: 8080, nodePort: 30080, protocol: 'TCP' }],
+    },
+  };
+
+  it('lists Services with kubectl columns', () => {
+    assert.equal(
+      table(tableOf('Service', [shop], true, false)),
+      [
+        'NAME  TYPE      CLUSTER-IP  EXTERNAL-IP  PORT(S)       SELECTOR',
+        'shop  NodePort  10.96.0.10  <none>       80:30080/TCP  app=shop',
+      ].join('\n'),
+    );
+  });
+
+  it('describes a Service with what kube-proxy on node1 made of it', () => {
+    const lines = describeService(
+      shop,
+      [
+        {
+          addressType: 'IPv4',
+          metadata: { name: 'shop-auto' },
+          ports: [{ port: 8080 }],
+          endpoints: [
+            { addresses: ['10.244.1.12'], conditions: { ready: true } },
+            { addresses: ['10.244.2.11'], conditions: { ready: false } },
+          ],
+        },
+      ],
+      {
+        families: [
+          {
+            servicePorts: [
+              {
+                namespace: 'default',
+                name: 'shop',
+                portName: '',
+                clusterIP: '10.96.0.10',
+                port: 80,
+                protocol: 'TCP',
+                endpoints: [{ ip: '10.244.1.12', port: 8080, ready: true, nodeName: 'node1' }],
+                selection: { clusterEndpoints: ['10.244.1.12:8080'], localEndpoints: ['10.244.1.12:8080'] },
+              },
+            ],
+          },
+        ],
+      },
+    );
+    assert.ok(lines.includes('Endpoints:                10.244.1.12:8080'), lines.join('\n'));
+    assert.ok(lines.includes('External Traffic Policy:  Local'));
+    assert.ok(lines.includes('    local traffic to:     10.244.1.12:8080'), lines.join('\n'));
+    const none = describeService(shop, [], { families: [] });
+    assert.equal(none.at(-1), '  not programmed (see explain for why)');
   });
 });
