@@ -12,7 +12,6 @@ import { loadClientConfig } from '../k8s/kubeconfig.ts';
 import { configureLogging, log } from '../log/log.ts';
 import type { Cleaner } from '../sync/backend.ts';
 import { runExplain } from './explain.ts';
-import { runPlayground } from './playground.ts';
 import { dataplaneSettings } from './settings.ts';
 import { runVerify } from './verify.ts';
 
@@ -52,7 +51,11 @@ export async function main(argv: readonly string[]): Promise<number> {
   // Upstream takes no positional arguments, so a subcommand changes no valid upstream command line.
   if (argv[0] === 'explain') return runExplain(argv.slice(1));
   if (argv[0] === 'verify') return runVerify(argv.slice(1));
-  if (argv[0] === 'playground') return runPlayground(argv.slice(1));
+  if (argv[0] === 'playground') {
+    // Loaded only when asked for: the daemon never loads the playground's cluster and API server.
+    const { runPlayground } = await import('./playground.ts');
+    return runPlayground(argv.slice(1));
+  }
   const commandLine = parseCommandLine(argv, { readFile: (path) => readFileSync(path, 'utf8') });
   if (commandLine.kind === 'help') {
     process.stdout.write(commandLine.text);
