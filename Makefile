@@ -7,7 +7,7 @@ export PATH := $(NPM_BIN):$(PATH)
 SIZE ?= 1000
 TESTS ?= test/**/*.test.ts
 
-.PHONY: all deps sysdeps build test test-vm unit lint depcheck demo playground bench bench-vm bench-datapath clean
+.PHONY: all deps sysdeps build test test-vm unit lint depcheck demo playground bench bench-vm bench-datapath fuzz clean
 
 all: build
 
@@ -91,12 +91,17 @@ bench: deps sysdeps build
 # to iptables-nft and nftables in one run: figures compare modes within that run only.
 VM_SIZE ?= 500
 bench-vm: deps build
-	node test/vm/run.ts "cd $(CURDIR) && $(NODE) bench/run.ts --size $(VM_SIZE) --modes iptables-nft,nftables,ipvs --changes 30 --churn-changes 20 --out bench/results-vm.json"
+	KUBE_PROXY_VM_TIMEOUT_MINUTES=60 node test/vm/run.ts "cd $(CURDIR) && KUBE_PROXY_TEST_TIMEOUT_SCALE=4 $(NODE) bench/run.ts --size $(VM_SIZE) --modes iptables-nft,nftables,ipvs --changes 30 --churn-changes 20 --out bench/results-vm.json"
 
 # Only the data path: nftables vs HAProxy vs userspace mode, e.g. DATAPATH_ARGS='--seconds 3'.
 DATAPATH_ARGS ?=
 bench-datapath: deps sysdeps build
 	node bench/datapath.ts $(DATAPATH_ARGS)
+
+# The long run of the hostile-input fuzzing (test/unit/fuzz/; make test runs 150 cases).
+FUZZ_RUNS ?= 100000
+fuzz: deps
+	KUBE_PROXY_FUZZ_RUNS=$(FUZZ_RUNS) node --test --test-reporter=spec --test-timeout=0 'test/unit/fuzz/*.test.ts'
 
 clean:
 	rm -rf dist coverage

@@ -95,11 +95,6 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 1;
   }
   log.info('Using proxy mode', { mode: mode.name });
-  // Leftovers of other modes would shadow or duplicate our rules (spec 8.3).
-  await runCleaners(
-    otherModes(effective.mode).map((other) => other.cleaner()),
-    false,
-  );
 
   const nodeName = effective.hostnameOverride || hostname().trim().toLowerCase();
   const client = new KubeClient(
@@ -138,6 +133,17 @@ export async function main(argv: readonly string[]): Promise<number> {
     onFatal: fail,
   });
   if (options.initOnly) return 0;
+  // Leftovers of other modes would shadow or duplicate our rules (spec 8.3). They go once this
+  // mode's first sync of every family is in the kernel, not before: until then they are what
+  // carries the node's traffic (a switch of modes, or an upgrade, is then seamless). Both sets
+  // of rules side by side are harmless: a connection is translated by whichever sees it first,
+  // and the other's rules no longer match the translated packet.
+  void afterFirstSyncs(daemon.syncs).then(() =>
+    runCleaners(
+      otherModes(effective.mode).map((other) => other.cleaner()),
+      false,
+    ),
+  );
 
   const configWatcher =
     options.configFile !== undefined
@@ -155,6 +161,17 @@ export async function main(argv: readonly string[]): Promise<number> {
   await daemon.stop();
   client.close();
   return exitCode;
+}
+
+/** Resolves once every family has synced successfully (polled: the syncs have no event for it). */
+function afterFirstSyncs(syncs: readonly { readonly successfulSyncs: number }[]): Promise<void> {
+  return new Promise((resolve) => {
+    const check = () => {
+      if (syncs.every((sync) => sync.successfulSyncs > 0)) resolve();
+      else setTimeout(check, 50).unref();
+    };
+    check();
+  });
 }
 
 // Started as a program (not imported by a test).

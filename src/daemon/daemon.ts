@@ -346,6 +346,11 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
     });
 
     void recorder.starting();
+    const deprecation = settings.mode.deprecation;
+    if (deprecation) {
+      log.warn(deprecation.note);
+      void recorder.nodeEvent('Warning', deprecation.reason, 'ProxyModeCheck', deprecation.note);
+    }
     log.info('kube-proxy started', { mode: settings.mode.name, families, node: settings.nodeName });
     return {
       syncs,

@@ -36,6 +36,8 @@ export interface ClusterOptions {
   readonly httpPorts?: readonly number[];
   /** Extra kube-proxy flags. */
   readonly args?: readonly string[];
+  /** Extra environment of the kube-proxy process (e.g. PATH with fault-injecting tools first). */
+  readonly env?: Readonly<Record<string, string>>;
   readonly tag?: string;
 }
 
@@ -66,6 +68,8 @@ export class Cluster {
   private apiProcess: ChildProcess;
   private proxy: ChildProcess | undefined;
   private proxyLog: string[] = [];
+  /** Extra environment of every kube-proxy this cluster starts. */
+  proxyEnv: Readonly<Record<string, string>> = {};
 
   private constructor(
     topology: Topology,
@@ -115,6 +119,7 @@ export class Cluster {
         ].join('\n'),
       );
       const cluster = new Cluster(topology, api, options.mode, dir, apiProcess);
+      cluster.proxyEnv = options.env ?? {};
       await cluster.startProxy(options.args ?? []);
       return cluster;
     } catch (error) {
@@ -172,7 +177,7 @@ export class Cluster {
       '--v=2',
       ...extraArgs,
     ];
-    const proxy = this.topology.node1.ns.spawn(KUBE_PROXY_BIN, args);
+    const proxy = this.topology.node1.ns.spawn(KUBE_PROXY_BIN, args, this.proxyEnv);
     this.proxy = proxy;
     this.proxyLog = [];
     proxy.stderr?.on('data', (chunk: Buffer) => {
@@ -205,8 +210,8 @@ export class Cluster {
     await this.startProxy(extraArgs);
   }
 
-  async stopProxy(): Promise<void> {
-    if (this.proxy) await stopProcess(this.proxy);
+  async stopProxy(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    if (this.proxy) await stopProcess(this.proxy, signal);
     this.proxy = undefined;
   }
 

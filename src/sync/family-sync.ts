@@ -39,6 +39,9 @@ export interface FamilySyncOptions {
 }
 
 const HOUR_MS = 3_600_000;
+/** Retries of a failed sync: 100 ms, doubling to 1 s (never sooner than the failed sync took). */
+export const RETRY_INITIAL_MS = 100;
+export const RETRY_CAP_MS = 1_000;
 /**
  * How often the backend's rule-integrity check runs (at most; syncPeriod when shorter). Upstream
  * probes its canary every syncPeriod (30 s): a flushed table then breaks Services for up to 30 s.
@@ -74,10 +77,14 @@ export class FamilySync {
       maxIntervalMs: options.fullSyncPeriodMs ?? HOUR_MS,
       clock: this.clock,
       fn: () => this.syncOnce(),
-      onError: (error) => {
+      // A failing tool (a held lock, a crash, a flaky kernel) is retried soon, so rules follow
+      // within about a second of the fault clearing; upstream waits a whole syncPeriod.
+      retryBackoff: { initialMs: RETRY_INITIAL_MS, capMs: RETRY_CAP_MS },
+      onError: (error, retryInMs) => {
         log.error('Failed to sync proxy rules, will retry', error, {
           ipFamily: this.family,
           mode: options.backend.mode,
+          retryIn: `${String(retryInMs)}ms`,
         });
       },
     });

@@ -1,7 +1,11 @@
 // Bounded-frequency runner (upstream-behavior.md 2.1): runs one async function
 //  - when asked (`run()`), but never sooner than `minIntervalMs` after the previous run ended,
 //    coalescing every request made meanwhile into one run;
-//  - again within `retryIntervalMs` after a run that failed (a later success cancels the retry);
+//  - again within `retryIntervalMs` after a run that failed (a later success cancels the retry),
+//    or, with `retryBackoff`, sooner: after `initialMs`, doubling with each failure in a row up
+//    to `capMs`, but never sooner than the CPU time the failed run cost this process (so a
+//    failing sync of a large cluster keeps the process at most half busy, while a run that only
+//    waited — for a lock, for a hung tool — is retried at once);
 //  - at least every `maxIntervalMs` even when nobody asks.
 // Requests made before `start()` are dropped, as upstream does: the first run comes from start.
 // A throw from the function is a failed run, never an unhandled rejection.
@@ -36,8 +40,17 @@ export interface RunnerOptions {
   readonly retryIntervalMs: number;
   readonly maxIntervalMs: number;
   readonly fn: () => Promise<void>;
-  readonly onError?: (error: unknown) => void;
+  readonly onError?: (error: unknown, retryInMs: number) => void;
   readonly clock?: Clock;
+  /** Retry failed runs sooner than retryIntervalMs, with exponential back-off. */
+  readonly retryBackoff?: { readonly initialMs: number; readonly capMs: number };
+  /** This process's CPU time so far in ms (default process.cpuUsage); tests pass a fake. */
+  readonly cpuTimeMs?: () => number;
+}
+
+function processCpuTimeMs(): number {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) / 1000;
 }
 
 export class BoundedFrequencyRunner {
@@ -48,6 +61,10 @@ export class BoundedFrequencyRunner {
   private running = false;
   private requested = false;
   private lastFailed = false;
+  /** Failed runs in a row. */
+  private failures = 0;
+  /** CPU time the last run cost. */
+  private lastCpuMs = 0;
   private lastEnd = Number.NEGATIVE_INFINITY;
   private timer: { handle: unknown; at: number } | undefined;
   private idleWaiters: (() => void)[] = [];
@@ -96,8 +113,20 @@ export class BoundedFrequencyRunner {
     const { minIntervalMs, retryIntervalMs, maxIntervalMs } = this.options;
     const earliest = this.lastEnd + minIntervalMs;
     if (this.requested) return Math.max(this.clock.now(), earliest);
-    const idle = this.lastEnd + (this.lastFailed ? Math.min(retryIntervalMs, maxIntervalMs) : maxIntervalMs);
+    const idle = this.lastEnd + (this.lastFailed ? this.retryDelayMs() : maxIntervalMs);
     return Math.max(idle, earliest);
+  }
+
+  /** How long after a failed run the retry comes. */
+  private retryDelayMs(): number {
+    const { retryIntervalMs, maxIntervalMs, retryBackoff } = this.options;
+    const fallback = Math.min(retryIntervalMs, maxIntervalMs);
+    if (!retryBackoff) return fallback;
+    const backoff = Math.min(
+      retryBackoff.capMs,
+      retryBackoff.initialMs * 2 ** Math.min(30, Math.max(0, this.failures - 1)),
+    );
+    return Math.min(fallback, Math.max(backoff, Math.round(this.lastCpuMs)));
   }
 
   private schedule(): void {
@@ -117,15 +146,22 @@ export class BoundedFrequencyRunner {
     if (this.stopped || this.running) return;
     this.running = true;
     this.requested = false;
+    const cpuTime = this.options.cpuTimeMs ?? processCpuTimeMs;
+    const cpuStart = cpuTime();
+    let failure: { error: unknown } | undefined;
     try {
       await this.options.fn();
       this.lastFailed = false;
+      this.failures = 0;
     } catch (error) {
       this.lastFailed = true;
-      this.options.onError?.(error);
+      this.failures++;
+      failure = { error };
     } finally {
       this.running = false;
       this.lastEnd = this.clock.now();
+      this.lastCpuMs = cpuTime() - cpuStart;
+      if (failure) this.options.onError?.(failure.error, this.retryDelayMs());
       for (const resolve of this.idleWaiters.splice(0)) resolve();
       this.schedule();
     }

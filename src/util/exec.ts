@@ -1,6 +1,7 @@
 // The one way this program runs a system tool: with a deadline, optional stdin, and stderr kept
 // so a failure can say what the tool said. Every effect on the kernel goes through here.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 
 export interface ExecOptions {
@@ -10,10 +11,44 @@ export interface ExecOptions {
    * as one string).
    */
   readonly input?: string | Iterable<string>;
-  /** Kill the tool after this many milliseconds. Default 60 s. */
+  /** Kill the tool after this many milliseconds. Default 60 s; ignored with `stallTimeoutMs`. */
   readonly timeoutMs?: number;
+  /**
+   * For work whose length grows with the cluster (a restore of 10k Services can take many
+   * minutes): no deadline, but the tool is killed once it has made no progress for this long.
+   * Progress is CPU time spent by the tool, input taken from its pipe, or output written; a tool
+   * blocked on a lock or on the kernel shows none of it.
+   */
+  readonly stallTimeoutMs?: number;
+  /** With `stallTimeoutMs`: called every `progressEveryMs` (30 s) while the tool runs. */
+  readonly onProgress?: (progress: ToolProgress) => void;
+  readonly progressEveryMs?: number;
   /** Extra environment entries. */
   readonly env?: Readonly<Record<string, string>>;
+}
+
+/** What a long-running tool has done so far. */
+export interface ToolProgress {
+  readonly command: string;
+  readonly elapsedMs: number;
+  /** CPU time the tool used (user + system), when /proc says. */
+  readonly cpuMs: number | undefined;
+  /** Input bytes not yet taken by the tool (queued in this process). */
+  readonly inputPendingBytes: number;
+  readonly outputBytes: number;
+}
+
+/** CPU time (user + system) of a process in ms, from /proc/<pid>/stat; undefined when unreadable. */
+export function processCpuMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${String(pid)}/stat`, 'utf8');
+    // Fields after the command (which may contain spaces), from field 3 on.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return Number.isFinite(ticks) ? ticks * 10 : undefined; // USER_HZ is 100 on Linux
+  } catch {
+    return undefined;
+  }
 }
 
 export interface ExecResult {
@@ -64,28 +99,45 @@ export function execTool(
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    let timedOut = false;
+    let timedOut: string | undefined;
     let inputFailure: Error | undefined;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, options.timeoutMs ?? 60_000);
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
+    let outputBytes = 0;
+    const stop = options.stallTimeoutMs
+      ? watchProgress(options.stallTimeoutMs, options.progressEveryMs ?? 30_000, {
+          command,
+          pid: child.pid,
+          inputPending: () => child.stdin.writableLength,
+          outputBytes: () => outputBytes,
+          onProgress: options.onProgress,
+          onStall: (reason) => {
+            timedOut = reason;
+            child.kill('SIGKILL');
+          },
+        })
+      : deadline(options.timeoutMs ?? 60_000, () => {
+          timedOut = `timed out after ${String(options.timeoutMs ?? 60_000)} ms`;
+          child.kill('SIGKILL');
+        });
+    child.stdout.on('data', (chunk: Buffer) => {
+      outputBytes += chunk.length;
+      out.push(chunk);
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      outputBytes += chunk.length;
+      err.push(chunk);
+    });
     child.on('error', (error) => {
-      clearTimeout(timer);
+      stop();
       reject(new ExecError(command, null, '', '', error.message));
     });
     child.on('close', (code, signal) => {
-      clearTimeout(timer);
+      stop();
       const stdout = Buffer.concat(out).toString('utf8');
       const stderr = Buffer.concat(err).toString('utf8');
       if (inputFailure) {
         reject(new ExecError(command, code, stdout, stderr, `input failed: ${inputFailure.message}`));
-      } else if (timedOut) {
-        reject(
-          new ExecError(command, code, stdout, stderr, `timed out after ${options.timeoutMs ?? 60_000} ms`),
-        );
+      } else if (timedOut !== undefined) {
+        reject(new ExecError(command, code, stdout, stderr, timedOut));
       } else if (code === 0) {
         resolve({ stdout, stderr, code });
       } else {
@@ -105,6 +157,63 @@ export function execTool(
         child.kill('SIGKILL');
       });
   });
+}
+
+function deadline(ms: number, expire: () => void): () => void {
+  const timer = setTimeout(expire, ms);
+  return () => clearTimeout(timer);
+}
+
+interface ProgressSources {
+  readonly command: string;
+  readonly pid: number | undefined;
+  readonly inputPending: () => number;
+  readonly outputBytes: () => number;
+  readonly onProgress: ((progress: ToolProgress) => void) | undefined;
+  readonly onStall: (reason: string) => void;
+}
+
+/**
+ * Samples the tool's CPU time, pending input and output; calls onStall when none of them moved
+ * for `stallMs`, and onProgress every `everyMs`. Returns the function that stops the sampling.
+ */
+function watchProgress(stallMs: number, everyMs: number, sources: ProgressSources): () => void {
+  const started = Date.now();
+  const sample = () => ({
+    cpuMs: sources.pid === undefined ? undefined : processCpuMs(sources.pid),
+    inputPendingBytes: sources.inputPending(),
+    outputBytes: sources.outputBytes(),
+  });
+  let last = sample();
+  let lastMove = started;
+  let lastReport = started;
+  const timer = setInterval(
+    () => {
+      const now = Date.now();
+      const current = sample();
+      const moved =
+        current.cpuMs !== last.cpuMs ||
+        current.inputPendingBytes !== last.inputPendingBytes ||
+        current.outputBytes !== last.outputBytes;
+      last = current;
+      if (moved) lastMove = now;
+      else if (now - lastMove >= stallMs) {
+        clearInterval(timer);
+        sources.onStall(
+          `made no progress for ${String(Math.round((now - lastMove) / 1000))} s (no CPU time, input taken or output; ` +
+            `${String(Math.round((now - started) / 1000))} s in all), killed`,
+        );
+        return;
+      }
+      if (sources.onProgress && now - lastReport >= everyMs) {
+        lastReport = now;
+        sources.onProgress({ command: sources.command, elapsedMs: now - started, ...current });
+      }
+    },
+    Math.max(10, Math.min(1000, stallMs / 4)),
+  );
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 /**

@@ -64,13 +64,18 @@ test('starting nftables mode removes iptables leftovers, and back', { skip }, as
 
   await c().restartProxy('nftables');
   await pollUntil('web to answer in nftables mode', answers);
-  assert.doesNotMatch(await natRules(), /KUBE-(SVC|SEP|SERVICES)/);
+  // The old mode's rules go once the new mode's first syncs are in (a seamless switch).
+  await pollUntil('iptables leftovers removed', async () =>
+    /KUBE-(SVC|SEP|SERVICES)/.test(await natRules()) ? undefined : true,
+  );
   assert.match(await nftTables(), /table ip kube-proxy/);
 
   await c().stopProxy();
   await c().restartProxy('iptables');
   await pollUntil('web to answer in iptables mode again', answers);
-  assert.doesNotMatch(await nftTables(), /kube-proxy/);
+  await pollUntil('nftables leftovers removed', async () =>
+    /kube-proxy/.test(await nftTables()) ? undefined : true,
+  );
 });
 
 test(
@@ -80,22 +85,24 @@ test(
     await c().stopProxy();
     await c().restartProxy('userspace');
     await pollUntil('web to answer in userspace mode', answers);
-    assert.doesNotMatch(await natRules(), /KUBE-(SVC|SEP|SERVICES)/, 'iptables leftovers removed');
+    await pollUntil('iptables leftovers removed', async () =>
+      /KUBE-(SVC|SEP|SERVICES)/.test(await natRules()) ? undefined : true,
+    );
     assert.match(await natRules(), /-A KUBE-PORTALS-CONTAINER .*-d 10\.96\.0\.10\/32/);
 
     await c().stopProxy();
     await c().restartProxy('nftables');
     await pollUntil('web to answer in nftables mode', answers);
-    assert.doesNotMatch(
-      await natRules(),
-      /KUBE-(PORTALS|NODEPORT-(CONTAINER|HOST|NON-LOCAL))/,
-      'userspace leftovers removed',
+    await pollUntil('userspace leftovers removed', async () =>
+      /KUBE-(PORTALS|NODEPORT-(CONTAINER|HOST|NON-LOCAL))/.test(await natRules()) ? undefined : true,
     );
 
     await c().stopProxy();
     await c().restartProxy('userspace');
     await pollUntil('web to answer in userspace mode again', answers);
-    assert.doesNotMatch(await nftTables(), /kube-proxy/, 'nftables leftovers removed');
+    await pollUntil('nftables leftovers removed', async () =>
+      /kube-proxy/.test(await nftTables()) ? undefined : true,
+    );
   },
 );
 

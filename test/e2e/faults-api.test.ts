@@ -11,6 +11,7 @@ import { endpointSlice, service } from '../support/objects.ts';
 const skip = kernelSkipReason();
 const OUTAGE_MS = 8_000;
 const LIMIT_MS = 8_000;
+const BLACK_HOLE_MS = 30_000;
 let cluster: Cluster | undefined;
 const c = () => {
   if (!cluster) throw new Error('cluster did not start');
@@ -101,3 +102,43 @@ for (const [status, what] of [
     },
   );
 }
+
+test(
+  'a silent black hole to the API server (packets dropped, no reset): watches back within seconds of the path returning',
+  { skip },
+  async (t: TestContext) => {
+    const node1 = c().topology.node1.ns;
+    // Dropped on arrival (input hook), so nothing tells either side: no reset, no error. A table
+    // of the test's own, beside the proxy's, in node1 only.
+    const table = 'kpft_blackhole';
+    await node1.exec('nft', ['-f', '-'], {
+      input:
+        `table inet ${table} {\n` +
+        '  chain in { type filter hook input priority -300; tcp dport 6443 drop; tcp sport 6443 drop; }\n' +
+        '}\n',
+    });
+    let removed = false;
+    try {
+      // Longer than a watch's silence on a quiet cluster; the proxy must not wait for the 5-min
+      // idle limit or for TCP's retransmission back-off (up to 2 min) once the path returns.
+      await new Promise<void>((resolve) => setTimeout(resolve, BLACK_HOLE_MS));
+      await create(web('blackhole', '10.96.0.14'));
+      await new Promise<void>((resolve) => setTimeout(resolve, 2000));
+      assert.equal(await answers('10.96.0.14'), undefined, 'nothing reaches the proxy during the black hole');
+      await node1.exec('nft', ['delete', 'table', 'inet', table]);
+      removed = true;
+      const returned = Date.now();
+      await pollUntil(
+        'the Service created during the black hole to answer',
+        () => answers('10.96.0.14'),
+        90_000,
+        100,
+      );
+      const ms = Date.now() - returned;
+      t.diagnostic(`programmed ${ms} ms after the path returned (black hole ${BLACK_HOLE_MS + 2000} ms)`);
+      assert.ok(ms < 60_000, `${ms} ms (goal: 60 s)`);
+    } finally {
+      if (!removed) await node1.exec('nft', ['delete', 'table', 'inet', table]).catch(() => undefined);
+    }
+  },
+);

@@ -256,21 +256,15 @@ export function runInVm(kernel: KernelFiles, command: string, options: VmOptions
     '-virtfs',
     `local,path=${kernel.root},mount_tag=modules,security_model=none,readonly=on`,
   ];
+  const timeoutMs = options.timeoutMs ?? 15 * 60_000;
   return new Promise((resolve, reject) => {
     const qemu = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     let stderr = '';
-    const timer = setTimeout(
-      () => {
-        if (qemu.pid !== undefined) qemu.kill('SIGKILL');
-        reject(
-          new VmError(
-            `the VM did not finish within ${String(options.timeoutMs)} ms:\n${output.slice(-4000)}`,
-          ),
-        );
-      },
-      options.timeoutMs ?? 15 * 60_000,
-    );
+    const timer = setTimeout(() => {
+      if (qemu.pid !== undefined) qemu.kill('SIGKILL');
+      reject(new VmError(`the VM did not finish within ${String(timeoutMs)} ms:\n${output.slice(-4000)}`));
+    }, timeoutMs);
     qemu.stdout.on('data', (chunk: Buffer) => {
       const text = chunk.toString();
       output += text;

@@ -48,6 +48,11 @@ export interface ModeDefinition {
    * anything; undefined for a mode that runs.
    */
   readonly unavailable?: string;
+  /**
+   * Upstream deprecated this mode: at start the daemon logs `note` as a warning and records it as
+   * a Warning Event on the Node with `reason` (action ProxyModeCheck), as upstream does.
+   */
+  readonly deprecation?: { readonly reason: string; readonly note: string };
   /** Removes everything this mode ever created (--cleanup, and switching to another mode). */
   cleaner(run?: ToolRunner): Cleaner;
   /** Registers the mode's metrics on the daemon's registry and returns what creates backends. */

@@ -4,6 +4,7 @@
 // connections, established ones continue) and is retried on this manager's own timer until its
 // connection counts reach zero. The IPVS table is shared with the sync, so every step runs under
 // the proxier's lock.
+import { longToolOptions } from '../common/long-tool.ts';
 import { log } from '../../log/log.ts';
 import type { Runner } from '../xtables/index.ts';
 import { rsKey, vsKey, type RealServer, type VirtualServer } from './desired.ts';
@@ -31,7 +32,7 @@ export interface GracefulOptions {
 /** Runs an `ipvsadm -R` batch; ipvsadm keeps going after a failing line, so stderr is the error. */
 export async function ipvsadmRestore(run: Runner, text: string): Promise<void> {
   if (text === '') return;
-  const result = await run('ipvsadm', ['-R'], { input: text, timeoutMs: 120_000 });
+  const result = await run('ipvsadm', ['-R'], { input: text, ...longToolOptions() });
   if (result.stderr.trim() !== '') throw new Error(`ipvsadm -R: ${result.stderr.trim()}`);
 }
 

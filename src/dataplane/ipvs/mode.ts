@@ -1,7 +1,7 @@
 // The IPVS mode as the registry (dataplane/modes.ts) sees it: its metric, its cleaner, the
 // families this host can program (iptables for the family works), and one proxier per family.
-// Deprecated upstream since v1.35 (its start-up notice is logged, as upstream does), fully
-// supported here.
+// Deprecated upstream since v1.35 (the daemon logs its start-up notice and records it as a Node
+// Event, as upstream does), fully supported here.
 import { log } from '../../log/log.ts';
 import type { IPFamily } from '../../model/types.ts';
 import { nodePortAddressesFor } from '../../plan/node-ports.ts';
@@ -39,13 +39,13 @@ export function countedIpvsBackend(proxier: IpvsProxier, metrics: IpvsMetrics): 
 
 export const ipvsMode: ModeDefinition = {
   name: 'ipvs',
+  deprecation: { reason: 'IPVSDeprecation', note: IPVS_DEPRECATION },
   cleaner: (run) => ipvsCleaner(run),
   setUp: ({ registry, settings, run = execTool }) => {
     const metrics = registerIpvsMetrics(registry);
     const ipvs = settings.ipvs ?? DEFAULT_IPVS_SETTINGS;
     let backend: Promise<IptablesBackend> | undefined;
     const chooseBackend = () => (backend ??= detectIptablesBackend(run));
-    let warned = false;
     // One probe per scheduler for both families: the IPVS table is host-wide.
     const probes = new Map<string, Promise<void>>();
     const probeOnce = (name: string): Promise<void> => {
@@ -60,10 +60,6 @@ export const ipvsMode: ModeDefinition = {
       supportsFamily: async (family: IPFamily) =>
         toolWorks(run, iptablesTools(await chooseBackend(), family).save, ['-t', 'nat']),
       createBackend: async (family, { node }) => {
-        if (!warned) {
-          warned = true;
-          log.error(IPVS_DEPRECATION);
-        }
         const scheduler = parseScheduler(ipvs.scheduler);
         if ('error' in scheduler) throw new Error(scheduler.error);
         if (ipvs.scheduler === '') log.info('IPVS scheduler not specified, use rr by default');

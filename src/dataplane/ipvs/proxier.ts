@@ -5,6 +5,7 @@
 // once per syncPeriod (upstream reads it every sync), which is what repairs changes made behind
 // our back. The order of a sync is upstream's: sets (abort on error), addresses, virtual and real
 // servers, one iptables-restore (abort on error), then unbinding and the stale-server sweep.
+import { longToolOptions } from '../common/long-tool.ts';
 import { release } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { log } from '../../log/log.ts';
@@ -299,7 +300,7 @@ export function createIpvsProxier(
 
     // 1. Sets (abort on error: the rules would match stale sets).
     if (ipsets.text !== '')
-      await run('ipset', ['restore', '-exist'], { input: ipsets.text, timeoutMs: 120_000 });
+      await run('ipset', ['restore', '-exist'], { input: ipsets.text, ...longToolOptions() });
 
     // 2. Addresses the virtual servers need.
     const bound = new Set(addresses.bound);

@@ -10,6 +10,7 @@ import { localDetectorFor, nftNodePortAddresses } from '../common/settings.ts';
 import { nftablesCleaner } from './cleanup.ts';
 import { registerNftablesMetrics, type NftablesMetrics } from './metrics.ts';
 import type { NftablesOptions } from './options.ts';
+import { NftSession } from './session.ts';
 import { createNftablesProxier, type NftablesProxier } from './proxier.ts';
 
 /** The proxier as a Backend whose failed syncs count in the nftables failure counter. */
@@ -20,6 +21,7 @@ export function countedBackend(proxier: NftablesProxier, metrics: NftablesMetric
     mode: proxier.mode,
     postSyncHooks: { conntrackCleanup: true },
     rulesIntact: () => proxier.rulesIntact?.() ?? Promise.resolve(true),
+    close: () => proxier.close?.() ?? Promise.resolve(),
     sync: async (request) => {
       try {
         return await proxier.sync(request);
@@ -51,6 +53,11 @@ export const nftablesMode: ModeDefinition = {
         };
         const proxier = await createNftablesProxier(options, {
           run,
+          // A runner given by a test (another namespace, a fake) cannot host a long-lived nft;
+          // KUBE_PROXY_NFT_SESSION=off is the operator's way back to one nft -f per sync.
+          ...(run === execTool && process.env['KUBE_PROXY_NFT_SESSION'] !== 'off'
+            ? { session: () => new NftSession() }
+            : {}),
           skipKernelCheck: Boolean(process.env['KUBE_PROXY_NFTABLES_SKIP_KERNEL_VERSION_CHECK']),
         });
         log.info('Using nftables proxier', {

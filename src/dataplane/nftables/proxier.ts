@@ -1,6 +1,7 @@
 // The nftables Proxier: render (pure) then one `nft -f -` transaction per sync. We keep the
 // record of what the last successful transaction wrote and diff against it; a failed
 // transaction changes nothing in the kernel, so we forget the record and the next sync is full.
+import { longToolOptions } from '../common/long-tool.ts';
 import { release as osRelease } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -11,6 +12,8 @@ import { ExecError, execTool, type ExecOptions, type ExecResult } from '../../ut
 import { validateOptions, type NftablesOptions } from './options.ts';
 import { nftFamily, TABLE } from './names.ts';
 import { render, type NftState } from './render.ts';
+import { NftSession, NftSessionError, SESSION_MAX_SCRIPT_BYTES } from './session.ts';
+import { log } from '../../log/log.ts';
 
 export type Runner = (file: string, args: readonly string[], options?: ExecOptions) => Promise<ExecResult>;
 
@@ -21,13 +24,17 @@ export interface NftablesProxierDeps {
   readonly skipKernelCheck?: boolean;
   /** Kernel release to check; defaults to os.release(). */
   readonly kernelRelease?: string;
+  /**
+   * Starts a long-lived `nft -i` for small partial syncs (session.ts); without it every
+   * transaction runs a fresh `nft -f`. Only for the real tools: a test's runner cannot host it.
+   */
+  readonly session?: () => NftSession;
 }
 
 export type NftablesProxier = Backend;
 
 export const MIN_NFT_VERSION = [1, 0, 1] as const;
 export const MIN_KERNEL_VERSION = [5, 13] as const;
-const APPLY_TIMEOUT_MS = 120_000;
 
 function atLeast(version: readonly number[], minimum: readonly number[]): boolean {
   for (let i = 0; i < minimum.length; i++) {
@@ -136,10 +143,32 @@ export async function createNftablesProxier(
   let previous: NftState | undefined;
   let busy = false;
   const family: IPFamily = options.family;
+  let session: NftSession | undefined;
+
+  /** A partial sync through the session; false when the session could not take it. */
+  async function viaSession(script: string): Promise<boolean> {
+    if (!deps.session || script.length > SESSION_MAX_SCRIPT_BYTES) return false;
+    session ??= deps.session();
+    try {
+      await session.apply(script);
+      return true;
+    } catch (error) {
+      if (!(error instanceof NftSessionError)) throw error;
+      log.warn('nft -i session ended, applying with nft -f', { ipFamily: family, reason: error.message });
+      session.close();
+      session = undefined;
+      return false;
+    }
+  }
 
   return {
     family,
     mode: 'nftables',
+    close: () => {
+      session?.close();
+      session = undefined;
+      return Promise.resolve();
+    },
     /**
      * The record of the last transaction is trusted only while the kernel still shows our rules:
      * when the table or its rules are gone, the record is dropped and the next sync is full.
@@ -182,7 +211,8 @@ export async function createNftablesProxier(
         });
         if (!result.empty) {
           try {
-            await run('nft', ['-f', '-'], { input: timed, timeoutMs: APPLY_TIMEOUT_MS });
+            if (full || !(await viaSession(result.script)))
+              await run('nft', ['-f', '-'], { input: timed, ...longToolOptions() });
           } catch (error) {
             throw new Error(describeNftFailure(error, result.script), { cause: error });
           }

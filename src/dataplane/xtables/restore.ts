@@ -2,6 +2,7 @@
 // tool rejected (at 10k Services the input is tens of MB; "line 81234 failed" alone is useless).
 import { ExecError, inSlices } from '../../util/exec.ts';
 import { RESTORE_ARGS, type IptablesTools, type Runner } from './tools.ts';
+import { longToolOptions } from '../common/long-tool.ts';
 
 /** The input lines around `line` (1-based), numbered, for an error message. */
 export function linesAround(text: string, line: number, radius = 1): string {
@@ -37,7 +38,7 @@ export class RestoreError extends Error {
 export async function restore(run: Runner, tools: IptablesTools, text: string): Promise<void> {
   try {
     // In slices: at 10k Services the text is tens of MB, and one Buffer of it doubles the peak.
-    await run(tools.restore, RESTORE_ARGS, { input: inSlices(text), timeoutMs: 300_000 });
+    await run(tools.restore, RESTORE_ARGS, { input: inSlices(text), ...longToolOptions() });
   } catch (error) {
     const stderr = error instanceof ExecError ? error.stderr : '';
     const reason = error instanceof Error ? error.message : String(error);

@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { ExecError, execTool, inSlices, inputText } from '../../../src/util/exec.ts';
+import {
+  ExecError,
+  execTool,
+  inSlices,
+  inputText,
+  processCpuMs,
+  type ToolProgress,
+} from '../../../src/util/exec.ts';
 
 describe('execTool', () => {
   test('a string input reaches the tool whole', async () => {
@@ -73,4 +80,32 @@ test('inSlices cuts a text into consecutive slices that make it up again', () =>
   );
   assert.equal(slices.join(''), text);
   assert.deepEqual([...inSlices('')], []);
+});
+
+test('with stallTimeoutMs, a tool that does nothing (blocked, hung) is killed and says why', async () => {
+  const started = Date.now();
+  await assert.rejects(
+    execTool('sleep', ['30'], { stallTimeoutMs: 400 }),
+    (error: unknown) => error instanceof ExecError && /made no progress for \d+ s/.test(error.message),
+  );
+  assert.ok(Date.now() - started < 10_000, 'killed long before it would have ended');
+});
+
+test('with stallTimeoutMs, a tool that keeps working is never killed, however long, and reports progress', async () => {
+  const reports: ToolProgress[] = [];
+  // Busy for 1.5 s: far beyond the stall limit, but its CPU time moves all along.
+  const result = await execTool(
+    process.execPath,
+    ['-e', 'const t = Date.now(); while (Date.now() - t < 1500); console.log("done")'],
+    { stallTimeoutMs: 300, progressEveryMs: 200, onProgress: (p) => reports.push(p) },
+  );
+  assert.equal(result.stdout.trim(), 'done');
+  assert.ok(reports.length >= 2, `progress reported (${String(reports.length)} times)`);
+  assert.ok(reports.every((r) => (r.cpuMs ?? 0) >= 0 && r.elapsedMs > 0));
+  assert.ok((reports.at(-1)?.cpuMs ?? 0) > 0, 'the CPU time it used is reported');
+});
+
+test('processCpuMs reads this process and is undefined for a process that does not exist', () => {
+  assert.equal(typeof processCpuMs(process.pid), 'number');
+  assert.equal(processCpuMs(2 ** 30), undefined);
 });

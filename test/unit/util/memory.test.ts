@@ -21,14 +21,15 @@ test('nothing runs while syncs keep coming; partial syncs need the resident set 
   let heap = 100;
   let collected = 0;
   const release = memoryRelease({
-    idleMs: 40,
+    // Idle long against the 10 ms between syncs: a loaded machine stretches timers.
+    idleMs: 400,
     growthBytes: 10,
     minIntervalMs: 0,
     resident: () => heap,
     collect: () => collected++,
   });
   release.synced(false);
-  await quiet(80);
+  await quiet(800);
   assert.equal(collected, 0, 'partial syncs without growth: no collection');
   heap = 150;
   for (let i = 0; i < 5; i++) {
@@ -39,7 +40,7 @@ test('nothing runs while syncs keep coming; partial syncs need the resident set 
   await pollUntil('the collection', () => (collected === 1 ? true : undefined), 2000);
   // The resident set after the collection is the new base.
   release.synced(false);
-  await quiet(80);
+  await quiet(800);
   assert.equal(collected, 1);
   assert.equal(release.runs, 1);
 });

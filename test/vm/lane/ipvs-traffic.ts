@@ -72,13 +72,14 @@ function ipvsExtras(c: () => Cluster, skip: string | false): void {
           }),
         );
         await cl.api.create(slice(['a', 'c']));
-        // A long-lived connection that echoes what it is sent (lines on its stdin).
+        // A long-lived connection: the endpoint echoes what it is sent.
         const script = [
           "const s = require('node:net').connect(80, process.argv[1]);",
           "s.on('data', (d) => process.stdout.write(d));",
           "s.on('close', () => { console.log('CLOSED'); process.exit(0); });",
           "s.on('error', () => {});",
-          "process.stdin.on('data', (d) => s.write(d));",
+          // A line every 200 ms, echoed back by the endpoint (namespaced processes get no stdin).
+          "setInterval(() => s.write('ping-' + Date.now() + '\\n'), 200);",
         ].join('');
         const held = await pollUntil(
           'a long-lived connection to the Service',
@@ -118,9 +119,9 @@ function ipvsExtras(c: () => Cluster, skip: string | false): void {
         assert.equal((await realServers(cl, DRAIN_VIP, 81)).has(quickRs), false, `${quickRs} deleted`);
 
         // The established connection still carries data both ways.
-        conn?.stdin?.write('still-there\n');
-        await pollUntil('the echo on the held connection', () =>
-          output.includes('still-there') ? true : undefined,
+        const now = Date.now();
+        await pollUntil('an echo on the held connection after the removal', () =>
+          [...output.matchAll(/ping-(\d+)/g)].some((m) => Number(m[1]) > now) ? true : undefined,
         );
         // New connections only reach the endpoint that stays.
         const outcomes = await cl.topology.probe(cl.topology.pod('client').ns, {

@@ -139,8 +139,26 @@ for (const [i, mode] of SEQUENCE.entries()) {
         [...sctp].every((name) => name === 'a' || name === 'c'),
         [...sctp].join(', '),
       );
-      const left = await leftovers();
+      // The old mode's rules go once the new mode's first syncs are in: wait for that.
+      const left = await pollUntil(`the modes before ${mode} to be cleaned up`, async () => {
+        const now = await leftovers();
+        const clean =
+          mode === 'ipvs'
+            ? !now.nft
+            : now.ipvs === '' && !now.link && (mode === 'nftables' ? !now.iptables : !now.nft);
+        return clean ? now : undefined;
+      });
       if (mode === 'ipvs') {
+        // Upstream's deprecation notice (v1.35), also as a Warning Event on the Node.
+        const events = await c().api.list('Event', 'default');
+        const notice = events.find((e) => (e as { reason?: string }).reason === 'IPVSDeprecation') as
+          | { type?: string; action?: string; note?: string; regarding?: { kind?: string; name?: string } }
+          | undefined;
+        assert.deepEqual(
+          [notice?.type, notice?.action, notice?.regarding?.kind, notice?.regarding?.name],
+          ['Warning', 'ProxyModeCheck', 'Node', 'node1'],
+        );
+        assert.match(notice?.note ?? '', /ipvs proxier is now deprecated/);
         assert.match(left.ipvs, /-A -t 10\.96\.0\.10:80 -s rr/);
         assert.match(left.ipvs, /--sctp-service 10\.96\.0\.90:99/);
         assert.equal(left.nft, false, 'nftables leftovers removed');
