@@ -7,7 +7,7 @@ export PATH := $(NPM_BIN):$(PATH)
 SIZE ?= 1000
 TESTS ?= test/**/*.test.ts
 
-.PHONY: all deps sysdeps build test test-vm unit lint depcheck demo bench bench-vm bench-datapath fuzz clean release image test-image image-docker
+.PHONY: all deps sysdeps build test test-vm unit lint depcheck demo playground bench bench-vm bench-datapath fuzz clean release image test-image image-docker
 
 all: build
 
@@ -85,6 +85,13 @@ depcheck: deps
 
 demo: deps sysdeps build
 	node examples/demo.ts
+
+# The playground (docs/playground.md): the demo's cluster with a kubectl-like prompt; after every
+# change, the sync it caused and the rule diff. Needs root. Another mode:
+# make playground PLAYGROUND_ARGS='--proxy-mode iptables'
+PLAYGROUND_ARGS ?=
+playground: deps sysdeps build
+	bin/kube-proxy playground $(PLAYGROUND_ARGS)
 
 # The control-plane benchmark (bench/run.ts), then the data-path one (bench/datapath.ts), then
 # the IPVS column, which needs a kernel with IPVS: bench-vm.

@@ -58,6 +58,11 @@ export async function main(argv: readonly string[]): Promise<number> {
   // Upstream takes no positional arguments, so a subcommand changes no valid upstream command line.
   if (argv[0] === 'explain') return runExplain(argv.slice(1));
   if (argv[0] === 'verify') return runVerify(argv.slice(1));
+  if (argv[0] === 'playground') {
+    // Loaded only when asked for: the daemon never loads the playground's cluster and API server.
+    const { runPlayground } = await import('./playground.ts');
+    return runPlayground(argv.slice(1));
+  }
   const commandLine = parseCommandLine(argv, { readFile: (path) => readFileSync(path, 'utf8') });
   if (commandLine.kind === 'version') {
     process.stdout.write(commandLine.text);

@@ -1,6 +1,7 @@
 // Builders for the API objects the end-to-end tests, benchmarks and demo create: terse to write,
 // shaped exactly as the API server would store them.
-import type { Node, Service, ServicePort } from 'kubernetes-types/core/v1.d.ts';
+import type { Service, ServicePort } from 'kubernetes-types/core/v1.d.ts';
+import { nodeObject } from '../../src/playground/objects.ts';
 import type { Endpoint, EndpointSlice } from 'kubernetes-types/discovery/v1.d.ts';
 
 export interface PortSpec {
@@ -129,28 +130,5 @@ export function endpointSlice(spec: SliceSpec): EndpointSlice {
   };
 }
 
-export function node(spec: {
-  name: string;
-  ips: readonly string[];
-  podCIDRs: readonly string[];
-  zone?: string;
-}): Node {
-  return {
-    apiVersion: 'v1',
-    kind: 'Node',
-    metadata: {
-      name: spec.name,
-      labels: {
-        'kubernetes.io/hostname': spec.name,
-        ...(spec.zone ? { 'topology.kubernetes.io/zone': spec.zone } : {}),
-      },
-    },
-    spec: { podCIDR: spec.podCIDRs[0] ?? '', podCIDRs: [...spec.podCIDRs] },
-    status: {
-      addresses: [
-        ...spec.ips.map((address) => ({ type: 'InternalIP', address })),
-        { type: 'Hostname', address: spec.name },
-      ],
-    },
-  };
-}
+/** A Node object (the playground's builder, which the namespace cluster registers too). */
+export const node = nodeObject;
