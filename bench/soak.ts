@@ -6,7 +6,7 @@
 // (PNG, rendered by chromium) and the goals, checked: RSS growth <= 5 % after the warm-up, no
 // descriptor, child process or timer leaked, latency flat. Exits 1 when a goal is missed.
 //   node bench/soak.ts [--minutes 60] [--mode nftables] [--services 1000] [--rate 20] …
-import { mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -380,71 +380,94 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     const samples: Sample[] = [];
     const faults: FaultEvent[] = [];
 
-    const churnLoop = (async () => {
-      const period = 1000 / options.rate;
-      let due = performance.now();
-      while (performance.now() < endAt) {
-        await cluster.api.update(endpointChange(churn, counter++, state).slice);
-        writes++;
-        due += period;
-        const wait = due - performance.now();
-        if (wait > 0) await sleep(wait);
-        else due = performance.now();
-      }
-    })();
+    // One loop failing (kube-proxy gone, the API server down) stops the others at their next step.
+    let failed = false;
+    const running = () => !failed && performance.now() < endAt;
+    const guard = (loop: Promise<void>): Promise<void> =>
+      loop.catch((error: unknown) => {
+        failed = true;
+        throw error;
+      });
 
-    const faultLoop = (async () => {
-      let n = 0;
-      for (;;) {
-        const next = startedAt + (n + 1) * options.faultSeconds * 1000;
-        // No fault in the last stretch: the run ends with the proxy caught up.
-        if (next > endAt - options.faultSeconds * 500) return;
-        await sleep(Math.max(0, next - performance.now()));
-        const kind = FAULT_KINDS[n % FAULT_KINDS.length] ?? 'close-watches';
-        await injectFault(cluster, kind);
-        faults.push({ t: elapsedS(), kind });
-        n++;
-      }
-    })();
-
-    const sampleLoop = (async () => {
-      let syncsSeen = cluster.syncLines().length;
-      let lastReport = 0;
-      while (performance.now() < endAt) {
-        const tickStarted = performance.now();
-        const pid = cluster.proxyPid;
-        const rss = rssMiB(pid);
-        const fds = fdCount(pid);
-        const children = childCount(pid);
-        const metrics = await scrape(cluster);
-        const changeMs = await timeChange(cluster, options.mode, endpointChange(measured, counter++, state));
-        if (changeMs === undefined) lostChanges++;
-        const lines = cluster.syncLines();
-        const syncMs = lines.slice(syncsSeen).map((s) => s.elapsedMs);
-        syncsSeen = lines.length;
-        const sample: Sample = {
-          t: elapsedS(),
-          rssMiB: rss,
-          fds,
-          children,
-          ...metrics,
-          changeMs,
-          syncMs,
-          writes,
-        };
-        samples.push(sample);
-        if (sample.t - lastReport >= 60 || samples.length === 1) {
-          lastReport = sample.t;
-          say(
-            `${(sample.t / 60).toFixed(1)} min: RSS ${rss.toFixed(1)} MiB, heap ${metrics.heapUsedMiB?.toFixed(1) ?? '-'} MiB, ${fds} fds, ${children} children, ${String(metrics.timers)} timers, change ${changeMs?.toFixed(0) ?? 'LOST'} ms, ${writes} writes, ${faults.length} faults`,
-          );
+    const churnLoop = guard(
+      (async () => {
+        const period = 1000 / options.rate;
+        let due = performance.now();
+        while (running()) {
+          await cluster.api.update(endpointChange(churn, counter++, state).slice);
+          writes++;
+          due += period;
+          const wait = due - performance.now();
+          if (wait > 0) await sleep(wait);
+          else due = performance.now();
         }
-        const wait = tickStarted + options.sampleSeconds * 1000 - performance.now();
-        if (wait > 0) await sleep(Math.max(0, Math.min(wait, endAt - performance.now())));
-      }
-    })();
+      })(),
+    );
 
-    await Promise.all([churnLoop, faultLoop, sampleLoop]);
+    const faultLoop = guard(
+      (async () => {
+        let n = 0;
+        for (;;) {
+          const next = startedAt + (n + 1) * options.faultSeconds * 1000;
+          // No fault in the last stretch: the run ends with the proxy caught up.
+          if (next > endAt - options.faultSeconds * 500) return;
+          while (running() && performance.now() < next) await sleep(Math.min(1000, next - performance.now()));
+          if (!running()) return;
+          const kind = FAULT_KINDS[n % FAULT_KINDS.length] ?? 'close-watches';
+          await injectFault(cluster, kind);
+          faults.push({ t: elapsedS(), kind });
+          n++;
+        }
+      })(),
+    );
+
+    const sampleLoop = guard(
+      (async () => {
+        let syncsSeen = cluster.syncLines().length;
+        let lastReport = 0;
+        while (running()) {
+          const tickStarted = performance.now();
+          const pid = cluster.proxyPid;
+          if (!existsSync(`/proc/${pid}`))
+            throw new Error(`soak: kube-proxy (pid ${pid}) exited during the run`);
+          const rss = rssMiB(pid);
+          const fds = fdCount(pid);
+          const children = childCount(pid);
+          const metrics = await scrape(cluster);
+          const changeMs = await timeChange(
+            cluster,
+            options.mode,
+            endpointChange(measured, counter++, state),
+          );
+          if (changeMs === undefined) lostChanges++;
+          const lines = cluster.syncLines();
+          const syncMs = lines.slice(syncsSeen).map((s) => s.elapsedMs);
+          syncsSeen = lines.length;
+          const sample: Sample = {
+            t: elapsedS(),
+            rssMiB: rss,
+            fds,
+            children,
+            ...metrics,
+            changeMs,
+            syncMs,
+            writes,
+          };
+          samples.push(sample);
+          if (sample.t - lastReport >= 60 || samples.length === 1) {
+            lastReport = sample.t;
+            say(
+              `${(sample.t / 60).toFixed(1)} min: RSS ${rss.toFixed(1)} MiB, heap ${metrics.heapUsedMiB?.toFixed(1) ?? '-'} MiB, ${fds} fds, ${children} children, ${String(metrics.timers)} timers, change ${changeMs?.toFixed(0) ?? 'LOST'} ms, ${writes} writes, ${faults.length} faults`,
+            );
+          }
+          const wait = tickStarted + options.sampleSeconds * 1000 - performance.now();
+          if (wait > 0) await sleep(Math.max(0, Math.min(wait, endAt - performance.now())));
+        }
+      })(),
+    );
+
+    const ended = await Promise.allSettled([churnLoop, faultLoop, sampleLoop]);
+    for (const loop of ended) if (loop.status === 'rejected') throw loop.reason;
     await cluster.api.faults.clear();
     say(
       `churn done: ${writes} writes in ${(elapsedS() / 60).toFixed(1)} min, ${faults.length} API faults; settling`,

@@ -108,8 +108,10 @@ test('the table has a row per window with the faults counted, the page a chart p
   ]);
   assert.equal(rows.length, 12);
   assert.equal(rows[0]?.faults, 1);
-  assert.equal(rows[11]?.faults, 1);
-  assert.equal(rows[11]?.fdsMax, 57);
+  const last = rows[11];
+  assert.ok(last);
+  assert.equal(last.faults, 1);
+  assert.equal(last.fdsMax, 57);
   const text = formatTableRows(rows);
   assert.equal(text.trim().split('\n').length, 14);
   const page = renderPage(outcome(samples), evaluate(outcome(samples), goals), {
