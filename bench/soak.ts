@@ -53,6 +53,8 @@ export interface SoakOptions {
   /** How long the process may take to give back what the churn held, after it stops. */
   readonly settleSeconds: number;
   readonly seed: number;
+  /** More NODE_OPTIONS for kube-proxy (e.g. --heapsnapshot-signal=SIGUSR2, or a preloaded probe). */
+  readonly nodeOptions: string | undefined;
 }
 
 export interface SoakResult {
@@ -90,6 +92,7 @@ export function parseSoakOptions(argv: readonly string[]): SoakOptions {
       seed: { type: 'string', default: '1' },
       out: { type: 'string', default: join(HERE, 'soak-results') },
       'no-plot': { type: 'boolean', default: false },
+      'node-options': { type: 'string' },
     },
     strict: true,
   });
@@ -119,6 +122,7 @@ export function parseSoakOptions(argv: readonly string[]): SoakOptions {
     seed: Math.floor(num('seed', values.seed, 0)),
     out: values.out,
     plot: !values['no-plot'],
+    nodeOptions: values['node-options'],
   };
 }
 
@@ -354,7 +358,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     const manifest = join(cluster.dir, 'workload.json');
     writeFileSync(manifest, manifestJSON(workload.objects));
     await cluster.startApi(manifest);
-    cluster.startProxy({ mode: options.mode, minSyncPeriod: options.minSyncPeriod });
+    cluster.startProxy({
+      mode: options.mode,
+      minSyncPeriod: options.minSyncPeriod,
+      nodeOptions: options.nodeOptions,
+    });
     await cluster.waitForSync('first sync', 0, (s) => s.full && s.family === 'IPv4', 300_000);
     await cluster.waitForSync('first IPv6 sync', 0, (s) => s.family === 'IPv6', 300_000);
     // A few changes first: the nftables mode's long-lived `nft -i` session (a child process and
