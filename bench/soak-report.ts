@@ -297,6 +297,7 @@ export function niceMax(value: number): number {
 }
 
 function chart(series: Series, endS: number, faults: readonly FaultEvent[], warmupS: number): string {
+  // endS: where the x axis ends.
   const all = series.lines.flatMap((l) => l.points.map(([, y]) => y));
   const yMax = niceMax(Math.max(0, ...all) * 1.1);
   const xMax = Math.max(endS, 1);
@@ -320,9 +321,10 @@ function chart(series: Series, endS: number, faults: readonly FaultEvent[], warm
       `<text x="${PAD.left - 4}" y="${y(v) + 4}" class="axis" text-anchor="end">${escapeXml(label(v))}</text>`,
     );
   }
-  const ticks = 6;
-  for (let i = 0; i <= ticks; i++) {
-    const t = (xMax * i) / ticks;
+  // Minute ticks at a round step (1, 2 or 5 times a power of ten), about six of them.
+  const stepMin = niceMax(xMax / 60 / 6);
+  for (let m = 0; m * 60 <= xMax + 1e-9; m += stepMin) {
+    const t = m * 60;
     parts.push(
       `<text x="${x(t)}" y="${H - 10}" class="axis" text-anchor="middle">${escapeXml(label(t / 60))}</text>`,
     );
@@ -353,6 +355,8 @@ export interface PageMeta {
   readonly title: string;
   readonly subtitle: string;
   readonly warmupS: number;
+  /** The planned length of the run: the x axis ends there (or at the last reading, if later). */
+  readonly durationS: number;
 }
 
 /** The chart page: one SVG per quantity over time, API faults as dashed lines, the warm-up shaded. */
@@ -363,7 +367,7 @@ export function renderPage(outcome: SoakOutcome, verdicts: readonly Verdict[], m
       const v = pick(s);
       return v === undefined || !Number.isFinite(v) ? [] : [[s.t, v]];
     });
-  const endS = samples.at(-1)?.t ?? 0;
+  const endS = Math.max(samples.at(-1)?.t ?? 0, meta.durationS);
   const series: Series[] = [
     {
       title: 'Memory',

@@ -7,7 +7,7 @@
 // descriptor, child process or timer leaked, latency flat. Exits 1 when a goal is missed.
 //   node bench/soak.ts [--minutes 60] [--mode nftables] [--services 1000] [--rate 20] …
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { cleanupNetns, IS_ROOT } from '../test/support/netns.ts';
@@ -494,6 +494,18 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     await cluster.destroy();
   }
 
+  const written = await writeResults(options, outcome);
+  prefixes.push(...written.prefixes);
+  return { ...written, prefixes };
+}
+
+/** The table, the goals, the JSON, Markdown, HTML and (with options.plot) PNG of an outcome. */
+async function writeResults(
+  options: SoakOptions,
+  outcome: SoakOutcome,
+): Promise<Omit<SoakResult, 'prefixes'> & { prefixes: string[] }> {
+  const goals: Goals = { ...DEFAULT_GOALS, warmupS: options.warmupMinutes * 60 };
+  const prefixes: string[] = [];
   const verdicts = evaluate(outcome, goals);
   const table = formatTableRows(tableRows(outcome.samples, outcome.faults));
   const json = join(options.out, `soak-${options.mode}.json`);
@@ -506,6 +518,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     title,
     subtitle: `An API fault every ${options.faultSeconds} s (${FAULT_KINDS.join(', ')}); a reading every ${options.sampleSeconds} s; min sync period ${options.minSyncPeriod}.`,
     warmupS: goals.warmupS,
+    durationS: options.minutes * 60,
   });
   writeFileSync(html, page);
   let png: string | undefined;
@@ -516,10 +529,33 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   return { outcome, verdicts, table, prefixes, files: { json, markdown, html, ...(png ? { png } : {}) } };
 }
 
+/** `--replot <soak-mode.json>`: the table, goals, page and PNG again from a run's readings. */
+async function replot(path: string | undefined): Promise<void> {
+  if (path === undefined) throw new Error('--replot: expected the JSON file of a run');
+  const saved = JSON.parse(readFileSync(path, 'utf8')) as Partial<SoakOutcome> & { options?: SoakOptions };
+  const { options, samples, faults, before, after, lostChanges } = saved;
+  if (!options || !Array.isArray(samples) || !faults || !before || !after || lostChanges === undefined)
+    throw new Error(`--replot: ${path} is not the JSON of a soak run`);
+  const result = await writeResults(
+    { ...options, out: dirname(path), plot: true },
+    { samples, faults, before, after, lostChanges, missingAtEnd: saved.missingAtEnd },
+  );
+  try {
+    process.stdout.write(`${result.table}\n${formatVerdicts(result.verdicts)}`);
+    say(`wrote ${Object.values(result.files).join(', ')}`);
+  } finally {
+    await cleanupNetns();
+  }
+}
+
 async function main(): Promise<void> {
   if (!IS_ROOT) {
     process.stderr.write('soak: needs root (network namespaces, nft, iptables); run `make soak` as root\n');
     process.exit(2);
+  }
+  if (process.argv[2] === '--replot') {
+    await replot(process.argv[3]);
+    return;
   }
   const options = parseSoakOptions(process.argv.slice(2));
   say(

@@ -118,6 +118,7 @@ test('the table has a row per window with the faults counted, the page a chart p
     title: 'soak <test>',
     subtitle: 's',
     warmupS: 600,
+    durationS: 3600,
   });
   assert.equal(page.match(/<svg /g)?.length, 6);
   assert.match(page, /soak &#60;test&#62;/);
