@@ -376,7 +376,7 @@ export interface FakeApiServerOptions {
   gzipMinBytes?: number;
   /**
    * Resources (plural, e.g. `servicecidrs`) this server answers 404 for, as an API server of a
-   * release without them (ServiceCIDRs before v1.33). Objects of them can still be created here.
+   * release without them (ServiceCIDRs before v1.33); create() in the process still stores them.
    */
   unservedResources?: readonly string[];
 }
