@@ -40,6 +40,7 @@ import { chooseFamilies, closeBackends, createBackends } from './families.ts';
 import { nodeInfoOf } from './node.ts';
 import { NodeLifecycle, fallbackNode, nodeEligible } from './node-lifecycle.ts';
 import { createPostSync } from './post-sync.ts';
+import { HOST_ADDRESS_POLL_MS, watchHostAddresses } from './host-addresses.ts';
 import { startServers, type HostPort } from './servers.ts';
 import { ProblemLog } from '../ui/routes.ts';
 
@@ -91,6 +92,10 @@ export interface DaemonSettings {
   readonly conntrackRunner?: ConntrackRunner;
   /** Peers besides loopback the debug routes and /ui answer (--debug-handlers-allowed-cidrs). */
   readonly debugAllowedCIDRs?: readonly string[];
+  /** How often an API server without ServiceCIDRs is asked again (tests); default 60 s. */
+  readonly serviceCIDRNotFoundRetryMs?: number;
+  /** How often the host's addresses are read for backends that follow them (tests); default 5 s. */
+  readonly hostAddressPollMs?: number;
 }
 
 export interface RunningDaemon {
@@ -128,6 +133,7 @@ function liveExplainState(parts: {
           node: models[i]?.node ?? emptyNodeContext(settings.nodeName),
           servicePorts: sync.lastApplied.servicePorts,
           hostAddresses: addresses.filter((a) => a.family === sync.family).map((a) => a.address),
+          serviceCIDRs: sync.lastApplied.serviceCIDRs,
           // The watches never deliver what they exclude, and the model keeps no skip reasons.
           skipped: [],
           generation: sync.lastApplied.generation,
@@ -240,6 +246,9 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
       log.error('Skipping invalid object', undefined, { problem: line });
     },
     tuning,
+    ...(settings.serviceCIDRNotFoundRetryMs !== undefined
+      ? { serviceCIDRNotFoundRetryMs: settings.serviceCIDRNotFoundRetryMs }
+      : {}),
   });
   if (!settings.initOnly) {
     intake.start();
@@ -279,12 +288,8 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
 
     // 3. Families and backends.
     const families = await chooseFamilies(info, mode, host);
-    const backends = await createBackends(
-      families,
-      mode,
-      info,
-      host.interfaceAddresses().map((address) => address.address),
-    );
+    const currentHostAddresses = (): string[] => host.interfaceAddresses().map((address) => address.address);
+    const backends = await createBackends(families, mode, info, currentHostAddresses(), currentHostAddresses);
     stoppers.push(() => closeBackends(backends));
     if (settings.initOnly) {
       log.info('Initialisation done (--init-only), exiting');
@@ -375,6 +380,22 @@ export async function runDaemon(settings: DaemonSettings): Promise<RunningDaemon
       started = true;
       for (const sync of syncs) sync.start();
     });
+    // Backends whose rules name the host's addresses (nftables' node port addresses) sync when
+    // they change; the sync re-reads them.
+    const following = syncs.filter((_sync, i) => backends[i]?.followsHostAddresses === true);
+    if (following.length > 0) {
+      const watch = watchHostAddresses(
+        currentHostAddresses,
+        settings.hostAddressPollMs ?? Math.min(settings.syncPeriodMs, HOST_ADDRESS_POLL_MS),
+        () => {
+          if (started) for (const sync of following) sync.requestSync();
+        },
+      );
+      stoppers.push(() => {
+        watch.stop();
+        return Promise.resolve();
+      });
+    }
 
     // 7. Our Node from now on: topology changes force a full sync of the family.
     nodeLifecycle.follow(

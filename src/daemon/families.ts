@@ -26,10 +26,10 @@ export async function createBackends(
   mode: ModeInstance,
   node: NodeInfo,
   hostAddresses: readonly string[],
+  currentHostAddresses?: () => readonly string[],
 ): Promise<Backend[]> {
-  const results = await Promise.allSettled(
-    families.map((family) => mode.createBackend(family, { node, hostAddresses })),
-  );
+  const context = { node, hostAddresses, ...(currentHostAddresses ? { currentHostAddresses } : {}) };
+  const results = await Promise.allSettled(families.map((family) => mode.createBackend(family, context)));
   const failed = results.find((result) => result.status === 'rejected');
   const created = results.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
   if (failed) {

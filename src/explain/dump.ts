@@ -96,6 +96,7 @@ const dumpSchema = z.strictObject({
         nodeIPs: z.array(ip),
       }),
       hostAddresses: z.array(ip),
+      serviceCIDRs: z.array(cidr).optional(),
       lastSync: z.record(z.string(), z.unknown()).optional(),
       servicePorts: z.array(servicePortSchema),
       skipped: z.array(z.strictObject({ service: name, reason: z.string(), addresses: z.array(z.string()) })),
@@ -189,6 +190,7 @@ export function dumpOf(
           nodeIPs: [...f.node.nodeIPs],
         },
         hostAddresses: [...f.hostAddresses],
+        ...(f.serviceCIDRs && f.serviceCIDRs.length > 0 ? { serviceCIDRs: [...f.serviceCIDRs] } : {}),
         ...(lastSync ? { lastSync } : {}),
         servicePorts: [...f.servicePorts.keys()].sort().flatMap((key) => {
           const sp = f.servicePorts.get(key);
@@ -288,6 +290,7 @@ export function stateFromDump(input: unknown, from: string): ExplainState {
       },
       servicePorts,
       hostAddresses: f.hostAddresses,
+      serviceCIDRs: f.serviceCIDRs ?? [],
       skipped: f.skipped,
       generation: f.generation,
     };

@@ -923,6 +923,21 @@ function notAService(
       ],
     };
   }
+  const serviceCIDR = (family.serviceCIDRs ?? []).find((text) => {
+    const cidr = parseCIDR(text);
+    return cidr !== undefined && cidrContains(cidr, dst);
+  });
+  if (serviceCIDR !== undefined && explainer?.dropsUnallocatedClusterIPs === true) {
+    return {
+      match: { kind: 'none' },
+      verdict: {
+        action: 'DROP',
+        snat: false,
+        because: `${dst.text} is inside the service CIDR ${serviceCIDR} but no Service holds it: dropped (cluster-ips-check)`,
+      },
+      hints: [`no Service has the cluster IP ${dst.text}: check the address (kubectl get services -A)`],
+    };
+  }
   const hints: string[] = [];
   const nodePorts = states.filter(
     (s) => s.servicePort.nodePort === dport && s.servicePort.id.protocol === proto,

@@ -23,6 +23,8 @@ export interface ManifestObjects {
   readonly services: readonly Service[];
   readonly slices: readonly EndpointSlice[];
   readonly nodes: readonly Node[];
+  /** ServiceCIDR objects (networking.k8s.io/v1): in nftables mode their unallocated addresses drop. */
+  readonly serviceCIDRs: readonly unknown[];
   /** Objects of other kinds, by `kind name`: ignored, listed so the CLI can say so. */
   readonly ignored: readonly string[];
 }
@@ -32,6 +34,7 @@ export function sortObjects(documents: readonly unknown[], where: string): Manif
   const services: Service[] = [];
   const slices: EndpointSlice[] = [];
   const nodes: Node[] = [];
+  const serviceCIDRs: unknown[] = [];
   const ignored: string[] = [];
   const visit = (doc: unknown, at: string): void => {
     if (doc === null || doc === undefined) return;
@@ -52,12 +55,15 @@ export function sortObjects(documents: readonly unknown[], where: string): Manif
       case 'Node':
         nodes.push(doc);
         return;
+      case 'ServiceCIDR':
+        serviceCIDRs.push(doc);
+        return;
       default:
         ignored.push(`${describeValue(kind)} ${describeValue(stringField(field(doc, 'metadata'), 'name'))}`);
     }
   };
   documents.forEach((doc, i) => visit(doc, `${where} document ${i + 1}`));
-  return { services, slices, nodes, ignored };
+  return { services, slices, nodes, serviceCIDRs, ignored };
 }
 
 function labelsOf(obj: unknown): Readonly<Record<string, unknown>> {
@@ -192,12 +198,14 @@ export function stateFromManifests(
       model.upsertService(svc);
     }
     for (const slice of objects.slices) if (proxied(slice)) model.upsertSlice(slice);
+    for (const serviceCIDR of objects.serviceCIDRs) model.upsertServiceCIDR(serviceCIDR);
     const snapshot = model.snapshot();
     return {
       family,
       node: snapshot.node,
       servicePorts: new Map(snapshot.servicePorts),
       hostAddresses: [],
+      serviceCIDRs: snapshot.serviceCIDRs,
       skipped,
     };
   });

@@ -30,6 +30,8 @@ export interface ExplainFamily {
   readonly servicePorts: ReadonlyMap<string, ServicePortState>;
   /** This host's own addresses of the family besides the node IPs (live: interface addresses). */
   readonly hostAddresses: readonly string[];
+  /** The family's service CIDRs (ServiceCIDR objects); absent or empty when none are known. */
+  readonly serviceCIDRs?: readonly string[] | undefined;
   readonly skipped: readonly SkippedService[];
   /** Model generation of the states (live). */
   readonly generation?: number | undefined;
@@ -63,6 +65,7 @@ export function snapshotOf(family: ExplainFamily): ProxySnapshot {
     family: family.family,
     node: family.node,
     servicePorts,
+    serviceCIDRs: family.serviceCIDRs ?? [],
     changedServices: new Set(),
     udpEndpointsChanged: false,
     triggerTimes: new Map(),

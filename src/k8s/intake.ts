@@ -1,4 +1,4 @@
-// The Service and EndpointSlice watches feeding one ProxyModel per IP family. Listing and parsing
+// The Service, EndpointSlice and ServiceCIDR watches feeding one ProxyModel per IP family. Listing and parsing
 // every Service and EndpointSlice is most of a cold start at scale, so the watches start before
 // the daemon knows which families its node uses (that needs the Node, then the backends): there
 // is a model for each family from the start, and the one the node turns out not to use is
@@ -9,7 +9,15 @@ import type { Service } from 'kubernetes-types/core/v1.d.ts';
 import type { EndpointSlice } from 'kubernetes-types/discovery/v1.d.ts';
 import type { KubeRequester } from './client.ts';
 import type { Reflector } from './reflector.ts';
-import { watchEndpointSlices, watchServices, type WatchTuning } from './watches.ts';
+import {
+  SERVICE_CIDRS_NOT_FOUND_RETRY_MS,
+  watchEndpointSlices,
+  watchServiceCIDRs,
+  watchServices,
+  type WatchTuning,
+} from './watches.ts';
+import { log } from '../log/log.ts';
+import type { ServiceCIDR } from '../model/service-cidr.ts';
 import type { Problem } from '../model/problem.ts';
 import { ProxyModel } from '../model/tracker.ts';
 import type { IPFamily } from '../model/types.ts';
@@ -27,6 +35,8 @@ export interface IntakeOptions {
   >;
   readonly onProblem: (problem: Problem) => void;
   readonly tuning?: WatchTuning<never>;
+  /** How often to ask again for ServiceCIDRs when the API server does not serve them (tests). */
+  readonly serviceCIDRNotFoundRetryMs?: number;
 }
 
 const ALL_FAMILIES: readonly IPFamily[] = ['IPv4', 'IPv6'];
@@ -45,6 +55,9 @@ export class Intake {
   #onChange: () => void = () => undefined;
   #onSynced: (() => void) | undefined;
   #watches: Reflector<Service | EndpointSlice>[] = [];
+  #serviceCIDRWatch: Reflector<ServiceCIDR> | undefined;
+  /** The API server answered 404 for ServiceCIDRs (logged once until they are served). */
+  #serviceCIDRsMissing = false;
 
   constructor(options: IntakeOptions) {
     this.#options = options;
@@ -101,10 +114,54 @@ export class Intake {
       slices as Reflector<Service | EndpointSlice>,
     ];
     for (const watch of this.#watches) watch.start();
+    this.#serviceCIDRWatch = this.#watchServiceCIDRs();
+    this.#serviceCIDRWatch.start();
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.#watches.map((watch) => watch.stop()));
+    await Promise.all([...this.#watches.map((watch) => watch.stop()), this.#serviceCIDRWatch?.stop()]);
+  }
+
+  /**
+   * ServiceCIDRs do not hold up the start (upstream does not wait for them either): the first
+   * sync may come before them, and their arrival asks for another. An API server without the
+   * resource leaves the proxy working without the drop rule, with one warning.
+   */
+  #watchServiceCIDRs(): Reflector<ServiceCIDR> {
+    const { client, tuning, serviceCIDRNotFoundRetryMs } = this.#options;
+    const onEvent = (apply: (model: ProxyModel) => boolean): void => {
+      let changed = false;
+      for (const model of this.#models) if (apply(model)) changed = true;
+      if (changed) this.#onChange();
+    };
+    return watchServiceCIDRs(
+      client,
+      {
+        onAdd: (obj) => onEvent((model) => model.upsertServiceCIDR(obj)),
+        onUpdate: (_old, obj) => onEvent((model) => model.upsertServiceCIDR(obj)),
+        onDelete: (obj) => onEvent((model) => model.deleteServiceCIDR(obj)),
+        onSynced: () => {
+          if (!this.#serviceCIDRsMissing) return;
+          this.#serviceCIDRsMissing = false;
+          log.info('The API server serves ServiceCIDRs now; traffic to unallocated cluster IPs is dropped');
+        },
+      },
+      () => {
+        if (this.#serviceCIDRsMissing) return;
+        this.#serviceCIDRsMissing = true;
+        log.warn(
+          'The API server does not serve networking.k8s.io/v1 ServiceCIDRs (404); traffic to unallocated ' +
+            'cluster IPs is not dropped until it does',
+          {
+            retryEvery: `${String((serviceCIDRNotFoundRetryMs ?? SERVICE_CIDRS_NOT_FOUND_RETRY_MS) / 1000)}s`,
+          },
+        );
+      },
+      {
+        ...(tuning ?? {}),
+        ...(serviceCIDRNotFoundRetryMs !== undefined ? { notFoundRetryMs: serviceCIDRNotFoundRetryMs } : {}),
+      },
+    );
   }
 
   /**

@@ -106,6 +106,13 @@ export interface ReflectorOptions<T extends KubeObject> {
    * resourceVersion): the relist diff reads it. Default: the whole object.
    */
   readonly cacheTransform?: (obj: T) => T;
+  /**
+   * For a resource the API server may not serve (ServiceCIDRs before v1.33): a 404 on the list
+   * calls `onNotFound` and retries after `retryMs` (no backoff, no warning), so a cluster
+   * without the resource costs one request per period and the log stays quiet; the first
+   * successful list after that proceeds as usual. Without it a 404 is an error like any other.
+   */
+  readonly notFound?: { readonly retryMs: number; onNotFound(): void };
 }
 
 /** client-go's cache key: `namespace/name`, or `name` for cluster-scoped objects. */
@@ -298,6 +305,16 @@ export class Reflector<T extends KubeObject> {
         await this.#listAndWatch();
       } catch (error) {
         if (this.#isStopped()) break;
+        const notFound = this.#opts.notFound;
+        if (notFound && error instanceof KubeApiError && error.statusCode === 404) {
+          notFound.onNotFound();
+          try {
+            await sleep(notFound.retryMs, undefined, { signal: this.#abort.signal });
+          } catch {
+            // aborted by stop()
+          }
+          continue;
+        }
         this.#noteError('list', error);
         log.warn('Failed to list; will retry', { reflector: this.name, reason: describe(error) });
         retryAfterMs = error instanceof KubeApiError ? error.retryAfterMs : undefined;

@@ -1,10 +1,11 @@
-// The three watches kube-proxy runs (spec 1.1): Services and EndpointSlices without the
+// The watches kube-proxy runs (spec 1.1): Services and EndpointSlices without the
 // service-proxy-name label (they belong to another proxy) and without the headless label (the
-// EndpointSlice controller copies Service labels onto slices, so one selector serves both), and
-// this Node only, by field selector.
+// EndpointSlice controller copies Service labels onto slices, so one selector serves both), this
+// Node only, by field selector, and every ServiceCIDR (networking.k8s.io/v1).
 import type { Node, Service } from 'kubernetes-types/core/v1.d.ts';
 import type { EndpointSlice } from 'kubernetes-types/discovery/v1.d.ts';
 import type { KubeRequester } from './client.ts';
+import type { ServiceCIDR } from '../model/service-cidr.ts';
 import { Reflector, type ReflectorHandlers, type ReflectorOptions } from './reflector.ts';
 
 export const SERVICE_PROXY_NAME_LABEL = 'service.kubernetes.io/service-proxy-name';
@@ -14,13 +15,16 @@ export const PROXY_LABEL_SELECTOR = `!${SERVICE_PROXY_NAME_LABEL},!${HEADLESS_LA
 export const SERVICES_PATH = '/api/v1/services';
 export const ENDPOINT_SLICES_PATH = '/apis/discovery.k8s.io/v1/endpointslices';
 export const NODES_PATH = '/api/v1/nodes';
+export const SERVICE_CIDRS_PATH = '/apis/networking.k8s.io/v1/servicecidrs';
+/** How often a ServiceCIDR list is tried again on an API server that does not serve them (404). */
+export const SERVICE_CIDRS_NOT_FOUND_RETRY_MS = 60_000;
 
 /** Tuning shared by all watches (backoff, timeouts, metrics); tests shrink the timings. */
 export type WatchTuning<T extends KubeObjectLike> = Omit<
   ReflectorOptions<T>,
   'client' | 'path' | 'labelSelector' | 'fieldSelector' | 'handlers' | 'name' | 'cacheTransform'
 >;
-type KubeObjectLike = Service | EndpointSlice | Node;
+type KubeObjectLike = Service | EndpointSlice | Node | ServiceCIDR;
 
 /** What to watch for each kind, as plain data (pure). */
 export interface WatchSpec {
@@ -41,6 +45,10 @@ export function endpointSliceWatchSpec(): WatchSpec {
 export function nodeWatchSpec(nodeName: string): WatchSpec {
   if (nodeName === '') throw new Error('node watch: the node name is empty');
   return { name: `node ${nodeName}`, path: NODES_PATH, fieldSelector: `metadata.name=${nodeName}` };
+}
+
+export function serviceCIDRWatchSpec(): WatchSpec {
+  return { name: 'servicecidrs', path: SERVICE_CIDRS_PATH };
 }
 
 function make<T extends KubeObjectLike>(
@@ -95,4 +103,25 @@ export function watchNode(
   tuning: WatchTuning<Node> = {},
 ): Reflector<Node> {
   return make(nodeWatchSpec(nodeName), client, handlers, tuning);
+}
+
+/**
+ * Every ServiceCIDR. An API server without the resource (404: before v1.33, or the API group
+ * disabled) calls `onNotFound` once per try and is asked again every
+ * SERVICE_CIDRS_NOT_FOUND_RETRY_MS (tests shrink it), quietly; the proxy works on without them.
+ */
+export function watchServiceCIDRs(
+  client: KubeRequester,
+  handlers: ReflectorHandlers<ServiceCIDR>,
+  onNotFound: () => void,
+  tuning: WatchTuning<ServiceCIDR> & { readonly notFoundRetryMs?: number } = {},
+): Reflector<ServiceCIDR> {
+  const { notFoundRetryMs, ...rest } = tuning;
+  return new Reflector<ServiceCIDR>({
+    ...rest,
+    ...serviceCIDRWatchSpec(),
+    client,
+    handlers,
+    notFound: { retryMs: notFoundRetryMs ?? SERVICE_CIDRS_NOT_FOUND_RETRY_MS, onNotFound },
+  });
 }

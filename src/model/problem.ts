@@ -3,7 +3,7 @@
 // operator can find and fix the object (architecture.md, rule 5).
 import { field } from './validate.ts';
 
-export type ProblemKind = 'Service' | 'EndpointSlice' | 'Node';
+export type ProblemKind = 'Service' | 'EndpointSlice' | 'Node' | 'ServiceCIDR';
 
 export interface Problem {
   readonly kind: ProblemKind;

@@ -34,6 +34,7 @@ import {
 import { selectEndpoints, type NodeTopology } from './selection.ts';
 import { sameValue } from './equal.ts';
 import { emptyNodeContext, nodeContextOf, parseNode } from './node.ts';
+import { parseServiceCIDR } from './service-cidr.ts';
 import { compareStrings, exactList, field, stringField } from './validate.ts';
 
 export interface ProxyModelOptions {
@@ -131,6 +132,11 @@ export class ProxyModel {
 
   #node: NodeContext;
   #nodeSeen = false;
+  /** spec.cidrs of this family per ServiceCIDR object name. */
+  readonly #serviceCIDRsByName = new Map<string, readonly string[]>();
+  /** Their union as the last snapshot carried it (sorted); a new array only when it changed. */
+  #serviceCIDRs: readonly string[] = [];
+  #serviceCIDRsPending = false;
   /** The zone the current states were selected with. */
   #selectionZone = '';
 
@@ -206,6 +212,49 @@ export class ProxyModel {
     return key === undefined ? false : this.#recordSlice(key, null);
   }
 
+  /**
+   * A ServiceCIDR object (networking.k8s.io/v1) was added or changed. Returns true when the union
+   * of this family's service CIDRs changed (a sync is worth requesting).
+   */
+  upsertServiceCIDR(obj: unknown): boolean {
+    let parsed: ReturnType<typeof parseServiceCIDR>;
+    try {
+      parsed = parseServiceCIDR(obj, this.family);
+    } catch (error) {
+      this.#internalProblem('ServiceCIDR', obj, error);
+      return false;
+    }
+    for (const problem of parsed.problems) this.#onProblem(problem);
+    if (parsed.name === undefined) return false;
+    if (parsed.cidrs.length > 0) this.#serviceCIDRsByName.set(parsed.name, parsed.cidrs);
+    else this.#serviceCIDRsByName.delete(parsed.name);
+    return this.#serviceCIDRsChanged();
+  }
+
+  deleteServiceCIDR(obj: unknown): boolean {
+    const name = stringField(field(obj, 'metadata'), 'name');
+    if (name === undefined || !this.#serviceCIDRsByName.delete(name)) return false;
+    return this.#serviceCIDRsChanged();
+  }
+
+  /** The union of this family's service CIDRs the next snapshot will carry. */
+  get serviceCIDRs(): readonly string[] {
+    return this.#unionOfServiceCIDRs();
+  }
+
+  #unionOfServiceCIDRs(): string[] {
+    const all = new Set<string>();
+    for (const cidrs of this.#serviceCIDRsByName.values()) for (const cidr of cidrs) all.add(cidr);
+    return [...all].sort(compareStrings);
+  }
+
+  #serviceCIDRsChanged(): boolean {
+    const union = this.#unionOfServiceCIDRs();
+    const changed = union.join(',') !== this.#serviceCIDRs.join(',');
+    this.#serviceCIDRsPending = changed;
+    return changed;
+  }
+
   /** Updates the node context. Events for another node are reported and ignored. */
   setNode(node: Node): SetNodeResult {
     const unchanged: SetNodeResult = { topologyChanged: false, contextChanged: false };
@@ -237,6 +286,7 @@ export class ProxyModel {
     return (
       this.#pendingServices.size > 0 ||
       this.#pendingSlices.size > 0 ||
+      this.#serviceCIDRsPending ||
       this.#node.zone !== this.#selectionZone
     );
   }
@@ -334,10 +384,16 @@ export class ProxyModel {
     }
     this.#pendingTriggerTimes.clear();
 
+    if (this.#serviceCIDRsPending) {
+      this.#serviceCIDRs = this.#unionOfServiceCIDRs();
+      this.#serviceCIDRsPending = false;
+    }
+
     const snapshot: ProxySnapshot = {
       family: this.family,
       node,
       servicePorts,
+      serviceCIDRs: this.#serviceCIDRs,
       changedServices: changed,
       udpEndpointsChanged,
       triggerTimes,

@@ -125,6 +125,12 @@ export interface ProxySnapshot {
    */
   readonly servicePorts: ReadonlyMap<string, ServicePortState>;
   /**
+   * The family's ranges cluster IPs are allocated from (spec.cidrs of every ServiceCIDR object),
+   * canonical and sorted; empty when none are known (no ServiceCIDR objects, or an API server
+   * without the resource). The same array object as the previous snapshot's while unchanged.
+   */
+  readonly serviceCIDRs: readonly string[];
+  /**
    * Services (namespace/name) whose ports or endpoints differ from the previous snapshot,
    * including Services that were deleted. A partial sync rewrites only what belongs to these.
    */

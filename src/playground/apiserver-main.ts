@@ -1,7 +1,7 @@
 // Standalone in-repo API server for the demo and for tests that run kube-proxy in a network
 // namespace:
 //   node src/playground/apiserver-main.ts --listen 127.0.0.1:6443 [--socket /tmp/x.sock]
-//        [--objects file-or-dir]... [--bookmark-interval-ms 60000]
+//        [--objects file-or-dir]... [--bookmark-interval-ms 60000] [--unserved-resource servicecidrs]...
 // Prints exactly one line `listening <url>` on stdout when ready; SIGTERM/SIGINT stop it.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -61,6 +61,8 @@ async function main(): Promise<void> {
       socket: { type: 'string' },
       objects: { type: 'string', multiple: true },
       'bookmark-interval-ms': { type: 'string' },
+      // Answer 404 for a resource, as an API server of a release without it.
+      'unserved-resource': { type: 'string', multiple: true },
     },
     strict: true,
   });
@@ -71,6 +73,7 @@ async function main(): Promise<void> {
     port,
     ...(values.socket !== undefined ? { socketPath: values.socket } : {}),
     ...(interval !== undefined ? { bookmarkIntervalMs: Number(interval) } : {}),
+    ...(values['unserved-resource'] ? { unservedResources: values['unserved-resource'] } : {}),
   });
   for (const path of values.objects ?? []) {
     for (const obj of readManifests(path)) server.create(obj);

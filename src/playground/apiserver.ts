@@ -374,6 +374,11 @@ export interface FakeApiServerOptions {
   protobuf?: boolean;
   /** Gzip responses of at least this many bytes when the client accepts gzip. Default 128 KiB. */
   gzipMinBytes?: number;
+  /**
+   * Resources (plural, e.g. `servicecidrs`) this server answers 404 for, as an API server of a
+   * release without them (ServiceCIDRs before v1.33); create() in the process still stores them.
+   */
+  unservedResources?: readonly string[];
 }
 
 export interface FakeApiServer {
@@ -1034,7 +1039,9 @@ export async function startFakeApiServer(options: FakeApiServerOptions = {}): Pr
       const reason = REASONS[failRule.status] ?? 'Unknown';
       throw new FakeApiError(failRule.status, reason, `injected fault: HTTP ${failRule.status}`);
     }
-    const route = parseRoute(url.pathname);
+    const parsed = parseRoute(url.pathname);
+    const route =
+      parsed && !(options.unservedResources ?? []).includes(parsed.info.resource) ? parsed : undefined;
     if (!route)
       throw new FakeApiError(
         404,

@@ -44,6 +44,8 @@ export interface ClusterOptions {
    * follow. The release tests run the single executable this way.
    */
   readonly proxyCommand?: readonly [string, ...string[]];
+  /** Resources the API server answers 404 for (e.g. `servicecidrs`, as before v1.33). */
+  readonly unservedResources?: readonly string[];
 }
 
 async function spawnApiServer(
@@ -76,6 +78,8 @@ export class Cluster {
   private proxyCommand: readonly [string, ...string[]] = [KUBE_PROXY_BIN];
   /** Extra environment of every kube-proxy this cluster starts. */
   proxyEnv: Readonly<Record<string, string>> = {};
+  /** Extra arguments of every API server process this cluster starts. */
+  private apiServerArgs: readonly string[] = [];
 
   private constructor(
     topology: Topology,
@@ -102,7 +106,11 @@ export class Cluster {
         http: [...(options.httpPorts ?? [])],
       });
       const socket = join(dir, 'api.sock');
-      const apiProcess = await spawnApiServer(topology, socket, []);
+      const apiServerArgs = (options.unservedResources ?? []).flatMap((resource) => [
+        '--unserved-resource',
+        resource,
+      ]);
+      const apiProcess = await spawnApiServer(topology, socket, apiServerArgs);
       const api = new FakeApiClient(socket);
       await api.create(
         nodeObject({
@@ -125,6 +133,7 @@ export class Cluster {
         ].join('\n'),
       );
       const cluster = new Cluster(topology, api, options.mode, dir, apiProcess);
+      cluster.apiServerArgs = apiServerArgs;
       if (options.proxyCommand) cluster.proxyCommand = options.proxyCommand;
       cluster.proxyEnv = options.env ?? {};
       await cluster.startProxy(options.args ?? []);
@@ -153,6 +162,7 @@ export class Cluster {
       ['Node', 'v1'],
       ['Service', 'v1'],
       ['EndpointSlice', 'discovery.k8s.io/v1'],
+      ['ServiceCIDR', 'networking.k8s.io/v1'],
     ] as const;
     for (const [kind, apiVersion] of kinds) {
       // List items carry no kind, as from a real API server.
@@ -163,7 +173,11 @@ export class Cluster {
     writeFileSync(dump, JSON.stringify({ kind: 'List', apiVersion: 'v1', items }));
     await stopProcess(this.apiProcess);
     await options.whileDown?.();
-    this.apiProcess = await spawnApiServer(this.topology, join(this.dir, 'api.sock'), ['--objects', dump]);
+    this.apiProcess = await spawnApiServer(this.topology, join(this.dir, 'api.sock'), [
+      '--objects',
+      dump,
+      ...this.apiServerArgs,
+    ]);
   }
 
   get kubeconfigPath(): string {

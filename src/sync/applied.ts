@@ -18,12 +18,19 @@ export interface AppliedState {
   readonly servicePorts: ReadonlyMap<string, ServicePortState>;
   /** The model generation of the snapshot last applied; undefined when it had none. */
   readonly generation: number | undefined;
+  /** The service CIDRs of the snapshot last applied (empty before the first sync). */
+  readonly serviceCIDRs: readonly string[];
 }
 
 export class AppliedRecord implements AppliedState {
   #servicePorts = new Map<string, ServicePortState>();
   #generation: number | undefined;
+  #serviceCIDRs: readonly string[] = [];
   #valid = false;
+
+  get serviceCIDRs(): readonly string[] {
+    return this.#serviceCIDRs;
+  }
 
   get servicePorts(): ReadonlyMap<string, ServicePortState> {
     return this.#servicePorts;
@@ -52,6 +59,7 @@ export class AppliedRecord implements AppliedState {
       this.#servicePorts = new Map(snapshot.servicePorts);
     }
     this.#generation = generation;
+    this.#serviceCIDRs = snapshot.serviceCIDRs;
     this.#valid = true;
   }
 

@@ -48,6 +48,11 @@ export interface Backend {
   /** Which optional post-sync hooks this backend wants; none when absent. */
   readonly postSyncHooks?: PostSyncHooks;
   /**
+   * Its rules name the host's addresses and it re-reads them at every sync (nftables'
+   * @nodeport-ips): the daemon asks for a sync when the host's addresses change.
+   */
+  readonly followsHostAddresses?: boolean;
+  /**
    * Render and apply. Throws (with a message naming the tool and its stderr) when the kernel
    * rejected the change; the previous rules must then still be in place, and the runner will
    * retry with a full sync.

@@ -43,6 +43,11 @@ export interface ModeExplainer {
    */
   readonly rejectsUnusedClusterIPPorts: boolean;
   /**
+   * A packet to an address inside the service CIDRs (ServiceCIDR objects) that no Service holds
+   * is dropped (nftables' cluster-ips-check) instead of left alone. Absent: false.
+   */
+  readonly dropsUnallocatedClusterIPs?: boolean;
+  /**
    * A packet the node itself sends to an external IP or load balancer IP (not one of its own
    * addresses) of a port without endpoints is rejected (nftables: service-endpoints-check hangs
    * off the output hook) rather than sent on untouched (iptables: KUBE-EXTERNAL-SERVICES, which

@@ -30,6 +30,11 @@ export interface BackendContext {
   readonly node: NodeInfo;
   /** This host's interface addresses (both families) when the backend is created. */
   readonly hostAddresses: readonly string[];
+  /**
+   * This host's interface addresses (both families) as they are now, for a backend whose rules
+   * follow them (Backend.followsHostAddresses). Cheap (no tool runs); absent in tests that fix them.
+   */
+  readonly currentHostAddresses?: () => readonly string[];
 }
 
 /** A mode set up for one daemon: its metrics are registered, its host-wide choices shared. */

@@ -25,6 +25,7 @@ export const nftablesExplainer: ModeExplainer = {
   localhostNodePorts: false,
   rejectsNodeTrafficToRemoteExternalFrontends: true,
   rejectsUnusedClusterIPPorts: true,
+  dropsUnallocatedClusterIPs: true,
   render(input): RenderedRules {
     const table = fullTable(input);
     return {

@@ -20,6 +20,7 @@ export function countedBackend(proxier: NftablesProxier, metrics: NftablesMetric
     family: proxier.family,
     mode: proxier.mode,
     postSyncHooks: { conntrackCleanup: true },
+    ...(proxier.followsHostAddresses === true ? { followsHostAddresses: true } : {}),
     rulesIntact: () => proxier.rulesIntact?.() ?? Promise.resolve(true),
     close: () => proxier.close?.() ?? Promise.resolve(),
     sync: async (request) => {
@@ -43,7 +44,7 @@ export const nftablesMode: ModeDefinition = {
     return {
       // nftables has both families in one tool; IPv6 availability is checked by the daemon.
       supportsFamily: () => Promise.resolve(true),
-      createBackend: async (family, { node, hostAddresses }) => {
+      createBackend: async (family, { node, hostAddresses, currentHostAddresses }) => {
         const options: NftablesOptions = {
           family,
           masqueradeBit: settings.masqueradeBit,
@@ -59,6 +60,20 @@ export const nftablesMode: ModeDefinition = {
             ? { session: () => new NftSession() }
             : {}),
           skipKernelCheck: Boolean(process.env['KUBE_PROXY_NFTABLES_SKIP_KERNEL_VERSION_CHECK']),
+          // `primary` and CIDRs are resolved against the host's addresses at every sync.
+          ...(currentHostAddresses
+            ? {
+                nodePortIPs: () => {
+                  const current = nftNodePortAddresses(
+                    settings.nodePortAddresses,
+                    family,
+                    node,
+                    currentHostAddresses(),
+                  );
+                  return current.kind === 'ips' ? current.ips : [];
+                },
+              }
+            : {}),
         });
         log.info('Using nftables proxier', {
           ipFamily: family,

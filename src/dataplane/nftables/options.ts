@@ -1,6 +1,8 @@
-// Settings of one nftables proxier (one IP family). They are fixed for the proxier's life: the
-// CLI resolves flags and configuration (detect-local mode, node port addresses, ServiceCIDRs)
-// into these plain values, and a change means a new proxier, whose first sync rebuilds the table.
+// Settings of one nftables proxier (one IP family): the CLI resolves flags and configuration
+// (detect-local mode, node port addresses) into these plain values. All are fixed for the
+// proxier's life except the node port addresses, which follow the host's addresses (the proxier
+// re-resolves them and a partial sync updates @nodeport-ips); the service CIDRs come with each
+// snapshot.
 import type { IPFamily } from '../../model/types.ts';
 import { isLoopback, parseIP } from '../../util/ip.ts';
 import { localTrafficDetectorProblems, type LocalTrafficDetector } from '../../plan/local-traffic.ts';
@@ -57,7 +59,11 @@ export function nodePortIPs(options: NftablesOptions): string[] {
   return [...out].sort();
 }
 
-/** Text that changes whenever anything in the rendered skeleton would change. */
+/**
+ * Text that changes whenever the rendered skeleton's chains, sets or rules would change, so the
+ * table must be rebuilt. The node port addresses themselves are not in it: they follow the host's
+ * addresses at run time, and a partial render updates @nodeport-ips in place.
+ */
 export function optionsFingerprint(options: NftablesOptions): string {
   return JSON.stringify([
     options.family,
@@ -65,6 +71,5 @@ export function optionsFingerprint(options: NftablesOptions): string {
     options.masqueradeAll,
     options.localDetector,
     options.nodePortAddresses.kind,
-    nodePortIPs(options),
   ]);
 }

@@ -29,6 +29,13 @@ export interface NftablesProxierDeps {
    * transaction runs a fresh `nft -f`. Only for the real tools: a test's runner cannot host it.
    */
   readonly session?: () => NftSession;
+  /**
+   * The node port addresses as the host has them now (options.nodePortAddresses `ips` resolved
+   * against the current interface addresses), read at every sync: an address added to or
+   * removed from the node reaches @nodeport-ips without a restart, as upstream re-reads them
+   * each sync. Absent: the addresses in the options, for the proxier's life.
+   */
+  readonly nodePortIPs?: () => readonly string[];
 }
 
 export type NftablesProxier = Backend;
@@ -133,11 +140,38 @@ function* watchedPieces(
   }
 }
 
-export async function createNftablesProxier(
+/**
+ * The options with the node port addresses the host has now; the same object while they have
+ * not changed (the renderer caches its skeleton per options object).
+ */
+function withCurrentNodePorts(
   options: NftablesOptions,
+  current: (() => readonly string[]) | undefined,
+): NftablesOptions {
+  if (!current || options.nodePortAddresses.kind !== 'ips') return options;
+  let ips: readonly string[];
+  try {
+    ips = current();
+  } catch (error) {
+    log.error('Failed to read the node port addresses, keeping the previous ones', error, {
+      ipFamily: options.family,
+    });
+    return options;
+  }
+  const before = options.nodePortAddresses.ips;
+  if (ips.length === before.length && ips.every((ip, i) => ip === before[i])) return options;
+  log.info('Node port addresses changed', { ipFamily: options.family, old: before, new: ips });
+  const next: NftablesOptions = { ...options, nodePortAddresses: { kind: 'ips', ips: [...ips] } };
+  validateOptions(next);
+  return next;
+}
+
+export async function createNftablesProxier(
+  initialOptions: NftablesOptions,
   deps: NftablesProxierDeps = {},
 ): Promise<NftablesProxier> {
-  validateOptions(options);
+  validateOptions(initialOptions);
+  let options = initialOptions;
   const run: Runner = deps.run ?? execTool;
   await checkNftablesSupport(run, deps);
   let previous: NftState | undefined;
@@ -164,6 +198,7 @@ export async function createNftablesProxier(
   return {
     family,
     mode: 'nftables',
+    followsHostAddresses: deps.nodePortIPs !== undefined && options.nodePortAddresses.kind === 'ips',
     close: () => {
       session?.close();
       session = undefined;
@@ -192,6 +227,7 @@ export async function createNftablesProxier(
       busy = true;
       try {
         const full = request.full || previous === undefined;
+        options = withCurrentNodePorts(options, deps.nodePortIPs);
         const renderStart = performance.now();
         const result = render(previous, request.snapshot, options, full);
         // The old record is spent either way; it comes back only as `next` after success.

@@ -9,7 +9,7 @@
 import type { Endpoint, IPFamily, ProxySnapshot, ServicePortState } from '../../model/types.ts';
 import { claim, lookup, newLedger, release, sameElement, setOf, type Ledger } from './ledger.ts';
 import { dispatchMap, nftFamily, parseClassChain, parseEndpointMap, TABLE, TABLE_COMMENT } from './names.ts';
-import { optionsFingerprint, type NftablesOptions } from './options.ts';
+import { nodePortIPs, optionsFingerprint, type NftablesOptions } from './options.ts';
 import {
   buildRecord,
   endpointText,
@@ -21,7 +21,15 @@ import {
   type NodeFacts,
   type ServiceRecord,
 } from './service.ts';
-import { BASE_CHAINS, buildSkeleton, classChainDef, type SetDecl, type Skeleton } from './skeleton.ts';
+import {
+  BASE_CHAINS,
+  buildSkeleton,
+  classChainDef,
+  CLUSTER_IPS_CHECK,
+  clusterIPsCheckRules,
+  type SetDecl,
+  type Skeleton,
+} from './skeleton.ts';
 import { withStableSlots } from './slots.ts';
 
 export interface NftState {
@@ -37,6 +45,10 @@ export interface NftState {
   readonly hairpinRefs: Map<string, number>;
   /** ProxySnapshot.generation of the snapshot this state was rendered from, if it had one. */
   readonly generation: number | undefined;
+  /** The service CIDRs cluster-ips-check drops (joined with ','). */
+  readonly serviceCIDRs: string;
+  /** The elements of @nodeport-ips (joined with ','); they follow the host's addresses. */
+  readonly nodePortIPs: string;
   /** Set when a later render took this state over; a spent state must not be rendered from. */
   readonly handle: { spent: boolean };
 }
@@ -243,8 +255,10 @@ function renderFull(
   if (!recreate)
     for (const set of skeleton.sets)
       if (!set.dynamic) out.push(`flush ${set.isMap ? 'map' : 'set'} ${prefix} ${set.name}`);
+  const clusterIPsCheck = clusterIPsCheckRules(options.family, snapshot.serviceCIDRs);
   for (const chain of [...skeleton.baseChains, ...skeleton.chains, ...classChains, ...affinityChains]) {
-    for (const rule of chain.rules) out.push(`add rule ${prefix} ${chain.name} ${rule}`);
+    const rules = chain.name === CLUSTER_IPS_CHECK ? clusterIPsCheck : chain.rules;
+    for (const rule of rules) out.push(`add rule ${prefix} ${chain.name} ${rule}`);
   }
   for (const [set, items] of skeleton.fixedElements) pushElements(out, 'add', prefix, set, items);
   const tail: string[] = [];
@@ -276,6 +290,8 @@ function renderFull(
     classRefs,
     hairpinRefs,
     generation: snapshot.generation,
+    serviceCIDRs: snapshot.serviceCIDRs.join(','),
+    nodePortIPs: nodePortIPs(options).join(','),
     handle: { spent: false },
   };
   return {
@@ -392,6 +408,22 @@ function renderPartial(
   }
 
   const out: string[] = [];
+  // What depends on the cluster's service CIDRs and the host's addresses, not on any Service.
+  const serviceCIDRs = snapshot.serviceCIDRs.join(',');
+  if (serviceCIDRs !== previous.serviceCIDRs) {
+    out.push(`flush chain ${prefix} ${CLUSTER_IPS_CHECK}`);
+    for (const rule of clusterIPsCheckRules(options.family, snapshot.serviceCIDRs))
+      out.push(`add rule ${prefix} ${CLUSTER_IPS_CHECK} ${rule}`);
+  }
+  const nodePorts = nodePortIPs(options);
+  const nodePortsText = nodePorts.join(',');
+  if (options.nodePortAddresses.kind === 'ips' && nodePortsText !== previous.nodePortIPs) {
+    const before = previous.nodePortIPs === '' ? [] : previous.nodePortIPs.split(',');
+    const gone = before.filter((ip) => !nodePorts.includes(ip));
+    const added = nodePorts.filter((ip) => !before.includes(ip));
+    pushElements(out, 'delete', prefix, 'nodeport-ips', gone);
+    pushElements(out, 'add', prefix, 'nodeport-ips', added);
+  }
   for (const chain of [
     ...classDefs(options.family, createdClasses),
     ...newChains.sort((a, b) => compare(a.name, b.name)),
@@ -445,6 +477,8 @@ function renderPartial(
     ...previous,
     nodeKey: node.key,
     generation: snapshot.generation,
+    serviceCIDRs,
+    nodePortIPs: nodePortsText,
     handle: { spent: false },
   };
   const script = out.join('\n');

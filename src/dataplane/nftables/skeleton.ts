@@ -113,6 +113,29 @@ export function classChainDef(
   return { name: classChain(selector, count), comment: '', rules: classChainRules(family, selector, count) };
 }
 
+/** The chain that rejects unused ports of cluster IPs and drops unallocated cluster IPs. */
+export const CLUSTER_IPS_CHECK = 'cluster-ips-check';
+
+/**
+ * The rules of cluster-ips-check: reject a port no Service of an allocated cluster IP serves,
+ * then drop anything else inside the service CIDRs (an address no Service holds), as upstream's
+ * nftables mode does; without known service CIDRs only the first rule. The chain is hooked after
+ * DNAT, so traffic to a served port (already DNATed to an endpoint) never reaches it.
+ */
+export function clusterIPsCheckRules(
+  family: NftablesOptions['family'],
+  serviceCIDRs: readonly string[],
+): string[] {
+  const fam = nftFamily(family);
+  const rules = [`${fam} daddr @cluster-ips reject comment "Reject traffic to invalid ports of ClusterIPs"`];
+  if (serviceCIDRs.length > 0) {
+    rules.push(
+      `${fam} daddr { ${serviceCIDRs.join(', ')} } drop comment "Drop traffic to unallocated ClusterIPs"`,
+    );
+  }
+  return rules;
+}
+
 export function buildSkeleton(options: NftablesOptions): Skeleton {
   const fam = nftFamily(options.family);
   const addr = options.family === 'IPv4' ? 'ipv4_addr' : 'ipv6_addr';
@@ -209,9 +232,6 @@ export function buildSkeleton(options: NftablesOptions): Skeleton {
     'fib saddr type local jump mark-for-masquerade comment "masquerade local traffic"',
     `fib saddr type local ${key} vmap @${dispatchMap(selector)} comment "short-circuit local traffic"`,
   ];
-  const clusterIPsCheck = [
-    `${fam} daddr @cluster-ips reject comment "Reject traffic to invalid ports of ClusterIPs"`,
-  ];
 
   const chains: ChainRules[] = [
     entry('firewall-check', '', [
@@ -219,7 +239,7 @@ export function buildSkeleton(options: NftablesOptions): Skeleton {
     ]),
     entry('service-endpoints-check', '', [`${ipKey} vmap @no-endpoint-services`]),
     entry('nodeport-endpoints-check', '', [`${nodePortMatch} ${portKey} vmap @no-endpoint-nodeports`]),
-    entry('cluster-ips-check', '', clusterIPsCheck),
+    entry(CLUSTER_IPS_CHECK, '', clusterIPsCheckRules(options.family, [])),
     entry('services', '', [
       `${ipKey} vmap @service-ips`,
       `${nodePortMatch} ${portKey} vmap @service-nodeports`,

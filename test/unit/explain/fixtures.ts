@@ -45,6 +45,7 @@ export function stateOfCluster(cluster: FlowCluster, mode: TracedMode): ExplainS
         node: snapshot.node,
         servicePorts: snapshot.servicePorts,
         hostAddresses: cluster.localAddresses,
+        serviceCIDRs: snapshot.serviceCIDRs,
         skipped: [],
       },
     ],

@@ -24,6 +24,29 @@ const theNode = node({ name: 'node1', ips: [NODE_IP], podCIDRs: ['10.244.1.0/24'
 const http = [{ name: 'http', port: 80, targetPort: 8080 }];
 
 describe('explain hints', () => {
+  test('an unallocated address of a ServiceCIDR in the manifests: DROP in nftables mode, untouched in iptables', () => {
+    const objects = [
+      theNode,
+      service({ name: 'web', clusterIPs: ['10.96.0.10'], ports: http }),
+      {
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'ServiceCIDR',
+        metadata: { name: 'kubernetes' },
+        spec: { cidrs: ['10.96.0.0/16'] },
+      },
+    ];
+    const query = { src: '10.244.1.9', dst: '10.96.7.7', dport: 80 };
+    const nft = explain(stateOf(objects), query);
+    assert.equal(nft.verdict.action, 'DROP');
+    assert.match(nft.verdict.because, /inside the service CIDR 10\.96\.0\.0\/16 but no Service holds it/);
+    assert.ok(
+      nft.path.some((step) => step.rule.includes('Drop traffic to unallocated ClusterIPs')),
+      JSON.stringify(nft.path),
+    );
+    assert.ok(!nft.caveats.some((c) => c.includes('a bug')), nft.caveats.join('\n'));
+    assert.equal(explain(stateOf(objects, 'iptables'), query).verdict.action, 'NOT_HANDLED');
+  });
+
   test('a slice whose port name differs from the Service port: REJECT, and the hint names both', () => {
     const state = stateOf([
       theNode,

@@ -24,6 +24,9 @@ export const V4 = {
   /** The node's second IPv4 address: not the one upstream checks source ranges against. */
   secondNodeIP: '192.168.5.10',
   clusterCIDR: '10.244.0.0/16',
+  serviceCIDR: '10.96.0.0/16',
+  /** Inside the service CIDR, held by no Service. */
+  unallocated: '10.96.9.9',
   client: '10.244.1.9',
   a: '10.244.1.2',
   b: '10.244.1.3',
@@ -35,6 +38,8 @@ export const V4 = {
 export const V6 = {
   node: 'fd00:192::10',
   clusterCIDR: 'fd00:10:244::/56',
+  serviceCIDR: 'fd00:10:96::/112',
+  unallocated: 'fd00:10:96::99',
   client: 'fd00:10:244:1::9',
   a: 'fd00:10:244:1::2',
   b: 'fd00:10:244:1::3',
@@ -81,6 +86,12 @@ function build(
   // (the node's other addresses come with `localAddresses`)
   const clusterCIDR = family === 'IPv4' ? V4.clusterCIDR : V6.clusterCIDR;
   const model = modelWith(family, objects);
+  // The cluster's ServiceCIDR object (the default one an API server creates): cluster IPs come
+  // from it, and an address inside it that no Service holds is "unallocated".
+  model.upsertServiceCIDR({
+    metadata: { name: 'kubernetes' },
+    spec: { cidrs: [V4.serviceCIDR, V6.serviceCIDR] },
+  });
   model.setNode(
     node({
       name: NODE,

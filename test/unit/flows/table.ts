@@ -39,6 +39,9 @@ export const INTERFACES: Readonly<Record<Exclude<Sender, 'node'>, string>> = {
 const ep = (ip: string, port = 8080): string => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
 const eps = (...ips: string[]): string => ips.map((ip) => ep(ip)).join(', ');
 
+const NFT_DROPS_UNALLOCATED =
+  "upstream's nftables mode drops traffic to an address inside the ServiceCIDRs that no Service holds " +
+  '(cluster-ips-check, "Drop traffic to unallocated ClusterIPs"); its iptables and IPVS modes ignore ServiceCIDRs';
 const NFT_REJECTS_UNUSED_PORTS =
   "upstream's nftables mode rejects traffic to a port a cluster IP does not serve (cluster-ips-check); " +
   "upstream's iptables mode has no rule for it";
@@ -107,6 +110,33 @@ export const FLOWS: readonly FlowRow[] = [
       ipvs: { output: 'REJECT', masq: false, reason: IPVS_FILTER_REJECTS },
       nftables: { output: 'REJECT', masq: false, reason: NFT_REJECTS_UNUSED_PORTS },
     },
+  }),
+  v4({
+    name: 'an unallocated cluster IP (inside the ServiceCIDR, no Service holds it)',
+    ...pod,
+    destIP: V4.unallocated,
+    destPort: 80,
+    output: '',
+    masq: false,
+    modes: { nftables: { output: 'DROP', masq: false, reason: NFT_DROPS_UNALLOCATED } },
+  }),
+  v4({
+    name: 'an unallocated cluster IP from the node',
+    ...node,
+    destIP: V4.unallocated,
+    destPort: 80,
+    output: '',
+    masq: false,
+    modes: { nftables: { output: 'DROP', masq: false, reason: NFT_DROPS_UNALLOCATED } },
+  }),
+  v4({
+    name: 'an unallocated cluster IP from outside',
+    ...outside,
+    destIP: V4.unallocated,
+    destPort: 80,
+    output: '',
+    masq: false,
+    modes: { nftables: { output: 'DROP', masq: false, reason: NFT_DROPS_UNALLOCATED } },
   }),
   v4({
     name: 'a pod address, no service involved',
@@ -541,6 +571,16 @@ export const FLOWS: readonly FlowRow[] = [
     destPort: 80,
     output: eps(V6.a, V6.b),
     masq: false,
+  }),
+  v6({
+    name: 'IPv6 unallocated cluster IP from a pod',
+    from: 'pod',
+    sourceIP: V6.client,
+    destIP: V6.unallocated,
+    destPort: 80,
+    output: '',
+    masq: false,
+    modes: { nftables: { output: 'DROP', masq: false, reason: NFT_DROPS_UNALLOCATED } },
   }),
   v6({
     name: 'IPv6 cluster IP from the node',

@@ -152,6 +152,7 @@ export function snapshot(states: readonly ServicePortState[], spec: SnapshotSpec
       nodeIPs: spec.nodeIPs ?? [family === 'IPv4' ? '192.168.0.10' : 'fd00:1::10'],
     },
     servicePorts: new Map(sorted.map((s) => [s.servicePort.id.key, s])),
+    serviceCIDRs: [],
     changedServices: new Set(spec.changed ?? states.map((s) => s.servicePort.id.service)),
     udpEndpointsChanged: false,
     triggerTimes: new Map(),

@@ -423,3 +423,52 @@ describe('ProxyModel: cost follows the change', () => {
     assert.equal(reused, N - 1);
   });
 });
+
+describe('ProxyModel: ServiceCIDRs', () => {
+  const cidr = (name: string, cidrs: unknown): unknown => ({ metadata: { name }, spec: { cidrs } });
+
+  it("carries the union of the family's CIDRs, sorted, and asks for a sync only when it changes", () => {
+    const m = model();
+    assert.deepEqual(m.snapshot().serviceCIDRs, []);
+    assert.equal(m.upsertServiceCIDR(cidr('kubernetes', ['10.96.0.0/16', 'fd00:10:96::/112'])), true);
+    assert.equal(m.hasPendingChanges(), true);
+    const first = m.snapshot();
+    assert.deepEqual(first.serviceCIDRs, ['10.96.0.0/16']);
+    assert.equal(m.hasPendingChanges(), false);
+    // The same CIDR from a second object changes nothing; a new one does.
+    assert.equal(m.upsertServiceCIDR(cidr('copy', ['10.96.0.0/16'])), false);
+    assert.equal(m.upsertServiceCIDR(cidr('extra', ['10.100.0.0/24'])), true);
+    const second = m.snapshot();
+    assert.deepEqual(second.serviceCIDRs, ['10.100.0.0/24', '10.96.0.0/16']);
+    assert.equal(m.snapshot().serviceCIDRs, second.serviceCIDRs, 'unchanged: the same array');
+    // Deleting one of two objects with the same CIDR keeps it.
+    assert.equal(m.deleteServiceCIDR(cidr('kubernetes', [])), false);
+    assert.equal(m.deleteServiceCIDR(cidr('extra', [])), true);
+    assert.deepEqual(m.snapshot().serviceCIDRs, ['10.96.0.0/16']);
+  });
+
+  it('a change reverted before the next snapshot is no change', () => {
+    const m = model();
+    m.upsertServiceCIDR(cidr('kubernetes', ['10.96.0.0/16']));
+    m.snapshot();
+    assert.equal(m.upsertServiceCIDR(cidr('kubernetes', ['10.96.0.0/12'])), true);
+    assert.equal(m.upsertServiceCIDR(cidr('kubernetes', ['10.96.0.0/16'])), false);
+    assert.equal(m.hasPendingChanges(), false);
+  });
+
+  it('reports entries it cannot use, naming the object and field, and keeps the rest', () => {
+    const problems: Problem[] = [];
+    const m = model(problems);
+    m.upsertServiceCIDR(cidr('bad', ['10.96.0.0/16', 'not-a-cidr', 7, ' 10.97.0.0/16']));
+    m.upsertServiceCIDR({ spec: { cidrs: ['10.98.0.0/16'] } });
+    m.upsertServiceCIDR(cidr('weird', 'text'));
+    assert.deepEqual(m.snapshot().serviceCIDRs, ['10.96.0.0/16']);
+    assert.deepEqual(problems.map(formatProblem), [
+      'ServiceCIDR bad: spec.cidrs[1]: "not-a-cidr" is not a CIDR, ignored',
+      'ServiceCIDR bad: spec.cidrs[2]: 7 is not a CIDR, ignored',
+      'ServiceCIDR bad: spec.cidrs[3]: " 10.97.0.0/16" is not a CIDR, ignored',
+      'ServiceCIDR : metadata.name: missing is not a name, the object is ignored',
+      'ServiceCIDR weird: spec.cidrs: "text" is not a list',
+    ]);
+  });
+});

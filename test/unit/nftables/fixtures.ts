@@ -123,7 +123,7 @@ export function port(spec: PortSpec): ServicePortState {
 
 export function snapshot(
   ports: readonly ServicePortState[],
-  options: { family?: IPFamily; nodeIPs?: readonly string[] } = {},
+  options: { family?: IPFamily; nodeIPs?: readonly string[]; serviceCIDRs?: readonly string[] } = {},
 ): ProxySnapshot {
   const family = options.family ?? 'IPv4';
   const sorted = [...ports].sort((a, b) => (a.servicePort.id.key < b.servicePort.id.key ? -1 : 1));
@@ -137,6 +137,7 @@ export function snapshot(
       nodeIPs: options.nodeIPs ?? (family === 'IPv4' ? ['192.168.0.10'] : ['fd00:192::10']),
     },
     servicePorts: new Map(sorted.map((sp) => [sp.servicePort.id.key, sp])),
+    serviceCIDRs: options.serviceCIDRs ?? [],
     changedServices: new Set(sorted.map((sp) => sp.servicePort.id.service)),
     udpEndpointsChanged: false,
     triggerTimes: new Map(),

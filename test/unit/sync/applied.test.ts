@@ -17,6 +17,7 @@ function snapshot(
     family: 'IPv4',
     node: { name: 'n1', zone: '', labels: {}, podCIDRs: [], nodeIPs: [] },
     servicePorts,
+    serviceCIDRs: [],
     changedServices: new Set(),
     udpEndpointsChanged: false,
     triggerTimes: new Map(),

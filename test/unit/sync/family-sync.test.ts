@@ -12,6 +12,7 @@ function emptySnapshot(triggerTimes = new Map<string, number[]>()): ProxySnapsho
     family: 'IPv4',
     node: { name: 'n1', zone: '', labels: {}, podCIDRs: [], nodeIPs: [] },
     servicePorts: new Map(),
+    serviceCIDRs: [],
     changedServices: new Set(),
     udpEndpointsChanged: false,
     triggerTimes,
