@@ -104,6 +104,7 @@ async function main(): Promise<void> {
   const started = performance.now();
   const mode: ModeDefinition = {
     name: 'nftables',
+    xtablesOwners: [],
     cleaner: () => ({ mode: 'nftables', cleanup: () => Promise.resolve() }),
     setUp: () => ({
       supportsFamily: () => Promise.resolve(true),

@@ -180,19 +180,15 @@ export async function main(argv: readonly string[]): Promise<number> {
   // carries the node's traffic (a switch of modes, or an upgrade, is then seamless). Both sets
   // of rules side by side are harmless: a connection is translated by whichever sees it first,
   // and the other's rules no longer match the translated packet.
-  // iptables and IPVS mode share chain names (nat KUBE-SERVICES, KUBE-POSTROUTING,
-  // KUBE-MARK-MASQ, …): the other's cleaner takes ours with them, so a full sync follows at once
-  // and writes them back (it does not trust a record the cleanup made stale).
-  void afterFirstSyncs(daemon.syncs)
-    .then(() =>
-      runCleaners(
-        otherModes(effective.mode).map((other) => other.cleaner()),
-        false,
-      ),
-    )
-    .then(() => {
-      for (const sync of daemon.syncs) sync.requestFullSync();
-    });
+  // iptables and IPVS mode share chain names (nat KUBE-SERVICES, KUBE-POSTROUTING, ...): the
+  // other's cleaner keeps what ours uses, or our traffic would stop until the next full sync.
+  const running = MODES[effective.mode].xtablesOwners;
+  void afterFirstSyncs(daemon.syncs).then(() =>
+    runCleaners(
+      otherModes(effective.mode).map((other) => other.cleaner(undefined, running)),
+      false,
+    ),
+  );
 
   const configWatcher =
     options.configFile !== undefined

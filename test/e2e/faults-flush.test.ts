@@ -76,7 +76,15 @@ for (const mode of ['iptables', 'nftables', 'userspace'] as const) {
     await pollUntil(`web to answer in ${mode} mode`, answers, 20_000);
     const node1 = c().topology.node1.ns;
     const flushed = Date.now();
-    for (const [file = '', ...args] of FLUSHES[mode]) await node1.exec(file, args);
+    for (const [file = '', ...args] of FLUSHES[mode]) {
+      // A repair between the admin's -F and -X puts a jump back, and -X then finds the chain
+      // busy: the admin's script loses that race, which is no failure of ours.
+      await node1.exec(file, args).catch((error: unknown) => {
+        if (!(args.includes('-X') && /resource busy/.test(String((error as { stderr?: unknown }).stderr))))
+          throw error;
+        t.diagnostic(`${mode}: repaired before ${[file, ...args].join(' ')} ran`);
+      });
+    }
     await pollUntil(
       'the flush to break the Service',
       async () => ((await answers()) ? undefined : true),
@@ -89,11 +97,18 @@ for (const mode of ['iptables', 'nftables', 'userspace'] as const) {
     const ms = Date.now() - flushed;
     t.diagnostic(`${mode}: Service answering again ${ms} ms after the flush`);
     assert.ok(ms < 15_000);
-    assert.ok(
-      c()
-        .logs()
-        .some((line) => /flushed by someone else|forcing a full resync/.test(line)),
-      'the repair is logged',
+    // The proxy's output reaches us through a pipe: give the line a moment to arrive.
+    await pollUntil(
+      'the repair to be logged',
+      async () =>
+        c()
+          .logs()
+          .some((line) => /flushed by someone else/.test(line))
+          ? true
+          : undefined,
+      2_000,
+    ).catch(() =>
+      assert.fail(`the repair is not logged; the proxy's last lines:\n${c().logs().slice(-30).join('\n')}`),
     );
   });
 }

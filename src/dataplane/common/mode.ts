@@ -5,6 +5,7 @@ import type { IPFamily } from '../../model/types.ts';
 import type { Registry } from '../../metrics/registry.ts';
 import type { Backend, Cleaner } from '../../sync/backend.ts';
 import type { ExecOptions, ExecResult } from '../../util/exec.ts';
+import type { XtablesOwner } from '../xtables/index.ts';
 import type { ModeExplainer } from './explain.ts';
 import type { DataplaneSettings, NodeInfo } from './settings.ts';
 import type { ModeVerifier } from './verify.ts';
@@ -58,8 +59,17 @@ export interface ModeDefinition {
    * a Warning Event on the Node with `reason` (action ProxyModeCheck), as upstream does.
    */
   readonly deprecation?: { readonly reason: string; readonly note: string };
-  /** Removes everything this mode ever created (--cleanup, and switching to another mode). */
-  cleaner(run?: ToolRunner): Cleaner;
+  /**
+   * What this mode puts into x_tables (iptables and IPVS share chain names such as nat
+   * KUBE-SERVICES): the cleaners of other modes keep these while this mode runs. Empty for a mode
+   * that writes no x_tables rules.
+   */
+  readonly xtablesOwners: readonly XtablesOwner[];
+  /**
+   * Removes everything this mode ever created (--cleanup), or, on a switch to another mode, all of
+   * it but the chains and jumps the `keep` owners (the running mode's) use as well.
+   */
+  cleaner(run?: ToolRunner, keep?: readonly XtablesOwner[]): Cleaner;
   /** Registers the mode's metrics on the daemon's registry and returns what creates backends. */
   setUp(setup: ModeSetup): ModeInstance;
   /** Its rules and tracer for `kube-proxy explain`; absent for a mode the explainer cannot trace. */
@@ -76,6 +86,7 @@ export function notImplementedMode(name: string, unavailable: string): ModeDefin
   return {
     name,
     unavailable,
+    xtablesOwners: [],
     cleaner: () => ({ mode: name, cleanup: () => Promise.resolve() }),
     setUp: () => ({
       supportsFamily: () => Promise.resolve(false),

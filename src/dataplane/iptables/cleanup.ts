@@ -4,32 +4,33 @@
 import { log } from '../../log/log.ts';
 import type { Cleaner } from '../../sync/backend.ts';
 import { execTool } from '../../util/exec.ts';
-import { cleanupOwner, type Runner, type XtablesCleanupReport } from '../xtables/index.ts';
+import { cleanupOwner, type Runner, type XtablesCleanupReport, type XtablesOwner } from '../xtables/index.ts';
 import { IPTABLES_OWNER } from './owner.ts';
 
 export type IptablesCleanupReport = XtablesCleanupReport;
 
 /**
  * Removes our iptables rules and chains from both families, chosen backend first, then the
- * other. Nothing is kept for another mode: this runs for `--cleanup` and when another mode
- * starts, which (as upstream) take the shared chains such as nat KUBE-SERVICES with them.
+ * other. `--cleanup` keeps nothing; when another mode starts, `keep` is that mode's owners, so
+ * the chains the IPVS mode shares with us (nat KUBE-SERVICES, KUBE-POSTROUTING, ...) stay.
  */
 export async function cleanupIptables(
   run: Runner = execTool,
   env: Readonly<Record<string, string | undefined>> = process.env,
+  keep: readonly XtablesOwner[] = [],
 ): Promise<IptablesCleanupReport> {
-  const { removed, errors } = await cleanupOwner(run, IPTABLES_OWNER, { keep: [], env });
+  const { removed, errors } = await cleanupOwner(run, IPTABLES_OWNER, { keep, env });
   log.info('Cleaned up iptables rules', { removed, errors: errors.length });
   for (const error of errors) log.error('iptables cleanup failed', error);
   return { removed, errors };
 }
 
 /** The Cleaner for `--cleanup` and mode switches; throws when some restore failed. */
-export function iptablesCleaner(run: Runner = execTool): Cleaner {
+export function iptablesCleaner(run: Runner = execTool, keep: readonly XtablesOwner[] = []): Cleaner {
   return {
     mode: 'iptables',
     cleanup: async () => {
-      const report = await cleanupIptables(run);
+      const report = await cleanupIptables(run, process.env, keep);
       if (report.errors.length > 0) throw new Error(`iptables cleanup: ${report.errors.join('; ')}`);
     },
   };

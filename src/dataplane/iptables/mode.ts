@@ -10,6 +10,7 @@ import { toolWorks, type ModeDefinition } from '../common/mode.ts';
 import { localDetectorFor, nodePortCIDRsFor } from '../common/settings.ts';
 import { detectIptablesBackend, type IptablesBackend } from './backend.ts';
 import { iptablesCleaner } from './cleanup.ts';
+import { IPTABLES_OWNER } from './owner.ts';
 import { registerIptablesMetrics, type IptablesMetrics } from './metrics.ts';
 import { ensureNfacctCounters, registerNfacctMetrics } from './nfacct.ts';
 import type { NfacctCounters } from './options.ts';
@@ -50,7 +51,8 @@ export const iptablesMode: ModeDefinition = {
   name: 'iptables',
   explainer: iptablesExplainer,
   verifier: iptablesVerifier,
-  cleaner: (run) => iptablesCleaner(run),
+  xtablesOwners: [IPTABLES_OWNER],
+  cleaner: (run, keep) => iptablesCleaner(run, keep),
   setUp: ({ registry, settings, run = execTool }) => {
     const metrics = registerIptablesMetrics(registry);
     // One backend choice for both families: never mix legacy and nft (issue 3).

@@ -11,7 +11,7 @@ import { log } from '../../log/log.ts';
 import type { Cleaner } from '../../sync/backend.ts';
 import { ExecError, execTool } from '../../util/exec.ts';
 import { parseIP } from '../../util/ip.ts';
-import { cleanupOwner, type Runner } from '../xtables/index.ts';
+import { cleanupOwner, type Runner, type XtablesOwner } from '../xtables/index.ts';
 import { deleteServiceLine, parseIpvsSave, type KernelVirtualServer } from './ipvsadm.ts';
 import { parseIpsetSave } from './ipset.ts';
 import { IPVS_INTERFACE, allSetNames, setName, type SetKey } from './names.ts';
@@ -74,9 +74,11 @@ export function ownedServices(
   );
 }
 
+/** `keep`: the running mode's owners on a switch (their chains and jumps stay); none for --cleanup. */
 export async function cleanupIpvs(
   run: Runner = execTool,
   env: Readonly<Record<string, string | undefined>> = process.env,
+  keep: readonly XtablesOwner[] = [],
 ): Promise<string[]> {
   const errors: string[] = [];
   const attempt = async (what: string, step: () => Promise<unknown>): Promise<void> => {
@@ -100,7 +102,7 @@ export async function cleanupIpvs(
   // here, and the chains it shares with the iptables mode (KUBE-SERVICES, KUBE-POSTROUTING, ...)
   // belong to that mode. A restart in iptables mode must not lose its chains to this cleaner.
   if (ours.length === 0 && !link) return errors;
-  const xtables = await cleanupOwner(run, IPVS_OWNER, { keep: [], env });
+  const xtables = await cleanupOwner(run, IPVS_OWNER, { keep, env });
   errors.push(...xtables.errors);
 
   const removed = { services: 0, link: false };
@@ -142,11 +144,11 @@ async function linkExists(run: Runner): Promise<boolean> {
 }
 
 /** The Cleaner for `--cleanup` and mode switches; throws when something of ours could not be removed. */
-export function ipvsCleaner(run: Runner = execTool): Cleaner {
+export function ipvsCleaner(run: Runner = execTool, keep: readonly XtablesOwner[] = []): Cleaner {
   return {
     mode: 'ipvs',
     cleanup: async () => {
-      const errors = await cleanupIpvs(run);
+      const errors = await cleanupIpvs(run, process.env, keep);
       if (errors.length > 0) throw new Error(`ipvs cleanup: ${errors.join('; ')}`);
     },
   };

@@ -11,6 +11,7 @@ import { toolWorks, type ModeDefinition } from '../common/mode.ts';
 import { localDetectorFor } from '../common/settings.ts';
 import { detectIptablesBackend, iptablesTools, type IptablesBackend } from '../xtables/index.ts';
 import { ipvsCleaner } from './cleanup.ts';
+import { IPVS_OWNER } from './owner.ts';
 import { ipvsExplainer } from './explain.ts';
 import { registerIpvsMetrics, type IpvsMetrics } from './metrics.ts';
 import { DEFAULT_IPVS_SETTINGS, parseScheduler } from './options.ts';
@@ -41,7 +42,8 @@ export function countedIpvsBackend(proxier: IpvsProxier, metrics: IpvsMetrics): 
 export const ipvsMode: ModeDefinition = {
   name: 'ipvs',
   deprecation: { reason: 'IPVSDeprecation', note: IPVS_DEPRECATION },
-  cleaner: (run) => ipvsCleaner(run),
+  xtablesOwners: [IPVS_OWNER],
+  cleaner: (run, keep) => ipvsCleaner(run, keep),
   explainer: ipvsExplainer,
   setUp: ({ registry, settings, run = execTool }) => {
     const metrics = registerIpvsMetrics(registry);

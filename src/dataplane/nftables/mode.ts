@@ -38,6 +38,7 @@ export const nftablesMode: ModeDefinition = {
   name: 'nftables',
   explainer: nftablesExplainer,
   verifier: nftablesVerifier,
+  xtablesOwners: [],
   cleaner: (run) => nftablesCleaner(run),
   setUp: ({ registry, settings, run = execTool }) => {
     const metrics = registerNftablesMetrics(registry);

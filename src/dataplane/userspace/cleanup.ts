@@ -4,16 +4,17 @@
 import { log } from '../../log/log.ts';
 import type { Cleaner } from '../../sync/backend.ts';
 import { execTool } from '../../util/exec.ts';
-import { cleanupOwner, type Runner, type XtablesCleanupReport } from '../xtables/index.ts';
+import { cleanupOwner, type Runner, type XtablesCleanupReport, type XtablesOwner } from '../xtables/index.ts';
 import { CAPTURE_LINK, deleteCaptureLink } from './address-capture.ts';
 import { USERSPACE_OWNER } from './owner.ts';
 
 export async function cleanupUserspace(
   run: Runner = execTool,
   env: Readonly<Record<string, string | undefined>> = process.env,
+  keep: readonly XtablesOwner[] = [],
 ): Promise<XtablesCleanupReport> {
-  // Nothing to keep: the userspace chains are shared with no other mode.
-  const chains = await cleanupOwner(run, USERSPACE_OWNER, { keep: [], env });
+  // The userspace chains are shared with no other mode; `keep` only guards against a future one.
+  const chains = await cleanupOwner(run, USERSPACE_OWNER, { keep, env });
   const errors = [...chains.errors];
   try {
     if (await deleteCaptureLink(run))
@@ -28,11 +29,11 @@ export async function cleanupUserspace(
 }
 
 /** The Cleaner for `--cleanup` and mode switches; throws when some restore failed. */
-export function userspaceCleaner(run: Runner = execTool): Cleaner {
+export function userspaceCleaner(run: Runner = execTool, keep: readonly XtablesOwner[] = []): Cleaner {
   return {
     mode: 'userspace',
     cleanup: async () => {
-      const report = await cleanupUserspace(run);
+      const report = await cleanupUserspace(run, process.env, keep);
       if (report.errors.length > 0) throw new Error(`userspace cleanup: ${report.errors.join('; ')}`);
     },
   };

@@ -10,6 +10,7 @@ import { DEFAULT_USERSPACE_SETTINGS, localDetectorFor } from '../common/settings
 import { detectIptablesBackend, iptablesTools, type IptablesBackend } from '../xtables/index.ts';
 import { hostIPFor, listenIPFor, nodeAddressCheck } from './addresses.ts';
 import { userspaceCleaner } from './cleanup.ts';
+import { USERSPACE_OWNER } from './owner.ts';
 import { userspaceExplainer } from './explain.ts';
 import { createDataPath, type DataPathSetup } from './data-path.ts';
 import { createUserspaceProxier, type ListenerPool, type UserspaceProxier } from './proxier.ts';
@@ -48,7 +49,8 @@ export function defineUserspaceMode(
 ): ModeDefinition {
   return {
     name: 'userspace',
-    cleaner: (run) => userspaceCleaner(run),
+    xtablesOwners: [USERSPACE_OWNER],
+    cleaner: (run, keep) => userspaceCleaner(run, keep),
     explainer: userspaceExplainer,
     setUp: ({ registry, settings, run = execTool }) => {
       const metrics = registerUserspaceSyncMetrics(registry);

@@ -18,6 +18,7 @@ function recordingMode() {
   const backends: Backend[] = [];
   const mode: ModeDefinition = {
     name: 'recording',
+    xtablesOwners: [],
     cleaner: () => ({ mode: 'recording', cleanup: () => Promise.resolve() }),
     setUp: ({ registry }) => {
       new Counter({ name: 'kubeproxy_recording_mode_metric_total', help: 'test', registers: [registry] });

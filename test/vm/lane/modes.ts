@@ -88,7 +88,13 @@ after(async () => {
 });
 
 /** What a mode leaves in node1: IPVS virtual servers, kube-ipvs0, nft table, iptables chains. */
-async function leftovers(): Promise<{ ipvs: string; link: boolean; nft: boolean; iptables: boolean }> {
+async function leftovers(): Promise<{
+  ipvs: string;
+  link: boolean;
+  nft: boolean;
+  iptablesChains: boolean;
+  ipvsChains: boolean;
+}> {
   const ns = c().topology.node1.ns;
   const ipvs = (await ns.exec('ipvsadm', ['-S', '-n'])).stdout.trim();
   const link = await ns.exec('ip', ['link', 'show', 'kube-ipvs0']).then(
@@ -98,7 +104,13 @@ async function leftovers(): Promise<{ ipvs: string; link: boolean; nft: boolean;
   const nft = (await ns.exec('nft', ['list', 'tables'])).stdout.includes('kube-proxy');
   const save =
     (await ns.exec('iptables-nft-save', [])).stdout + (await ns.exec('iptables-legacy-save', [])).stdout;
-  return { ipvs, link, nft, iptables: /KUBE-SVC-|KUBE-IPVS-FILTER/.test(save) };
+  return {
+    ipvs,
+    link,
+    nft,
+    iptablesChains: /KUBE-SVC-/.test(save),
+    ipvsChains: /KUBE-IPVS-FILTER/.test(save),
+  };
 }
 
 const SEQUENCE: readonly KernelMode[] = ['iptables', 'ipvs', 'nftables', 'iptables'];
@@ -144,8 +156,11 @@ for (const [i, mode] of SEQUENCE.entries()) {
         const now = await leftovers();
         const clean =
           mode === 'ipvs'
-            ? !now.nft
-            : now.ipvs === '' && !now.link && (mode === 'nftables' ? !now.iptables : !now.nft);
+            ? !now.nft && !now.iptablesChains
+            : now.ipvs === '' &&
+              !now.link &&
+              !now.ipvsChains &&
+              (mode === 'nftables' ? !now.iptablesChains : !now.nft);
         return clean ? now : undefined;
       });
       if (mode === 'ipvs') {
@@ -162,12 +177,18 @@ for (const [i, mode] of SEQUENCE.entries()) {
         assert.match(left.ipvs, /-A -t 10\.96\.0\.10:80 -s rr/);
         assert.match(left.ipvs, /--sctp-service 10\.96\.0\.90:99/);
         assert.equal(left.nft, false, 'nftables leftovers removed');
+        assert.equal(left.iptablesChains, false, 'iptables service chains removed');
       } else {
         assert.equal(left.ipvs, '', 'IPVS virtual servers removed');
         assert.equal(left.link, false, 'kube-ipvs0 removed');
-        if (mode === 'nftables') assert.equal(left.iptables, false, 'iptables/ipvs chains removed');
+        assert.equal(left.ipvsChains, false, 'IPVS chains removed');
+        if (mode === 'nftables') assert.equal(left.iptablesChains, false, 'iptables chains removed');
         else assert.equal(left.nft, false, 'nftables leftovers removed');
       }
+      // The cleanup of the mode before took nothing of this one's: iptables and IPVS share chain
+      // names (nat KUBE-SERVICES, KUBE-POSTROUTING, ...), and traffic must not wait for a full sync.
+      const afterCleanup = await tcpNames('10.96.0.10', 80);
+      assert.deepEqual([...afterCleanup].sort(), ['a', 'c'], `${mode} mode after the cleanup`);
     },
   );
 }
