@@ -100,7 +100,7 @@ for (const mode of ['iptables', 'nftables', 'userspace'] as const) {
     // The proxy's output reaches us through a pipe: give the line a moment to arrive.
     await pollUntil(
       'the repair to be logged',
-      async () =>
+      () =>
         c()
           .logs()
           .some((line) => /flushed by someone else/.test(line))
