@@ -127,7 +127,7 @@ async function main(): Promise<number> {
   }
   const worst = Math.max(...results);
   say(
-    `${results.length === 1 ? '' : `${String(results.length)} runs: `}` +
+    (results.length === 1 ? '' : `${String(results.length)} runs: `) +
       `${results.map((ms) => `${(ms / 1000).toFixed(1)} s`).join(', ')} to the change and every watch ` +
       `after a ${String(seconds)}-s black hole; goal ${String(GOAL_MS / 1000)} s: ${worst <= GOAL_MS ? 'met' : 'MISSED'}`,
   );
