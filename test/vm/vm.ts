@@ -232,9 +232,7 @@ export function runInVm(kernel: KernelFiles, command: string, options: VmOptions
     '-accel',
     'tcg,thread=multi',
     '-cpu',
-    // Without the AVX family: QEMU 7.2 (Debian 12) was the first to emulate it under TCG, and
-    // Node crashed in the guest on V8 internal checks ("Check failed: ...") now and then with it.
-    'max,-avx,-avx2,-fma,-f16c,-vaes,-vpclmulqdq,-avx512f',
+    'max',
     '-smp',
     String(options.cpus ?? 2),
     '-m',
