@@ -158,8 +158,13 @@ export const DEFAULT_DEADLINES: ConnectionDeadlines = {
   keepAliveMs: 15_000,
 };
 
-/** Sockets that have finished connecting (and their TLS handshake): a reused one needs no deadline. */
-const readySockets = new WeakSet<Socket>();
+/** Connected, and for TLS past the handshake (a pooled socket, or one through a proxy tunnel). */
+function isReady(socket: Socket): boolean {
+  if (!(socket instanceof TLSSocket)) return !socket.connecting;
+  // The client's Finished message is sent at the end of its handshake (getProtocol() reports the
+  // version before any handshake, so it cannot tell).
+  return socket.getFinished() !== undefined;
+}
 
 /** The watch's response had started and then the connection failed. */
 export class KubeStreamError extends Error {
@@ -482,6 +487,7 @@ export class KubeClient implements KubeRequester {
     signal?: AbortSignal,
   ): http.ClientRequest {
     const basePath = this.#base.pathname === '/' ? '' : this.#base.pathname;
+    const tunnelled = this.proxy !== undefined && this.#base.protocol === 'https:';
     const req = this.#request({
       protocol: this.#base.protocol,
       hostname: this.#base.hostname.replace(/^\[|\]$/g, ''),
@@ -492,20 +498,32 @@ export class KubeClient implements KubeRequester {
       agent: this.#agent,
       ...(signal ? { signal } : {}),
       ...(this.config.tlsServerName !== undefined ? { servername: this.config.tlsServerName } : {}),
+      // The agent's own deadline for the proxy's CONNECT tunnel: see #guard.
+      ...(tunnelled ? { timeout: this.#deadlines.connectTimeoutMs } : {}),
     });
-    this.#guard(req, method, path);
+    this.#guard(req, method, path, tunnelled);
     return req;
   }
 
   /**
-   * Arms the connection deadlines of one request: connect (a new socket only), response headers,
-   * and keep-alive on its socket. Either deadline destroys the request with a KubeTimeoutError,
-   * which its 'error' handler reports; the socket goes with it, so no dead connection returns to
-   * the pool.
+   * Arms the connection deadlines of one request: connect (until its socket is connected and past
+   * any TLS handshake), response headers, and keep-alive on its socket. Either deadline destroys
+   * the request with a KubeTimeoutError, which its 'error' handler reports; the socket goes with
+   * it, so no dead connection returns to the pool. https through a proxy (`tunnelled`) is
+   * different: the agent builds the CONNECT tunnel and the TLS session before it hands over the
+   * socket, and a request destroyed meanwhile hears nothing until the tunnel settles (Node 24);
+   * there the agent's tunnel timeout (the request's `timeout` option, no traffic for
+   * connectTimeoutMs) bounds that stage and fails the request with ERR_PROXY_TUNNEL, and the
+   * keep-alive set here reaches only the TLS layer, not the proxy's TCP connection (the watch
+   * idle limit covers that path).
    */
-  #guard(req: http.ClientRequest, method: string, path: string): void {
+  #guard(req: http.ClientRequest, method: string, path: string, tunnelled: boolean): void {
     const { connectTimeoutMs, headersTimeoutMs, keepAliveMs } = this.#deadlines;
-    let connecting: NodeJS.Timeout | undefined;
+    const connecting = tunnelled
+      ? undefined
+      : setTimeout(() => {
+          req.destroy(new KubeTimeoutError(path, 'connect', connectTimeoutMs, method));
+        }, connectTimeoutMs);
     const waiting = setTimeout(() => {
       req.destroy(new KubeTimeoutError(path, 'headers', headersTimeoutMs, method));
     }, headersTimeoutMs);
@@ -516,15 +534,15 @@ export class KubeClient implements KubeRequester {
     req.once('response', disarm);
     req.once('close', disarm);
     req.once('socket', (socket: Socket) => {
+      // The tunnel's `timeout` would otherwise stay on as an idle timeout of the request.
+      if (tunnelled) socket.setTimeout(0);
       // Pooled sockets get the agent's keep-alive only when freed; a new one would get none.
       socket.setKeepAlive(true, keepAliveMs);
-      const tls = socket instanceof TLSSocket;
-      if (readySockets.has(socket) || (!tls && !socket.connecting)) return;
-      connecting = setTimeout(() => {
-        req.destroy(new KubeTimeoutError(path, 'connect', connectTimeoutMs, method));
-      }, connectTimeoutMs);
-      socket.once(tls ? 'secureConnect' : 'connect', () => {
-        readySockets.add(socket);
+      if (isReady(socket)) {
+        clearTimeout(connecting);
+        return;
+      }
+      socket.once(socket instanceof TLSSocket ? 'secureConnect' : 'connect', () => {
         clearTimeout(connecting);
       });
     });

@@ -308,6 +308,79 @@ describe('TLS: the deadlines end at the handshake and at the headers', { skip: s
     rmSync(dir, { recursive: true, force: true });
   });
 
+  /** An HTTP CONNECT proxy on loopback; `answer: false` takes the CONNECT and never replies. */
+  async function connectProxy(
+    answer: boolean,
+  ): Promise<{ url: string; tunnels: () => number; close: () => void }> {
+    let tunnels = 0;
+    const sockets = new Set<net.Socket>();
+    const proxy = http.createServer();
+    proxy.on('connect', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
+      tunnels++;
+      sockets.add(client);
+      client.on('error', () => undefined);
+      if (!answer) return;
+      const [host, port] = (req.url ?? '').split(':');
+      const upstream = net.connect(Number(port), host ?? '', () => {
+        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        upstream.write(head);
+        upstream.pipe(client);
+        client.pipe(upstream);
+      });
+      sockets.add(upstream);
+      upstream.on('error', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const address = proxy.address();
+    assert.ok(typeof address === 'object' && address !== null);
+    return {
+      url: `http://127.0.0.1:${String(address.port)}`,
+      tunnels: () => tunnels,
+      close: () => {
+        for (const socket of sockets) socket.destroy();
+        proxy.close();
+      },
+    };
+  }
+
+  function proxied(proxyURL: string, deadlines: Partial<ConnectionDeadlines>): KubeClient {
+    return new KubeClient(
+      { server: url, insecureSkipTLSVerify: true, source: 'test', proxyURL },
+      { deadlines: { connectTimeoutMs: NEVER, headersTimeoutMs: NEVER, ...deadlines } },
+    );
+  }
+
+  test('through an HTTP proxy: the tunnel and the handshake have the connect deadline, and it ends there', async () => {
+    const proxy = await connectProxy(true);
+    const c = proxied(proxy.url, { connectTimeoutMs: SHORT / 2 });
+    try {
+      // The server answers after 2 x the connect deadline: it must have ended with the handshake.
+      assert.deepEqual(await c.getJSON('/api/v1/nodes'), { kind: 'NodeList', items: [] });
+      assert.deepEqual(await c.getJSON('/api/v1/nodes'), { kind: 'NodeList', items: [] });
+      assert.equal(proxy.tunnels(), 1, 'one tunnel, reused');
+    } finally {
+      c.close();
+      proxy.close();
+    }
+    const dead = await connectProxy(false);
+    const stuck = proxied(dead.url, { connectTimeoutMs: SHORT });
+    try {
+      // Failed by the agent's own tunnel timeout (a request destroyed while its tunnel is pending
+      // would never hear of it), with Node's error.
+      const t0 = performance.now();
+      await assert.rejects(
+        stuck.getJSON('/api/v1/nodes', { timeoutMs: NEVER }),
+        /proxy tunnel timed out after 300ms/,
+      );
+      const ms = performance.now() - t0;
+      assert.ok(ms >= SHORT - 50 && ms < 5_000, `${String(ms)} ms`);
+      assert.equal(dead.tunnels(), 1);
+    } finally {
+      stuck.close();
+      dead.close();
+    }
+  });
+
   test('a slow answer after a completed handshake is not a connect timeout', async () => {
     const c = client(url, { connectTimeoutMs: SHORT / 2, headersTimeoutMs: NEVER });
     try {
