@@ -1,7 +1,8 @@
 // The IPVS mode's rule-integrity check (issue 15: outside interference repaired within seconds
 // in every mode). Upstream's IPVS proxier reads the kernel again only at its next sync (up to
 // syncPeriod, 30 s); ours checks, every 5 s, what someone flushing or clearing would break, with
-// looks whose cost does not grow with the number of Services:
+// looks whose cost does not grow with the number of Services (a machine that runs tools slowly,
+// an emulated one, checks less often: common/check-schedule.ts):
 //
 // - kube-ipvs0 still exists (`ip link show`): without it no service address is local;
 // - the nat jumps into KUBE-SERVICES are still in PREROUTING and OUTPUT (`iptables -C`): an

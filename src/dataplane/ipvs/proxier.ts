@@ -7,6 +7,7 @@
 // servers, one iptables-restore (abort on error), then unbinding and the stale-server sweep.
 import { longToolOptions } from '../common/long-tool.ts';
 import { findTampering } from './integrity.ts';
+import { CheckSchedule } from '../common/check-schedule.ts';
 import { release } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { log } from '../../log/log.ts';
@@ -407,6 +408,9 @@ export function createIpvsProxier(
     };
   }
 
+  /** Its looks cost a few tool runs: at most 2 % of a core, however slow the machine runs them. */
+  const checkSchedule = new CheckSchedule();
+
   /** Someone else's change found by the cheap looks of integrity.ts: the next sync is full. */
   async function rulesIntact(): Promise<boolean> {
     return lock(async () => {
@@ -414,9 +418,13 @@ export function createIpvsProxier(
       const servers = recordedServers;
       const sets = recordedSets;
       if (!t || !servers || !sets) return true; // no record: the next sync reads the kernel anyway
+      const start = now();
+      if (!checkSchedule.due(start)) return true;
       const problem = await findTampering(run, t, family, { servers, sets }, deps.random);
+      checkSchedule.ran(start, now());
       if (problem === undefined) return true;
       log.info('IPVS state changed by someone else', { ipFamily: family, what: problem });
+      checkSchedule.reset();
       needFull = true;
       recordedServers = undefined;
       recordedSets = undefined;

@@ -12,15 +12,14 @@
 //
 // So the cheap listing runs at every check, and the deep one (one chain's rules plus a sample of
 // dispatch elements, one nft run) at every check too while it is cheap, and otherwise only after
-// DEEP_COST_FACTOR times its own last duration: at most 1/DEEP_COST_FACTOR of a core.
+// 50 times its own last duration (common/check-schedule.ts): at most 2 % of a core.
 import type { IPFamily } from '../../model/types.ts';
 import { ExecError } from '../../util/exec.ts';
 import { effective, type Ledger } from './ledger.ts';
 import { nftFamily, TABLE } from './names.ts';
 import { BASE_CHAINS } from './skeleton.ts';
+export { CheckSchedule as DeepCheckSchedule } from '../common/check-schedule.ts';
 
-/** The deep check waits this many times its own last duration (2 % of a core at most). */
-export const DEEP_COST_FACTOR = 50;
 /** Dispatch elements looked up by one deep check. */
 export const SAMPLED_ELEMENTS = 4;
 
@@ -110,43 +109,4 @@ export function deepScript(
 /** nft's answer for a chain, set or element that is not there (the deep check's finding). */
 export function isMissing(error: unknown): boolean {
   return error instanceof ExecError && /No such file or directory/.test(error.stderr);
-}
-
-/** Chooses when the deep check runs: always while it is cheap, else after a multiple of its cost. */
-export class DeepCheckSchedule {
-  #lastEnd = Number.NEGATIVE_INFINITY;
-  #lastMs = 0;
-  #turn = 0;
-  readonly #factor: number;
-
-  constructor(factor = DEEP_COST_FACTOR) {
-    this.#factor = factor;
-  }
-
-  /** Whether a deep check is due at `now` (ms). */
-  due(now: number): boolean {
-    return now - this.#lastEnd >= this.#factor * this.#lastMs;
-  }
-
-  /** Which chain the next deep check lists. */
-  get turn(): number {
-    return this.#turn;
-  }
-
-  /** Records a deep check that ran from `start` to `end` (ms). */
-  ran(start: number, end: number): void {
-    this.#lastEnd = end;
-    this.#lastMs = Math.max(0, end - start);
-    this.#turn++;
-  }
-
-  /** After a repair (a full sync rewrote everything) the next check looks deep again at once. */
-  reset(): void {
-    this.#lastEnd = Number.NEGATIVE_INFINITY;
-  }
-
-  /** The earliest time the next deep check may run (for logs and tests). */
-  get nextDueAt(): number {
-    return this.#lastEnd + this.#factor * this.#lastMs;
-  }
 }

@@ -100,7 +100,7 @@ test('element samples come from the dispatch maps, without repeats, and are empt
   ]);
 });
 
-test('the deep check runs at every check while cheap, else after DEEP_COST_FACTOR times its cost', () => {
+test('the deep check runs at every check while cheap, else after 50 times its cost', () => {
   const schedule = new DeepCheckSchedule(50);
   assert.equal(schedule.due(0), true);
   schedule.ran(0, 20); // 20 ms: due again 1 s later, i.e. at the next 5-s check

@@ -33,6 +33,9 @@ async function realServers(cluster: Cluster, vip: string, port: number): Promise
   return rows;
 }
 
+/** A Service of the tampering test's own (the traffic suite deletes its `web` on the way). */
+const TAMPER_VIP = '10.96.9.90';
+
 /** Someone else's change to what the IPVS mode keeps in the kernel, and how to see it undone. */
 const TAMPERING: readonly {
   readonly what: string;
@@ -42,12 +45,12 @@ const TAMPERING: readonly {
   {
     what: 'the IPVS table cleared',
     command: ['ipvsadm', '-C'],
-    repaired: ['ipvsadm', '-L', '-n', '-t', '10.96.0.10:80'],
+    repaired: ['ipvsadm', '-L', '-n', '-t', `${TAMPER_VIP}:80`],
   },
   {
     what: 'KUBE-CLUSTER-IP flushed',
     command: ['ipset', 'flush', 'KUBE-CLUSTER-IP'],
-    repaired: ['ipset', 'test', 'KUBE-CLUSTER-IP', '10.96.0.10,tcp:80'],
+    repaired: ['ipset', 'test', 'KUBE-CLUSTER-IP', `${TAMPER_VIP},tcp:80`],
   },
   {
     what: 'the nat table flushed',
@@ -82,9 +85,19 @@ function ipvsExtras(c: () => Cluster, skip: string | false): void {
   test('ipvs: state changed by someone else is repaired within seconds', { skip }, async (t: TestContext) => {
     const cl = c();
     const node1 = cl.topology.node1.ns;
+    await cl.api.create(
+      service({
+        name: 'tamper',
+        clusterIPs: [TAMPER_VIP],
+        ports: [{ name: 'http', port: 80, targetPort: 8080 }],
+      }),
+    );
+    await cl.api.create(
+      endpointSlice({ service: 'tamper', ports: [{ name: 'http', port: 8080 }], endpoints: [ep('a')] }),
+    );
     const answers = async () => {
       const [outcome] = await cl.topology.probe(cl.topology.pod('client').ns, {
-        host: '10.96.0.10',
+        host: TAMPER_VIP,
         port: 80,
         timeoutMs: 1_000,
       });
@@ -92,7 +105,7 @@ function ipvsExtras(c: () => Cluster, skip: string | false): void {
     };
     const repairs = () => cl.logs().filter((line) => /IPVS state changed by someone else/.test(line)).length;
     for (const { what, command, repaired } of TAMPERING) {
-      await pollUntil('10.96.0.10:80 to answer', answers);
+      await pollUntil(`${TAMPER_VIP}:80 to answer`, answers);
       const before = repairs();
       const [file = '', ...args] = command;
       const started = Date.now();
@@ -104,7 +117,7 @@ function ipvsExtras(c: () => Cluster, skip: string | false): void {
           () => undefined,
         ),
       );
-      await pollUntil(`${what}: 10.96.0.10:80 to answer again`, answers);
+      await pollUntil(`${what}: ${TAMPER_VIP}:80 to answer again`, answers);
       t.diagnostic(`${what}: repaired and answering ${String(Date.now() - started)} ms after`);
       // The check logs what it found before the full sync that repairs it.
       await pollUntil(`${what}: the repair logged with what changed`, () =>
