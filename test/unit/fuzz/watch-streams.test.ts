@@ -336,8 +336,20 @@ interface Stream {
   readonly sent: number;
 }
 
-/** The good frames with the damage applied. */
-function damagedStream(encoding: Encoding, events: readonly GoodEvent[], damage: Damage): Stream {
+/**
+ * The good frames with the damage applied. `framedGarbage`: protobuf garbage goes between frames
+ * only. Bytes changed inside a frame's body can decode to a different, well-formed object (the
+ * frame's length still holds, and protobuf has no checksum; nor has JSON for bytes inside a
+ * string), which no decoder can tell from the real one: the transport (TCP, TLS) guards against
+ * that on a real connection. The decoder test places garbage anywhere and checks the events
+ * before it; the reflector test, which checks every object, places it where it is detectable.
+ */
+function damagedStream(
+  encoding: Encoding,
+  events: readonly GoodEvent[],
+  damage: Damage,
+  framedGarbage = false,
+): Stream {
   const frames = events.map((e) => frame(encoding, e.type, e.object));
   const frameEnds: number[] = [];
   let total = 0;
@@ -357,7 +369,13 @@ function damagedStream(encoding: Encoding, events: readonly GoodEvent[], damage:
       };
     }
     case 'garbage': {
-      const at = good.length === 0 ? 0 : damage.at % (good.length + 1);
+      const boundaries = [0, ...frameEnds];
+      const at =
+        framedGarbage && encoding === 'protobuf'
+          ? (boundaries[damage.at % boundaries.length] as number)
+          : good.length === 0
+            ? 0
+            : damage.at % (good.length + 1);
       // JSON cannot tell garbage inside a string from text (TCP and TLS guard against that on a
       // real connection): a leading control character makes any JSON line it lands in invalid,
       // so that what the decoder must notice is noticeable.
@@ -664,7 +682,7 @@ class ScriptedServer {
       this.released = Math.max(this.released, this.finalRv);
       return; // stays open until the client goes
     }
-    const stream = damagedStream(script.encoding, events, damage);
+    const stream = damagedStream(script.encoding, events, damage, true);
     const sentRv = stream.sent === 0 ? from : (events[stream.sent - 1] as GoodEvent).rv;
     this.released = Math.max(this.released, sentRv);
     for (const chunk of chunked(stream.bytes, script.cuts)) {
