@@ -112,3 +112,49 @@ for (const mode of ['iptables', 'nftables', 'userspace'] as const) {
     );
   });
 }
+
+// nftables mode: smaller tampering than a flushed ruleset, each caught by the integrity check's
+// deep look (a chain's rules and a sample of dispatch elements), which runs at every check while
+// the table is small (integrity.ts says when it runs less often).
+const NFT_TAMPERING: readonly { readonly what: string; readonly args: readonly string[] }[] = [
+  { what: 'the service map emptied', args: ['flush', 'map', 'ip', 'kube-proxy', 'service-ips'] },
+  {
+    what: "the Service's dispatch element deleted",
+    args: ['delete', 'element', 'ip', 'kube-proxy', 'service-ips', '{ 10.96.0.10 . tcp . 80 }'],
+  },
+  {
+    what: 'the jump from the nat hook removed',
+    args: ['flush', 'chain', 'ip', 'kube-proxy', 'nat-prerouting'],
+  },
+  { what: 'every rule of the table flushed', args: ['flush', 'table', 'ip', 'kube-proxy'] },
+];
+
+for (const { what, args } of NFT_TAMPERING) {
+  test(`nftables: ${what} by someone else is repaired within seconds`, { skip }, async (t: TestContext) => {
+    if (c().mode !== 'nftables') {
+      await c().stopProxy();
+      await c().restartProxy('nftables');
+    }
+    await pollUntil('web to answer in nftables mode', answers, 20_000);
+    const repairsBefore = c()
+      .logs()
+      .filter((line) => /flushed by someone else/.test(line)).length;
+    const tampered = Date.now();
+    await c().topology.node1.ns.exec('nft', [...args]);
+    assert.equal(await answers(), undefined, `the Service stops answering once ${what}`);
+    await pollUntil(`web to answer again (${what})`, answers, 15_000, 50);
+    const ms = Date.now() - tampered;
+    t.diagnostic(`nftables, ${what}: Service answering again ${ms} ms after`);
+    assert.ok(ms < 15_000);
+    await pollUntil(
+      'the repair to be logged',
+      () =>
+        c()
+          .logs()
+          .filter((line) => /flushed by someone else/.test(line)).length > repairsBefore
+          ? true
+          : undefined,
+      2_000,
+    );
+  });
+}

@@ -134,3 +134,26 @@ test('switching iptables -> nftables -> iptables: traffic never stops', { skip }
     await throughout(t, `the switch to ${mode}`, since);
   }
 });
+
+// The same in nftables mode: its table stays in the kernel while the process is away, and a
+// restart's first sync replaces it in one transaction.
+for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
+  test(`nftables mode, ${signal} and restart: traffic never stops`, { skip }, async (t) => {
+    if (c().mode !== 'nftables') {
+      await c().stopProxy('SIGTERM');
+      await c().restartProxy('nftables');
+      await pollUntil('the iptables rules cleaned up', async () =>
+        /KUBE-SVC-/.test((await c().topology.node1.ns.exec('iptables-save', ['-t', 'nat'])).stdout)
+          ? undefined
+          : true,
+      );
+    }
+    const since = Date.now();
+    await c().stopProxy(signal);
+    await pollUntil('twenty connections while the proxy is away', () =>
+      results.filter((r) => r.t > since).length >= 20 ? true : undefined,
+    );
+    await c().restartProxy('nftables');
+    await throughout(t, `${signal} and restart in nftables mode`, since);
+  });
+}

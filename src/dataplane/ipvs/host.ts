@@ -63,6 +63,9 @@ export async function ensureInterface(run: Runner): Promise<void> {
   try {
     await run('ip', ['link', 'add', IPVS_INTERFACE, 'type', 'dummy']);
   } catch (error) {
+    // The other family's proxier created it between our look and our add: it is there.
+    if (/File exists/.test(`${(error as Error).message} ${(error as { stderr?: string }).stderr ?? ''}`))
+      return;
     throw new Error(
       `cannot create the ${IPVS_INTERFACE} dummy interface (is the dummy kernel module available?): ${(error as Error).message}`,
       { cause: error },

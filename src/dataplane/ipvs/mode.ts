@@ -26,6 +26,7 @@ export function countedIpvsBackend(proxier: IpvsProxier, metrics: IpvsMetrics): 
     family: proxier.family,
     mode: proxier.mode,
     postSyncHooks: { conntrackCleanup: true },
+    rulesIntact: () => proxier.rulesIntact(),
     sync: async (request) => {
       try {
         return await proxier.sync(request);

@@ -6,6 +6,7 @@
 // our back. The order of a sync is upstream's: sets (abort on error), addresses, virtual and real
 // servers, one iptables-restore (abort on error), then unbinding and the stale-server sweep.
 import { longToolOptions } from '../common/long-tool.ts';
+import { findTampering } from './integrity.ts';
 import { release } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { log } from '../../log/log.ts';
@@ -74,6 +75,8 @@ export interface IpvsProxierDeps {
   readonly kernelRelease?: string;
   readonly now?: () => number;
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /** The integrity check's sampling (tests fix it); default Math.random. */
+  readonly random?: () => number;
 }
 
 export interface IpvsSyncResult extends SyncResult {
@@ -86,6 +89,8 @@ export interface IpvsProxier extends Backend {
   sync(request: SyncRequest): Promise<IpvsSyncResult>;
   /** Graceful termination, exposed for tests. */
   readonly graceful: GracefulTermination;
+  /** Whether the kernel still shows what the last sync left (integrity.ts); false drops the record. */
+  rulesIntact(): Promise<boolean>;
 }
 
 /** The kernel view of the family from `ipvsadm -S -n`. */
@@ -402,12 +407,30 @@ export function createIpvsProxier(
     };
   }
 
+  /** Someone else's change found by the cheap looks of integrity.ts: the next sync is full. */
+  async function rulesIntact(): Promise<boolean> {
+    return lock(async () => {
+      const t = tools;
+      const servers = recordedServers;
+      const sets = recordedSets;
+      if (!t || !servers || !sets) return true; // no record: the next sync reads the kernel anyway
+      const problem = await findTampering(run, t, family, { servers, sets }, deps.random);
+      if (problem === undefined) return true;
+      log.info('IPVS state changed by someone else', { ipFamily: family, what: problem });
+      needFull = true;
+      recordedServers = undefined;
+      recordedSets = undefined;
+      return false;
+    });
+  }
+
   return {
     family,
     mode: 'ipvs',
     postSyncHooks: { conntrackCleanup: true },
     graceful,
     init,
+    rulesIntact,
     sync: (request) => lock(() => syncLocked(request)),
     start: () => {
       graceful.start();

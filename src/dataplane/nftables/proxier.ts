@@ -10,9 +10,16 @@ import type { Backend, SyncRequest, SyncResult } from '../../sync/backend.ts';
 import { DUMP_RULES_ENV, dumpRules } from '../../util/dump.ts';
 import { ExecError, execTool, type ExecOptions, type ExecResult } from '../../util/exec.ts';
 import { validateOptions, type NftablesOptions } from './options.ts';
-import { nftFamily, TABLE } from './names.ts';
 import { render, type NftState } from './render.ts';
 import { NftSession, NftSessionError, SESSION_MAX_SCRIPT_BYTES } from './session.ts';
+import {
+  cheapIntact,
+  cheapListing,
+  DeepCheckSchedule,
+  deepScript,
+  sampleElements,
+  SAMPLED_ELEMENTS,
+} from './integrity.ts';
 import { log } from '../../log/log.ts';
 
 export type Runner = (file: string, args: readonly string[], options?: ExecOptions) => Promise<ExecResult>;
@@ -36,6 +43,10 @@ export interface NftablesProxierDeps {
    * each sync. Absent: the addresses in the options, for the proxier's life.
    */
   readonly nodePortIPs?: () => readonly string[];
+  /** The integrity check's element sampling (tests fix it); default Math.random. */
+  readonly random?: () => number;
+  /** The integrity check's clock in ms (tests move it); default performance.now. */
+  readonly now?: () => number;
 }
 
 export type NftablesProxier = Backend;
@@ -105,26 +116,6 @@ export function describeNftFailure(error: unknown, script: string): string {
   return `nft -f - failed: ${head}${shown.length > 0 ? `\n${shown.join('\n')}` : ''}`;
 }
 
-/**
- * What the integrity check lists: two small chains whose rules every sync writes (the entry from
- * the nat hook, and the service dispatch), so a deleted table, a `nft flush ruleset` or `flush
- * table`, or a removed jump is seen cheaply, whatever the number of Services. Two `nft list chain`
- * runs: nft 1.0.6 fails `list` commands piped together into `nft -f -` ("No such file or
- * directory" for a chain that exists).
- */
-export function integrityListings(family: IPFamily): readonly (readonly string[])[] {
-  const table = [nftFamily(family), TABLE];
-  return [
-    ['list', 'chain', ...table, 'nat-prerouting'],
-    ['list', 'chain', ...table, 'services'],
-  ];
-}
-
-/** Whether the listings of integrityListings show our rules. */
-export function integrityIntact(listing: string): boolean {
-  return /jump services\b/.test(listing) && /vmap @service-ips\b/.test(listing);
-}
-
 /** The pieces, with the time spent producing each one and each piece reported to `seen`. */
 function* watchedPieces(
   pieces: Iterable<string>,
@@ -178,6 +169,7 @@ export async function createNftablesProxier(
   let busy = false;
   const family: IPFamily = options.family;
   let session: NftSession | undefined;
+  const deepCheck = new DeepCheckSchedule();
 
   /** A partial sync through the session; false when the session could not take it. */
   async function viaSession(script: string): Promise<boolean> {
@@ -206,20 +198,42 @@ export async function createNftablesProxier(
     },
     /**
      * The record of the last transaction is trusted only while the kernel still shows our rules:
-     * when the table or its rules are gone, the record is dropped and the next sync is full.
+     * when the table, a hook chain, a jump or a sampled dispatch element is gone, the record is
+     * dropped and the next sync is full. What each check costs, and so how often it looks at
+     * rules and elements: integrity.ts.
      */
     async rulesIntact(): Promise<boolean> {
-      if (previous === undefined || busy) return true;
-      let listing = '';
+      const record = previous;
+      if (record === undefined || busy) return true;
+      let intact: boolean;
       try {
-        for (const args of integrityListings(family)) {
-          listing += (await run('nft', args, { timeoutMs: 10_000 })).stdout;
-        }
+        const listing = (await run('nft', cheapListing(family), { timeoutMs: 10_000 })).stdout;
+        intact = cheapIntact(listing, family);
       } catch {
-        // "No such file or directory": the table or chain is gone.
+        intact = false; // no table of this family at all: "No such file or directory"
       }
-      if (integrityIntact(listing)) return true;
+      const now = deps.now ?? (() => performance.now());
+      const start = now();
+      if (intact && deepCheck.due(start)) {
+        const { script, mustContain } = deepScript(
+          family,
+          deepCheck.turn,
+          sampleElements(record.ledger, SAMPLED_ELEMENTS, deps.random ?? Math.random),
+        );
+        try {
+          // Exits 1 when a chain or any sampled element is missing.
+          intact = mustContain.test(
+            (await run('nft', ['-f', '-'], { input: script, timeoutMs: 60_000 })).stdout,
+          );
+        } catch {
+          intact = false;
+        }
+        deepCheck.ran(start, now());
+      }
+      // A sync that started meanwhile wrote a new record: it is the one to judge next time.
+      if (intact || previous !== record) return true;
       previous = undefined;
+      deepCheck.reset();
       return false;
     },
     async sync(request: SyncRequest): Promise<SyncResult> {

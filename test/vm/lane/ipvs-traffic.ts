@@ -33,11 +33,85 @@ async function realServers(cluster: Cluster, vip: string, port: number): Promise
   return rows;
 }
 
+/** Someone else's change to what the IPVS mode keeps in the kernel, and how to see it undone. */
+const TAMPERING: readonly {
+  readonly what: string;
+  readonly command: readonly string[];
+  readonly repaired: readonly string[];
+}[] = [
+  {
+    what: 'the IPVS table cleared',
+    command: ['ipvsadm', '-C'],
+    repaired: ['ipvsadm', '-L', '-n', '-t', '10.96.0.10:80'],
+  },
+  {
+    what: 'KUBE-CLUSTER-IP flushed',
+    command: ['ipset', 'flush', 'KUBE-CLUSTER-IP'],
+    repaired: ['ipset', 'test', 'KUBE-CLUSTER-IP', '10.96.0.10,tcp:80'],
+  },
+  {
+    what: 'the nat table flushed',
+    command: ['iptables', '-t', 'nat', '-F'],
+    repaired: [
+      'iptables',
+      '-t',
+      'nat',
+      '-C',
+      'PREROUTING',
+      '-m',
+      'comment',
+      '--comment',
+      'kubernetes service portals',
+      '-j',
+      'KUBE-SERVICES',
+    ],
+  },
+  {
+    what: 'kube-ipvs0 deleted',
+    command: ['ip', 'link', 'del', 'kube-ipvs0'],
+    repaired: ['ip', 'link', 'show', 'kube-ipvs0'],
+  },
+];
+
 function ipvsExtras(c: () => Cluster, skip: string | false): void {
   const ep = (pod: string): EndpointSpec => {
     const p = c().topology.pod(pod);
     return { ip: p.ipv4, node: p.node, pod };
   };
+
+  test('ipvs: state changed by someone else is repaired within seconds', { skip }, async (t: TestContext) => {
+    const cl = c();
+    const node1 = cl.topology.node1.ns;
+    const answers = async () => {
+      const [outcome] = await cl.topology.probe(cl.topology.pod('client').ns, {
+        host: '10.96.0.10',
+        port: 80,
+        timeoutMs: 1_000,
+      });
+      return outcome?.ok === true ? true : undefined;
+    };
+    const repairs = () => cl.logs().filter((line) => /IPVS state changed by someone else/.test(line)).length;
+    for (const { what, command, repaired } of TAMPERING) {
+      await pollUntil('10.96.0.10:80 to answer', answers);
+      const before = repairs();
+      const [file = '', ...args] = command;
+      const started = Date.now();
+      await node1.exec(file, args);
+      const [check = '', ...checkArgs] = repaired;
+      await pollUntil(`${what}: repaired`, () =>
+        node1.exec(check, checkArgs).then(
+          () => true,
+          () => undefined,
+        ),
+      );
+      await pollUntil(`${what}: 10.96.0.10:80 to answer again`, answers);
+      t.diagnostic(`${what}: repaired and answering ${String(Date.now() - started)} ms after`);
+      // The check logs what it found before the full sync that repairs it.
+      await pollUntil(`${what}: the repair logged with what changed`, () =>
+        repairs() > before ? true : undefined,
+      );
+    }
+  });
 
   test(
     'ipvs: a removed endpoint drains at weight 0: its established connection lives on, new ones avoid it',
