@@ -1,7 +1,7 @@
 // What the rule-integrity checks cost an idle node (issue 15, goal 1): kube-proxy runs with a few
 // hundred Services and nothing changes for a minute; the CPU time of the process and of the
 // tools it ran (reaped children: /proc/<pid>/stat fields cutime and cstime) over that minute, per
-// mode. Run as root: node bench/idle-cost.ts [--seconds 60] [--services 200]
+// mode. Run as root: node bench/idle-cost.ts [--seconds 60] [--services 200] [--modes iptables,nftables,userspace]
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Cluster, STANDARD_PODS } from '../test/support/cluster.ts';
@@ -9,7 +9,11 @@ import { cleanupNetns, IS_ROOT, pollUntil } from '../test/support/netns.ts';
 import { endpointSlice, service } from '../test/support/objects.ts';
 
 const { values } = parseArgs({
-  options: { seconds: { type: 'string', default: '60' }, services: { type: 'string', default: '200' } },
+  options: {
+    seconds: { type: 'string', default: '60' },
+    services: { type: 'string', default: '200' },
+    modes: { type: 'string', default: 'iptables,nftables,userspace' },
+  },
 });
 const seconds = Number(values.seconds);
 const services = Number(values.services);
@@ -78,7 +82,8 @@ if (!IS_ROOT) {
 }
 try {
   const rows: string[] = [];
-  for (const mode of ['iptables', 'nftables', 'userspace'] as const) rows.push(await measure(mode));
+  const MODES = ['iptables', 'nftables', 'userspace'] as const;
+  for (const mode of MODES) if (values.modes.split(',').includes(mode)) rows.push(await measure(mode));
   process.stdout.write(
     `| mode | Services | proxy CPU ms/min | tools CPU ms/min | of one core |\n|---|---|---|---|---|\n${rows.join('\n')}\n`,
   );

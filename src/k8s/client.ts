@@ -7,6 +7,8 @@
 // informers for good on errors, and reshapes objects).
 import http from 'node:http';
 import https from 'node:https';
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { existsSync, readFileSync } from 'node:fs';
 import { arch, platform } from 'node:os';
 import { pipeline } from 'node:stream';
@@ -87,20 +89,81 @@ export function parseRetryAfter(
   return Math.min(ms, MAX_RETRY_AFTER_MS);
 }
 
-/** The request's overall deadline (non-watch) or the watch's idle deadline passed. */
+/**
+ * Which deadline passed: the request's overall one (non-watch), the watch's idle one, the
+ * connection's (TCP connect and TLS handshake) or the wait for the response headers.
+ */
+export type KubeTimeoutKind = 'deadline' | 'idle' | 'connect' | 'headers';
+
+/** A request or watch gave up waiting (see KubeTimeoutKind). */
 export class KubeTimeoutError extends Error {
   readonly path: string;
-  readonly kind: 'deadline' | 'idle';
-  constructor(path: string, kind: 'deadline' | 'idle', ms: number) {
-    super(
-      kind === 'deadline'
-        ? `GET ${path}: no complete response within ${ms} ms`
-        : `watch ${path}: no data for ${ms} ms`,
-    );
+  readonly kind: KubeTimeoutKind;
+  constructor(path: string, kind: KubeTimeoutKind, ms: number, method = 'GET') {
+    super(timeoutMessage(path, kind, ms, method));
     this.name = 'KubeTimeoutError';
     this.path = path;
     this.kind = kind;
   }
+}
+
+function timeoutMessage(path: string, kind: KubeTimeoutKind, ms: number, method: string): string {
+  switch (kind) {
+    case 'deadline':
+      return `${method} ${path}: no complete response within ${ms} ms`;
+    case 'idle':
+      return `watch ${path}: no data for ${ms} ms`;
+    case 'connect':
+      return `${method} ${path}: no connection to the API server within ${ms} ms`;
+    case 'headers':
+      return `${method} ${path}: no response headers within ${ms} ms`;
+  }
+}
+
+/**
+ * How long the client waits on a connection that may be dead: nothing tells a client that its
+ * packets are being dropped (a firewall, a failed route, a load balancer gone), and TCP alone
+ * waits for minutes (docs/reliability.md, "A silent black hole", has the numbers).
+ */
+export interface ConnectionDeadlines {
+  /**
+   * A new connection must be connected, and for https past its TLS handshake, within this long.
+   * Linux resends a lost SYN after 1, 3, 7, 15, 31 and 63 s and gives up after 127 s; a fresh
+   * attempt every 10 s keeps the gap between SYNs at most a few seconds, so a path that returns
+   * is used at once. client-go dials with 30 s and allows 10 s for the TLS handshake.
+   */
+  readonly connectTimeoutMs: number;
+  /**
+   * The response headers of any request (a watch's included: the API server sends them as soon
+   * as the watch is set up) must arrive within this long of the request being sent. It catches a
+   * request written to a pooled connection that died meanwhile: its unacknowledged bytes keep
+   * TCP keep-alive from probing, and TCP resends them at an interval growing to 2 minutes, for
+   * about 15 minutes. API Priority and Fairness queues a request for at most 15 s before it
+   * answers 429, so 30 s never cuts off a server that is merely busy.
+   */
+  readonly headersTimeoutMs: number;
+  /**
+   * TCP keep-alive on every connection: the first probe after this long without traffic, then
+   * (libuv's fixed settings) one a second, ten in all, so a connection whose peer vanished is
+   * closed 10 s later. This catches a watch stream that went silent (its side has nothing
+   * unacknowledged). Every healthy but silent connection costs one probe per period: 15 s, as
+   * Go's default dialer, keeps a 5,000-node fleet's four watches each to ~1,300 probes a second.
+   */
+  readonly keepAliveMs: number;
+}
+
+export const DEFAULT_DEADLINES: ConnectionDeadlines = {
+  connectTimeoutMs: 10_000,
+  headersTimeoutMs: 30_000,
+  keepAliveMs: 15_000,
+};
+
+/** Connected, and for TLS past the handshake (a pooled socket, or one through a proxy tunnel). */
+function isReady(socket: Socket): boolean {
+  if (!(socket instanceof TLSSocket)) return !socket.connecting;
+  // The client's Finished message is sent at the end of its handshake (getProtocol() reports the
+  // version before any handshake, so it cannot tell).
+  return socket.getFinished() !== undefined;
 }
 
 /** The watch's response had started and then the connection failed. */
@@ -284,6 +347,8 @@ export interface KubeClientOptions {
   readonly runPlugin?: RunPlugin;
   /** Clock in ms for exec credential expiry (tests). */
   readonly now?: () => number;
+  /** Connection deadlines (tests shrink them). Default DEFAULT_DEADLINES. */
+  readonly deadlines?: Partial<ConnectionDeadlines>;
 }
 
 /** What a request authenticates with; `credential` is what a 401 invalidates. */
@@ -306,6 +371,7 @@ export class KubeClient implements KubeRequester {
   #limiter: RateLimiter;
   #metrics: RestClientMetrics | undefined;
   #exec: ExecCredentialSource | undefined;
+  #deadlines: ConnectionDeadlines;
 
   constructor(config: ClientConfig, options: KubeClientOptions = {}) {
     this.config = config;
@@ -320,6 +386,7 @@ export class KubeClient implements KubeRequester {
     this.#host = this.#base.host;
     this.#limiter = options.rateLimiter ?? UNLIMITED;
     this.#metrics = options.metrics;
+    this.#deadlines = { ...DEFAULT_DEADLINES, ...options.deadlines };
     this.proxy = proxyFor(this.#base, config.proxyURL, options.env ?? process.env);
     if (config.exec !== undefined) {
       const metrics = options.metrics;
@@ -354,7 +421,11 @@ export class KubeClient implements KubeRequester {
         : this.#base.protocol === 'https:'
           ? { HTTPS_PROXY: this.proxy }
           : { HTTP_PROXY: this.proxy };
-    const common = { keepAlive: true, ...(proxyEnv ? { proxyEnv } : {}) };
+    const common = {
+      keepAlive: true,
+      keepAliveMsecs: this.#deadlines.keepAliveMs,
+      ...(proxyEnv ? { proxyEnv } : {}),
+    };
     if (this.#base.protocol !== 'https:') return new http.Agent(common);
     const config = this.config;
     return new https.Agent({
@@ -416,7 +487,8 @@ export class KubeClient implements KubeRequester {
     signal?: AbortSignal,
   ): http.ClientRequest {
     const basePath = this.#base.pathname === '/' ? '' : this.#base.pathname;
-    return this.#request({
+    const tunnelled = this.proxy !== undefined && this.#base.protocol === 'https:';
+    const req = this.#request({
       protocol: this.#base.protocol,
       hostname: this.#base.hostname.replace(/^\[|\]$/g, ''),
       port: this.#base.port || (this.#base.protocol === 'https:' ? 443 : 80),
@@ -426,6 +498,53 @@ export class KubeClient implements KubeRequester {
       agent: this.#agent,
       ...(signal ? { signal } : {}),
       ...(this.config.tlsServerName !== undefined ? { servername: this.config.tlsServerName } : {}),
+      // The agent's own deadline for the proxy's CONNECT tunnel: see #guard.
+      ...(tunnelled ? { timeout: this.#deadlines.connectTimeoutMs } : {}),
+    });
+    this.#guard(req, method, path, tunnelled);
+    return req;
+  }
+
+  /**
+   * Arms the connection deadlines of one request: connect (until its socket is connected and past
+   * any TLS handshake), response headers, and keep-alive on its socket. Either deadline destroys
+   * the request with a KubeTimeoutError, which its 'error' handler reports; the socket goes with
+   * it, so no dead connection returns to the pool. https through a proxy (`tunnelled`) is
+   * different: the agent builds the CONNECT tunnel and the TLS session before it hands over the
+   * socket, and a request destroyed meanwhile hears nothing until the tunnel settles (Node 24);
+   * there the agent's tunnel timeout (the request's `timeout` option, no traffic for
+   * connectTimeoutMs) bounds that stage and fails the request with ERR_PROXY_TUNNEL, and the
+   * keep-alive set here reaches only the TLS layer, not the proxy's TCP connection (the watch
+   * idle limit covers that path).
+   */
+  #guard(req: http.ClientRequest, method: string, path: string, tunnelled: boolean): void {
+    const { connectTimeoutMs, headersTimeoutMs, keepAliveMs } = this.#deadlines;
+    const connecting = tunnelled
+      ? undefined
+      : setTimeout(() => {
+          req.destroy(new KubeTimeoutError(path, 'connect', connectTimeoutMs, method));
+        }, connectTimeoutMs);
+    const waiting = setTimeout(() => {
+      req.destroy(new KubeTimeoutError(path, 'headers', headersTimeoutMs, method));
+    }, headersTimeoutMs);
+    const disarm = (): void => {
+      clearTimeout(waiting);
+      clearTimeout(connecting);
+    };
+    req.once('response', disarm);
+    req.once('close', disarm);
+    req.once('socket', (socket: Socket) => {
+      // The tunnel's `timeout` would otherwise stay on as an idle timeout of the request.
+      if (tunnelled) socket.setTimeout(0);
+      // Pooled sockets get the agent's keep-alive only when freed; a new one would get none.
+      socket.setKeepAlive(true, keepAliveMs);
+      if (isReady(socket)) {
+        clearTimeout(connecting);
+        return;
+      }
+      socket.once(socket instanceof TLSSocket ? 'secureConnect' : 'connect', () => {
+        clearTimeout(connecting);
+      });
     });
   }
 
@@ -467,7 +586,7 @@ export class KubeClient implements KubeRequester {
       return await this.#exchange(method, path, body, auth, signal);
     } catch (error) {
       if (deadline.aborted && !(options.signal?.aborted ?? false))
-        throw new KubeTimeoutError(path, 'deadline', timeoutMs);
+        throw new KubeTimeoutError(path, 'deadline', timeoutMs, method);
       throw error;
     } finally {
       this.#metrics?.requestLatency(method, this.#host, (performance.now() - started) / 1000);

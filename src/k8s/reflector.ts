@@ -73,6 +73,17 @@ export const DEFAULT_BACKOFF: BackoffOptions = {
   resetAfterMs: 120_000,
 };
 
+/**
+ * A watch that brings no byte for this long is dead. The API server sends every watch that allows
+ * bookmarks (ours do) a BOOKMARK roughly every minute, and one 2 s before its timeout, so a
+ * healthy stream is never silent much longer than 60 s; 90 s leaves room for a late one. TCP
+ * keep-alive catches a vanished peer sooner (client.ts); this catches what keep-alive cannot: a
+ * load balancer or HTTP proxy in between that answers the probes while its own path to the API
+ * server is dead. An API server that sends no bookmarks (its watch cache off) costs one re-watch
+ * from the last resourceVersion per 90 s of silence, no relist.
+ */
+export const WATCH_IDLE_TIMEOUT_MS = 90_000;
+
 export interface ReflectorOptions<T extends KubeObject> {
   readonly client: KubeRequester;
   /** Collection path, e.g. `/api/v1/services` or `/apis/discovery.k8s.io/v1/endpointslices`. */
@@ -95,10 +106,7 @@ export interface ReflectorOptions<T extends KubeObject> {
   readonly listTimeoutMs?: number;
   /** Server-side watch timeout; default random in [300, 600) s as client-go. */
   readonly watchTimeoutSeconds?: () => number;
-  /**
-   * No byte on a watch for this long means the stream is dead. The API server sends a bookmark
-   * about every minute, so the default of 5 minutes never fires on a healthy stream.
-   */
+  /** No byte on a watch for this long means the stream is dead. Default WATCH_IDLE_TIMEOUT_MS. */
   readonly idleTimeoutMs?: number;
   /** A watch that ends sooner than this without any event counts as an error. Default 1 s. */
   readonly minWatchDurationMs?: number;
@@ -565,7 +573,7 @@ export class Reflector<T extends KubeObject> {
       try {
         await this.#opts.client.watchStream(path, {
           signal: this.#abort.signal,
-          idleTimeoutMs: this.#opts.idleTimeoutMs ?? 300_000,
+          idleTimeoutMs: this.#opts.idleTimeoutMs ?? WATCH_IDLE_TIMEOUT_MS,
           onEvent: (event) => {
             this.#handleEvent(event);
             events++;
@@ -627,7 +635,9 @@ export class Reflector<T extends KubeObject> {
         continue;
       }
       if (failure instanceof KubeTimeoutError) {
-        log.warn('Watch stream idle too long, re-watching', {
+        // Idle stream, or no connection or response headers in time: a dead path, not a stale
+        // resourceVersion; re-watch from where it was after the back-off.
+        log.warn('Watch timed out, re-watching', {
           reflector: this.name,
           reason: failure.message,
         });

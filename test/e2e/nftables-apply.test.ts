@@ -221,7 +221,13 @@ describe('nftables transactions in a real kernel', { skip: kernelSkipReason() },
     const nsi = await createNetns(`${prefix}integ`);
     const run = (file: string, args: readonly string[], options?: Parameters<Netns['exec']>[2]) =>
       nsi.exec(file, args, options);
-    const proxier = await createNftablesProxier(OPTIONS_V4, { run });
+    // The daemon checks every 5 s; the deep look (rules, elements) is due again after 50 times
+    // its own cost, well within that on a small table. This clock reads 5 s later at each check's
+    // start and 10 ms later at its end.
+    let reads = 0;
+    let clock = 0;
+    const now = () => (clock += reads++ % 2 === 0 ? 5_000 : 10);
+    const proxier = await createNftablesProxier(OPTIONS_V4, { run, now });
     await proxier.sync({ snapshot: services(2), full: true });
     assert.equal(await proxier.rulesIntact?.(), true, 'a healthy table is intact (no false alarm)');
     assert.equal((await proxier.sync({ snapshot: services(2), full: false })).full, false);

@@ -14,6 +14,7 @@
 // dispatch elements, one nft run) at every check too while it is cheap, and otherwise only after
 // DEEP_COST_FACTOR times its own last duration: at most 1/DEEP_COST_FACTOR of a core.
 import type { IPFamily } from '../../model/types.ts';
+import { ExecError } from '../../util/exec.ts';
 import { effective, type Ledger } from './ledger.ts';
 import { nftFamily, TABLE } from './names.ts';
 import { BASE_CHAINS } from './skeleton.ts';
@@ -104,6 +105,11 @@ export function deepScript(
   const lines = [`list chain ${table} ${deep.chain}`];
   for (const { set, key } of samples) lines.push(`get element ${table} ${set} { ${key} }`);
   return { script: `${lines.join('\n')}\n`, mustContain: deep.mustContain };
+}
+
+/** nft's answer for a chain, set or element that is not there (the deep check's finding). */
+export function isMissing(error: unknown): boolean {
+  return error instanceof ExecError && /No such file or directory/.test(error.stderr);
 }
 
 /** Chooses when the deep check runs: always while it is cheap, else after a multiple of its cost. */

@@ -17,6 +17,7 @@ import {
   cheapListing,
   DeepCheckSchedule,
   deepScript,
+  isMissing,
   sampleElements,
   SAMPLED_ELEMENTS,
 } from './integrity.ts';
@@ -209,8 +210,10 @@ export async function createNftablesProxier(
       try {
         const listing = (await run('nft', cheapListing(family), { timeoutMs: 10_000 })).stdout;
         intact = cheapIntact(listing, family);
-      } catch {
-        intact = false; // no table of this family at all: "No such file or directory"
+      } catch (error) {
+        // No table of this family at all is an empty listing, not an error: nft itself failed,
+        // which says nothing about our rules (the daemon logs it and asks again next time).
+        throw new Error(`nft ${cheapListing(family).join(' ')} failed`, { cause: error });
       }
       const now = deps.now ?? (() => performance.now());
       const start = now();
@@ -225,10 +228,13 @@ export async function createNftablesProxier(
           intact = mustContain.test(
             (await run('nft', ['-f', '-'], { input: script, timeoutMs: 60_000 })).stdout,
           );
-        } catch {
+        } catch (error) {
+          deepCheck.ran(start, now());
+          // A missing chain or element is what we look for; any other failure is nft's own.
+          if (!isMissing(error)) throw new Error('nft integrity check failed', { cause: error });
           intact = false;
         }
-        deepCheck.ran(start, now());
+        if (intact) deepCheck.ran(start, now());
       }
       // A sync that started meanwhile wrote a new record: it is the one to judge next time.
       if (intact || previous !== record) return true;

@@ -1,6 +1,8 @@
 // The userspace data path: every listener of the daemon (both families' proxiers share one pool),
 // each a TCP or UDP forwarder with its own balancer, opened, re-routed in place and closed by the
-// proxier. Its per-connection metrics are registered once, here.
+// proxier. Its per-connection metrics are registered once, here, and the series of an endpoint go
+// once no listener can reach it and it carries no connection (Endpoints come and go all day: a
+// series per endpoint ever seen would grow without bound).
 import { log } from '../../log/log.ts';
 import type { Registry } from '../../metrics/registry.ts';
 import { Balancer } from './balancer.ts';
@@ -17,8 +19,15 @@ export class Forwarders implements ListenerPool {
   private readonly draining = new Set<Forwarder>();
   private readonly metrics: DataPathMetrics;
   private readonly options: DataPathOptions;
+  /** Per forwarder (open or draining): its service port label and the endpoints it can reach. */
+  private readonly reach = new Map<Forwarder, { servicePort: string; reachable: ReadonlySet<string> }>();
+  private pruneTimer: NodeJS.Timeout | undefined;
 
-  constructor(registry: Registry, options: Partial<DataPathOptions> = {}) {
+  /** Delay between a change of endpoints and the removal of the series it left behind. */
+  private readonly pruneDelayMs: number;
+
+  constructor(registry: Registry, options: Partial<DataPathOptions> = {}, pruneDelayMs = 10_000) {
+    this.pruneDelayMs = pruneDelayMs;
     this.metrics = registerDataPathMetrics(registry);
     this.options = { ...DEFAULT_DATA_PATH_OPTIONS, ...options };
   }
@@ -54,6 +63,7 @@ export class Forwarders implements ListenerPool {
       );
     }
     this.forwarders.set(spec.key, forwarder);
+    this.reach.set(forwarder, { servicePort: spec.labels.servicePort, reachable: spec.reachable });
     return { port };
   }
 
@@ -64,6 +74,9 @@ export class Forwarders implements ListenerPool {
       return;
     }
     forwarder.update({ router, balancer, reachable });
+    const known = this.reach.get(forwarder);
+    if (known) this.reach.set(forwarder, { ...known, reachable });
+    this.schedulePrune();
   }
 
   async close(key: string): Promise<void> {
@@ -73,6 +86,8 @@ export class Forwarders implements ListenerPool {
     await forwarder.stop();
     this.pruneDrained();
     if (forwarder.size() > 0) this.draining.add(forwarder);
+    else this.reach.delete(forwarder);
+    this.schedulePrune();
   }
 
   /** Shutdown: every listener and connection closes now. */
@@ -80,10 +95,49 @@ export class Forwarders implements ListenerPool {
     for (const forwarder of [...this.forwarders.values(), ...this.draining]) forwarder.destroy();
     this.forwarders.clear();
     this.draining.clear();
+    this.reach.clear();
+    clearTimeout(this.pruneTimer);
+    this.pruneTimer = undefined;
   }
 
   private pruneDrained(): void {
-    for (const forwarder of this.draining) if (forwarder.size() === 0) this.draining.delete(forwarder);
+    for (const forwarder of this.draining)
+      if (forwarder.size() === 0) {
+        this.draining.delete(forwarder);
+        this.reach.delete(forwarder);
+      }
+  }
+
+  /** One removal pass a while after changes: a burst of updates costs one pass over the series. */
+  private schedulePrune(): void {
+    if (this.pruneTimer !== undefined) return;
+    this.pruneTimer = setTimeout(() => {
+      this.pruneTimer = undefined;
+      this.pruneMetrics().catch((error: unknown) => log.error('userspace: metrics cleanup failed', error));
+    }, this.pruneDelayMs);
+    this.pruneTimer.unref();
+  }
+
+  /**
+   * Removes the per-endpoint series of endpoints no listener of their service port can reach and
+   * that carry no connection. Counters of a removed endpoint end with it, as series of deleted
+   * objects do elsewhere in Kubernetes.
+   */
+  async pruneMetrics(): Promise<void> {
+    this.pruneDrained();
+    const pair = (servicePort: unknown, endpoint: unknown) => `${String(servicePort)} ${String(endpoint)}`;
+    const live = new Set<string>();
+    for (const { servicePort, reachable } of this.reach.values())
+      for (const endpoint of reachable) live.add(pair(servicePort, endpoint));
+    for (const { labels, value } of (await this.metrics.active.get()).values)
+      if (value > 0) live.add(pair(labels.service_port, labels.endpoint));
+    const { active, connections, connectFailures, ejections, bytes } = this.metrics;
+    for (const metric of [active, connections, connectFailures, ejections, bytes]) {
+      for (const { labels } of (await metric.get()).values) {
+        if (labels.endpoint === undefined || live.has(pair(labels.service_port, labels.endpoint))) continue;
+        metric.remove(labels);
+      }
+    }
   }
 
   /** Open connections and flows, all listeners (tests, debug). */

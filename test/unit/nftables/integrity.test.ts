@@ -176,3 +176,23 @@ for (const broken of ['table', 'chainRules', 'elements'] as const) {
     );
   });
 }
+
+test('rulesIntact: nft failing for another reason is an error of the check, not a repair', async () => {
+  const state = { table: true, chainRules: true, elements: true };
+  const { run } = scriptedNft(state);
+  let broken = false;
+  const failing = (file: string, args: readonly string[], options?: ExecOptions): Promise<ExecResult> =>
+    broken && args[0] !== '--version'
+      ? Promise.reject(new ExecError(file, 1, '', 'netlink: Error: Operation not permitted', 'exit status 1'))
+      : run(file, args, options);
+  const proxier = await createNftablesProxier(OPTIONS_V4, { run: failing, skipKernelCheck: true });
+  await proxier.sync({ snapshot: snapshot([WEB]), full: true });
+  broken = true;
+  await assert.rejects(proxier.rulesIntact?.() ?? Promise.resolve(), /nft list chains ip failed/);
+  broken = false;
+  assert.equal(
+    (await proxier.sync({ snapshot: snapshot([WEB]), full: false })).full,
+    false,
+    'the record stays',
+  );
+});

@@ -284,4 +284,31 @@ describe('userspace data path (loopback)', () => {
     client.destroy();
     await until('connection gone', () => pool.connections() === 0);
   });
+
+  it('metrics: the series of an endpoint that left go once it is idle; a closed listener takes its own', async () => {
+    const registry = createRegistry();
+    const pool = new Forwarders(registry, {}, 0);
+    toClose.push(() => pool.closeAll());
+    const a = await tcpBackend('127.0.0.2');
+    const b = await tcpBackend('127.0.0.3');
+    const { port } = await pool.open(spec('churn', 'TCP', [a.endpoint, b.endpoint]));
+    await Promise.all(Array.from({ length: 4 }, () => request(port)));
+    await until('connections closed', () => pool.connections() === 0);
+    const series = async (endpoint: string) =>
+      (await registry.getMetricsAsJSON())
+        .filter((m) => m.name.startsWith('kubeproxy_userspace_'))
+        .flatMap((m) => m.values)
+        .filter((v) => v.labels['endpoint'] === endpoint).length;
+    assert.ok((await series(b.endpoint.endpoint)) > 0, 'b served connections and has series');
+    const only = spec('churn', 'TCP', [a.endpoint]);
+    pool.update('churn', only.router, only.balancer, only.reachable);
+    await until('b series removed', async () => (await series(b.endpoint.endpoint)) === 0);
+    assert.equal(
+      await metric(registry, 'kubeproxy_userspace_connections_total', { endpoint: a.endpoint.endpoint }),
+      2,
+      'the endpoint that stays keeps its counts',
+    );
+    await pool.close('churn');
+    await until('a series removed', async () => (await series(a.endpoint.endpoint)) === 0);
+  });
 });
