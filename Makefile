@@ -160,7 +160,8 @@ test-image:
 image-docker:
 	docker build -f deploy/Dockerfile -t $(IMAGE_TAG) .
 
-# The long run of the hostile-input fuzzing (test/unit/fuzz/; make test runs 150 cases).
+# The long run of the hostile-input and watch-stream fuzzing (test/unit/fuzz/; make test runs 150
+# cases of each).
 FUZZ_RUNS ?= 100000
 fuzz: deps
 	KUBE_PROXY_FUZZ_RUNS=$(FUZZ_RUNS) node --test --test-reporter=spec --test-timeout=0 'test/unit/fuzz/*.test.ts'

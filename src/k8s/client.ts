@@ -692,12 +692,10 @@ export class KubeClient implements KubeRequester {
           finish(error instanceof Error ? error : new Error(String(error)));
           return;
         }
-        const deliver = (events: unknown[]): boolean => {
-          for (const event of events) {
-            options.onEvent(event);
-            if (isSettled()) return false;
-          }
-          return true;
+        // False once onEvent has ended the watch (it threw, or stopped it): decode no further.
+        const deliver = (event: unknown): boolean => {
+          options.onEvent(event);
+          return !isSettled();
         };
         // The API server does not compress watches, but a proxy in between might.
         const gzipped = (res.headers['content-encoding'] ?? '').toLowerCase() === 'gzip';
@@ -708,7 +706,7 @@ export class KubeClient implements KubeRequester {
         body.on('data', (chunk: Buffer) => {
           if (settled) return;
           try {
-            deliver(decoder.push(chunk));
+            decoder.push(chunk, deliver);
           } catch (error) {
             finish(error instanceof Error ? error : new Error(String(error)));
           }
@@ -727,7 +725,7 @@ export class KubeClient implements KubeRequester {
         body.on('end', () => {
           if (settled) return;
           try {
-            if (!deliver(decoder.end())) return;
+            decoder.end(deliver);
           } catch (error) {
             finish(error instanceof Error ? error : new Error(String(error)));
             return;

@@ -93,6 +93,13 @@ export interface ReflectorOptions<T extends KubeObject> {
   readonly handlers: ReflectorHandlers<T>;
   /** For log lines; default the path. */
   readonly name?: string;
+  /**
+   * The kind the collection holds (e.g. v1 Service). A watch event whose object says it is
+   * another kind is logged and skipped, and a list of another kind fails, as client-go's
+   * reflector checks its expected type: no wrong object reaches the handlers. An object that
+   * names no kind is taken (list items never do). Default: not checked.
+   */
+  readonly expectedKind?: { readonly apiVersion: string; readonly kind: string };
   /** List page size. Default 500 as client-go's pager. */
   readonly pageSize?: number;
   /** Overall deadline of each list page request. Default 60 s. */
@@ -231,9 +238,47 @@ function isListPage(value: unknown): value is ListPage {
   return isRecord(value) && Array.isArray(value['items']);
 }
 
-function asListPage(value: unknown, path: string): ListPage {
+function asListPage(
+  value: unknown,
+  path: string,
+  expected: { readonly apiVersion: string; readonly kind: string } | undefined,
+): ListPage {
   if (!isListPage(value)) throw new Error(`list ${path}: response is not a List`);
+  if (expected !== undefined) {
+    const kind = `${expected.kind}List`;
+    const wrongKind = typeof value.kind === 'string' && value.kind !== kind;
+    const wrongVersion = typeof value.apiVersion === 'string' && value.apiVersion !== expected.apiVersion;
+    if (wrongKind || wrongVersion) {
+      throw new Error(
+        `list ${path}: response is a ${shown(value.apiVersion)} ${shown(value.kind)}, expected ${expected.apiVersion} ${kind}`,
+      );
+    }
+  }
   return value;
+}
+
+/** Why an object is not of the expected kind, or undefined when it is (or names no kind). */
+function wrongKind(
+  object: Record<string, unknown>,
+  expected: { readonly apiVersion: string; readonly kind: string } | undefined,
+): string | undefined {
+  if (expected === undefined) return undefined;
+  const kind = object['kind'];
+  const apiVersion = object['apiVersion'];
+  if (
+    (kind === undefined || kind === expected.kind) &&
+    (apiVersion === undefined || apiVersion === expected.apiVersion)
+  )
+    return undefined;
+  return `${shown(apiVersion)} ${shown(kind)}`;
+}
+
+/** A decoded value for an error message: strings as they are, anything else as JSON. */
+function shown(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (value === undefined) return '(none)';
+  // Decoded JSON or protobuf: never a function or symbol, so always JSON text.
+  return JSON.stringify(value).slice(0, 100);
 }
 
 function hasName(value: unknown): value is KubeObject {
@@ -387,7 +432,7 @@ export class Reflector<T extends KubeObject> {
         timeoutMs: this.#opts.listTimeoutMs ?? 60_000,
         ...(continuation ? { throttle: false } : {}),
       })
-      .then((value) => asListPage(value, this.#opts.path));
+      .then((value) => asListPage(value, this.#opts.path, this.#opts.expectedKind));
   }
 
   /**
@@ -624,6 +669,22 @@ export class Reflector<T extends KubeObject> {
     const rv = typeof meta['resourceVersion'] === 'string' ? meta['resourceVersion'] : '';
     if (type === 'BOOKMARK') {
       this.#setRV(rv);
+      return;
+    }
+    const wrong = wrongKind(object, this.#opts.expectedKind);
+    if (wrong !== undefined) {
+      // client-go skips such an event with an error, and so do we: re-watching would be sent it again.
+      const expected = this.#opts.expectedKind;
+      this.#noteError('watch', new Error(`watch event of kind ${wrong}`));
+      log.error(
+        'Watch event of the wrong kind, skipped',
+        new Error(`expected ${expected?.apiVersion ?? ''} ${expected?.kind ?? ''}, got ${wrong}`),
+        {
+          reflector: this.name,
+          type,
+          object: hasName(object) ? objectKey(object) : '(no name)',
+        },
+      );
       return;
     }
     if (!hasName(object)) throw new MalformedWatchLine(line, 'object without metadata.name');

@@ -22,7 +22,14 @@ export const SERVICE_CIDRS_NOT_FOUND_RETRY_MS = 60_000;
 /** Tuning shared by all watches (backoff, timeouts, metrics); tests shrink the timings. */
 export type WatchTuning<T extends KubeObjectLike> = Omit<
   ReflectorOptions<T>,
-  'client' | 'path' | 'labelSelector' | 'fieldSelector' | 'handlers' | 'name' | 'cacheTransform'
+  | 'client'
+  | 'path'
+  | 'labelSelector'
+  | 'fieldSelector'
+  | 'handlers'
+  | 'name'
+  | 'cacheTransform'
+  | 'expectedKind'
 >;
 type KubeObjectLike = Service | EndpointSlice | Node | ServiceCIDR;
 
@@ -30,25 +37,46 @@ type KubeObjectLike = Service | EndpointSlice | Node | ServiceCIDR;
 export interface WatchSpec {
   readonly name: string;
   readonly path: string;
+  /** What every object of the collection is; anything else is skipped (Reflector.expectedKind). */
+  readonly expectedKind: { readonly apiVersion: string; readonly kind: string };
   readonly labelSelector?: string;
   readonly fieldSelector?: string;
 }
 
 export function serviceWatchSpec(): WatchSpec {
-  return { name: 'services', path: SERVICES_PATH, labelSelector: PROXY_LABEL_SELECTOR };
+  return {
+    name: 'services',
+    path: SERVICES_PATH,
+    expectedKind: { apiVersion: 'v1', kind: 'Service' },
+    labelSelector: PROXY_LABEL_SELECTOR,
+  };
 }
 
 export function endpointSliceWatchSpec(): WatchSpec {
-  return { name: 'endpointslices', path: ENDPOINT_SLICES_PATH, labelSelector: PROXY_LABEL_SELECTOR };
+  return {
+    name: 'endpointslices',
+    path: ENDPOINT_SLICES_PATH,
+    expectedKind: { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice' },
+    labelSelector: PROXY_LABEL_SELECTOR,
+  };
 }
 
 export function nodeWatchSpec(nodeName: string): WatchSpec {
   if (nodeName === '') throw new Error('node watch: the node name is empty');
-  return { name: `node ${nodeName}`, path: NODES_PATH, fieldSelector: `metadata.name=${nodeName}` };
+  return {
+    name: `node ${nodeName}`,
+    path: NODES_PATH,
+    expectedKind: { apiVersion: 'v1', kind: 'Node' },
+    fieldSelector: `metadata.name=${nodeName}`,
+  };
 }
 
 export function serviceCIDRWatchSpec(): WatchSpec {
-  return { name: 'servicecidrs', path: SERVICE_CIDRS_PATH };
+  return {
+    name: 'servicecidrs',
+    path: SERVICE_CIDRS_PATH,
+    expectedKind: { apiVersion: 'networking.k8s.io/v1', kind: 'ServiceCIDR' },
+  };
 }
 
 function make<T extends KubeObjectLike>(

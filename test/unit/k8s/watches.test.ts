@@ -41,6 +41,7 @@ describe("kube-proxy's three watches", () => {
     assert.deepEqual(nodeWatchSpec('worker-1'), {
       name: 'node worker-1',
       path: '/api/v1/nodes',
+      expectedKind: { apiVersion: 'v1', kind: 'Node' },
       fieldSelector: 'metadata.name=worker-1',
     });
     assert.throws(() => nodeWatchSpec(''), /node name/);
