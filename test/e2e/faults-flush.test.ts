@@ -25,6 +25,18 @@ const answers = async () => {
   return outcome?.ok === true && outcome.name === 'a' ? true : undefined;
 };
 
+/** Repairs the proxy has logged so far. */
+const repairs = () =>
+  c()
+    .logs()
+    .filter((line) => /flushed by someone else/.test(line)).length;
+
+/** The proxy's output reaches us through a pipe: gives the repair's line a moment to arrive. */
+const repairLogged = (before: number) =>
+  pollUntil('the repair to be logged', () => (repairs() > before ? true : undefined), 2_000).catch(() =>
+    assert.fail(`the repair is not logged; the proxy's last lines:\n${c().logs().slice(-30).join('\n')}`),
+  );
+
 const IPTABLES_FLUSH = ['filter', 'nat', 'mangle'].flatMap((table) => [
   ['iptables', '-t', table, '-F'],
   ['iptables', '-t', table, '-X'],
@@ -75,6 +87,7 @@ for (const mode of ['iptables', 'nftables', 'userspace'] as const) {
     }
     await pollUntil(`web to answer in ${mode} mode`, answers, 20_000);
     const node1 = c().topology.node1.ns;
+    const repairsBefore = repairs();
     const flushed = Date.now();
     for (const [file = '', ...args] of FLUSHES[mode]) {
       // A repair between the admin's -F and -X puts a jump back, and -X then finds the chain
@@ -97,19 +110,7 @@ for (const mode of ['iptables', 'nftables', 'userspace'] as const) {
     const ms = Date.now() - flushed;
     t.diagnostic(`${mode}: Service answering again ${ms} ms after the flush`);
     assert.ok(ms < 15_000);
-    // The proxy's output reaches us through a pipe: give the line a moment to arrive.
-    await pollUntil(
-      'the repair to be logged',
-      () =>
-        c()
-          .logs()
-          .some((line) => /flushed by someone else/.test(line))
-          ? true
-          : undefined,
-      2_000,
-    ).catch(() =>
-      assert.fail(`the repair is not logged; the proxy's last lines:\n${c().logs().slice(-30).join('\n')}`),
-    );
+    await repairLogged(repairsBefore);
   });
 }
 
@@ -136,9 +137,7 @@ for (const { what, args } of NFT_TAMPERING) {
       await c().restartProxy('nftables');
     }
     await pollUntil('web to answer in nftables mode', answers, 20_000);
-    const repairsBefore = c()
-      .logs()
-      .filter((line) => /flushed by someone else/.test(line)).length;
+    const repairsBefore = repairs();
     const tampered = Date.now();
     await c().topology.node1.ns.exec('nft', [...args]);
     assert.equal(await answers(), undefined, `the Service stops answering once ${what}`);
@@ -146,15 +145,6 @@ for (const { what, args } of NFT_TAMPERING) {
     const ms = Date.now() - tampered;
     t.diagnostic(`nftables, ${what}: Service answering again ${ms} ms after`);
     assert.ok(ms < 15_000);
-    await pollUntil(
-      'the repair to be logged',
-      () =>
-        c()
-          .logs()
-          .filter((line) => /flushed by someone else/.test(line)).length > repairsBefore
-          ? true
-          : undefined,
-      2_000,
-    );
+    await repairLogged(repairsBefore);
   });
 }
