@@ -29,6 +29,8 @@ export interface SuiteVariant {
   readonly args: readonly string[];
   /** Namespace name tag (unique per file). */
   readonly tag: string;
+  /** Extra environment of kube-proxy, as ClusterOptions.env. */
+  readonly env?: Readonly<Record<string, string>>;
   /** Another kube-proxy program (e.g. the release's single executable), as ClusterOptions.proxyCommand. */
   readonly proxyCommand?: readonly [string, ...string[]];
   /** Tests of what only this variant does, on the same cluster. */
@@ -86,6 +88,7 @@ export function defineTrafficSuite(
       tag: variant?.tag ?? TAGS[mode],
       ...(variant ? { args: variant.args } : {}),
       ...(variant?.proxyCommand ? { proxyCommand: variant.proxyCommand } : {}),
+      ...(variant?.env ? { env: variant.env } : {}),
       pods: STANDARD_PODS,
       tcpPorts: [8080],
       udpPorts: [5353],

@@ -6,6 +6,7 @@
 import { fileURLToPath } from 'node:url';
 import { IS_ROOT } from '../support/netns.ts';
 import { ensureHostPackages, ensureKernel, runInVm, VmError } from './vm.ts';
+import { laneCommand } from './lane-command.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const ALL_FILES = [
@@ -41,13 +42,8 @@ try {
   process.stderr.write(`vm lane: booting Debian kernel ${kernel.version} (QEMU, software emulation)\n`);
   // One file at a time: two clusters starting at once on two emulated CPUs (a dozen Node
   // processes each) left a proxy without its first sync for two minutes when the host was busy.
-  const command = [
-    `cd ${ROOT}`,
-    `KUBE_PROXY_TEST_TIMEOUT_SCALE=${String(TIMEOUT_SCALE)} ${process.execPath} --test --test-reporter=spec --test-concurrency=1 --test-timeout=600000 ${FILES.join(' ')} 2>&1 | grep -vE '^[IW][0-9]{4} '`,
-    // The status of node --test, not of the filter.
-    'exit ${PIPESTATUS[0]:-$?}',
-  ].join('; ');
-  const result = await runInVm(kernel, `bash -c '${command.replaceAll("'", "'\\''")}'`, {
+  const command = laneCommand(ROOT, FILES, process.execPath, TIMEOUT_SCALE);
+  const result = await runInVm(kernel, command, {
     timeoutMs: LANE_TIMEOUT_MS,
     onOutput: (chunk) => process.stdout.write(chunk),
   });

@@ -4,13 +4,22 @@
 // number of Services or the speed of the machine (an emulated one runs every tool slowly).
 export const CHECK_COST_FACTOR = 50;
 
+/**
+ * The factor in force: KUBE_PROXY_CHECK_COST_FACTOR overrides it (a larger share of a core for
+ * faster detection; the VM lane uses it, where every tool runs tens of times slower).
+ */
+export function checkCostFactor(env: Readonly<Record<string, string | undefined>> = process.env): number {
+  const value = Number(env['KUBE_PROXY_CHECK_COST_FACTOR']);
+  return Number.isFinite(value) && value >= 0 ? value : CHECK_COST_FACTOR;
+}
+
 export class CheckSchedule {
   #lastEnd = Number.NEGATIVE_INFINITY;
   #lastMs = 0;
   #turn = 0;
   readonly #factor: number;
 
-  constructor(factor = CHECK_COST_FACTOR) {
+  constructor(factor = checkCostFactor()) {
     this.#factor = factor;
   }
 
