@@ -316,7 +316,9 @@ test(
   async () => {
     await stopPod();
     await c().restartProxy('iptables');
-    assert.deepEqual(await answering('10.96.0.10'), ['a', 'c']);
+    // Until this mode's first sync is in and the nftables table is cleaned up, the table the pod
+    // left carries some of the traffic as it last knew it (docs/reliability.md, restarts).
+    await waitServed('10.96.0.10', ['a', 'c']);
     await waitServed('10.96.0.11', ['c']);
     const node1 = c().topology.node1.ns;
     assert.ok(await natHasKubeChains(node1));
