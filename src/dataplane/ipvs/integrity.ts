@@ -4,7 +4,10 @@
 // looks whose cost does not grow with the number of Services (a machine that runs tools slowly,
 // an emulated one, checks less often: common/check-schedule.ts):
 //
-// - kube-ipvs0 still exists (`ip link show`): without it no service address is local;
+// - a sample of the addresses our last sync bound on kube-ipvs0 is still there (`ip addr show dev
+//   kube-ipvs0 to ADDRESS`, one per sample; `ip link show` when none is bound): a deleted link takes
+//   every address with it, and the other family's proxier may have made the link again already,
+//   so the link alone says nothing of this family's addresses;
 // - the nat jumps into KUBE-SERVICES are still in PREROUTING and OUTPUT (`iptables -C`): an
 //   `iptables -t nat -F` takes them;
 // - every set of ours holds as many members as our last sync left (`ipset list -t`: headers only,
@@ -14,11 +17,15 @@
 import type { IPFamily } from '../../model/types.ts';
 import { jumpArgs, type IptablesTools, type Runner } from '../xtables/index.ts';
 import type { KernelVirtualServer } from './ipvsadm.ts';
+import { hostPrefix } from './host.ts';
 import { IPVS_INTERFACE } from './names.ts';
 import { IPVS_JUMPS } from './owner.ts';
 
 /** Virtual servers looked up by one check. */
 export const SAMPLED_SERVERS = 2;
+
+/** Addresses on kube-ipvs0 looked up by one check. */
+export const SAMPLED_ADDRESSES = 2;
 
 const WAIT_ARGS = ['-w', '5'];
 
@@ -68,18 +75,52 @@ export function sampleServers(
   count: number,
   random: () => number,
 ): KernelVirtualServer[] {
-  const all = [...servers.values()];
-  const picked = new Set<KernelVirtualServer>();
-  for (let i = 0; i < count && picked.size < all.length; i++) {
-    const vs = all[Math.floor(random() * all.length)];
-    if (vs) picked.add(vs);
-  }
-  return [...picked];
+  return sample([...servers.values()], count, random);
 }
 
 export interface IpvsRecord {
   readonly servers: ReadonlyMap<string, KernelVirtualServer>;
   readonly sets: ReadonlyMap<string, ReadonlySet<string>>;
+  /** Addresses of the family the last sync left on kube-ipvs0. */
+  readonly bound: readonly string[];
+}
+
+/** Up to `count` distinct items, picked with `random` in [0, 1). */
+export function sample<T>(items: readonly T[], count: number, random: () => number): T[] {
+  const picked = new Set<T>();
+  for (let i = 0; i < count && picked.size < items.length; i++) {
+    const item = items[Math.floor(random() * items.length)];
+    if (item !== undefined) picked.add(item);
+  }
+  return [...picked];
+}
+
+/** Why kube-ipvs0 no longer holds what the record says, as a message; undefined when it does. */
+async function interfaceProblem(
+  run: Runner,
+  bound: readonly string[],
+  random: () => number,
+): Promise<string | undefined> {
+  const addresses = sample(bound, SAMPLED_ADDRESSES, random);
+  if (addresses.length === 0) {
+    try {
+      await run('ip', ['link', 'show', IPVS_INTERFACE]);
+      return undefined;
+    } catch {
+      return `${IPVS_INTERFACE} is gone`;
+    }
+  }
+  for (const address of addresses) {
+    let listed: string;
+    try {
+      listed = (await run('ip', ['-o', 'addr', 'show', 'dev', IPVS_INTERFACE, 'to', hostPrefix(address)]))
+        .stdout;
+    } catch {
+      return `${IPVS_INTERFACE} is gone`;
+    }
+    if (listed.trim() === '') return `${address} is no longer bound to ${IPVS_INTERFACE}`;
+  }
+  return undefined;
 }
 
 /** What someone else changed, as a message; undefined when every look matches the record. */
@@ -90,11 +131,8 @@ export async function findTampering(
   record: IpvsRecord,
   random: () => number = Math.random,
 ): Promise<string | undefined> {
-  try {
-    await run('ip', ['link', 'show', IPVS_INTERFACE]);
-  } catch {
-    return `${IPVS_INTERFACE} is gone`;
-  }
+  const link = await interfaceProblem(run, record.bound, random);
+  if (link !== undefined) return link;
   for (const jump of IPVS_JUMPS) {
     if (jump.table !== 'nat' || jump.target !== 'KUBE-SERVICES') continue;
     try {

@@ -110,6 +110,9 @@ function explainMissingIpvs(error: unknown): Error {
   return new Error(`can't use the IPVS proxier: ${hint}: ${message}`, { cause: error });
 }
 
+/** The first retry of a sync that logged errors and carried on (then doubling, see below). */
+const INCOMPLETE_RETRY_MS = 5_000;
+
 const PROBE = { ip: '198.51.100.0', port: 20000, protocol: 'TCP' as const };
 
 /**
@@ -177,7 +180,17 @@ export function createIpvsProxier(
   /** What the last successful sync left, undefined when unknown. */
   let recordedServers: Map<string, KernelVirtualServer> | undefined;
   let recordedSets: Map<string, Set<string>> | undefined;
+  let recordedBound: string[] | undefined;
   let recordedRules: string | undefined;
+  /**
+   * The last sync logged errors and carried on (as upstream does): nothing else would bring its
+   * next sync before the sync period, so the integrity check does, after 5 s, then backing off
+   * (doubling up to the sync period) while the errors stay: an address the kernel refuses for
+   * good must not make a large node rewrite everything every few seconds.
+   */
+  let lastSyncIncomplete = false;
+  let incompleteInRow = 0;
+  let incompleteRetryAt = 0;
 
   async function init(): Promise<void> {
     if (options) return;
@@ -279,6 +292,8 @@ export function createIpvsProxier(
     const sets0 = recordedSets;
     recordedServers = undefined;
     recordedSets = undefined;
+    recordedBound = undefined;
+    lastSyncIncomplete = true;
 
     if (full) {
       await ensureBase(run, t, IPVS_OWNER);
@@ -374,8 +389,13 @@ export function createIpvsProxier(
     }
 
     firstSync = false;
-    if (!ipvsFailed && bindErrors === 0) {
+    lastSyncIncomplete = ipvsFailed || bindErrors > 0;
+    incompleteInRow = lastSyncIncomplete ? incompleteInRow + 1 : 0;
+    if (lastSyncIncomplete)
+      incompleteRetryAt = now() + Math.min(INCOMPLETE_RETRY_MS * 2 ** (incompleteInRow - 1), syncPeriodMs);
+    if (!lastSyncIncomplete) {
       needFull = false;
+      recordedBound = [...desired.bind];
       recordedServers = recordOf(desired);
       recordedSets = new Map(
         SET_KEYS.map((key: SetKey) => [setName(key, family), new Set(desired.sets[key])]),
@@ -417,10 +437,16 @@ export function createIpvsProxier(
       const t = tools;
       const servers = recordedServers;
       const sets = recordedSets;
-      if (!t || !servers || !sets) return true; // no record: the next sync reads the kernel anyway
+      const bound = recordedBound;
       const start = now();
       if (!checkSchedule.due(start)) return true;
-      const problem = await findTampering(run, t, family, { servers, sets }, deps.random);
+      if (lastSyncIncomplete) {
+        if (start < incompleteRetryAt) return true;
+        log.info('The last IPVS sync left errors, syncing everything again', { ipFamily: family });
+        return false;
+      }
+      if (!t || !servers || !sets || !bound) return true; // no record: the next sync reads the kernel anyway
+      const problem = await findTampering(run, t, family, { servers, sets, bound }, deps.random);
       checkSchedule.ran(start, now());
       if (problem === undefined) return true;
       log.info('IPVS state changed by someone else', { ipFamily: family, what: problem });
@@ -428,6 +454,7 @@ export function createIpvsProxier(
       needFull = true;
       recordedServers = undefined;
       recordedSets = undefined;
+      recordedBound = undefined;
       return false;
     });
   }

@@ -1,6 +1,6 @@
 // A fake of what the IPVS proxier drives, enough to test its syncs without root or IPVS: the
 // IPVS table behind `ipvsadm` (-S, -L with connection counts, -R, --set), ipsets behind `ipset`
-// (save, restore), addresses behind `ip`, and iptables restores recorded as text.
+// (save, restore, list -t), addresses behind `ip`, and iptables restores recorded as text.
 import type { ToolRunner } from '../../../src/dataplane/common/mode.ts';
 import { ExecError, inputText, type ExecResult } from '../../../src/util/exec.ts';
 
@@ -41,6 +41,8 @@ export class FakeKernel {
   ipvsAvailable = true;
   /** Make the next iptables restore fail. */
   failRestore = false;
+  /** Make every address add fail (a kernel that refuses it). */
+  refuseBind = false;
   timeouts: string[] = [];
 
   readonly run: ToolRunner = (file, args, options) => {
@@ -68,6 +70,8 @@ export class FakeKernel {
           return ok();
         }
         if (args[0] === '--version') return ok('iptables v1.8.9 (nf_tables)');
+        // `-C` (the integrity check): the restores are only recorded, their jumps are taken as there.
+        if (args.includes('-C')) return ok();
         return fail(command, `unexpected tool ${command}`);
     }
   };
@@ -158,6 +162,12 @@ export class FakeKernel {
       }
       return ok(text);
     }
+    if (args.join(' ') === 'list -t')
+      return ok(
+        [...this.sets]
+          .map(([name, members]) => `Name: ${name}\nNumber of entries: ${String(members.size)}\n`)
+          .join('\n'),
+      );
     if (args[0] !== 'restore') return fail(command, 'unexpected ipset call');
     for (const line of input.split('\n')) {
       const [op, name = '', member = ''] = line.split(' ');
@@ -206,6 +216,12 @@ export class FakeKernel {
       this.addresses.delete('kube-ipvs0');
       return ok();
     }
+    const one = /^-o addr show dev kube-ipvs0 to (\S+)\/\d+$/.exec(joined);
+    if (one) {
+      if (!this.linkExists) return fail(command, 'Device "kube-ipvs0" does not exist.');
+      const ip = one[1] ?? '';
+      return ok(this.bound().includes(ip) ? `9: kube-ipvs0    inet ${ip}/32 scope global kube-ipvs0\n` : '');
+    }
     if (joined === 'link show kube-ipvs0')
       return this.linkExists ? ok() : fail(command, 'Device "kube-ipvs0" does not exist.');
     if (joined === 'link add kube-ipvs0 type dummy') {
@@ -221,6 +237,7 @@ export class FakeKernel {
     const add = /^addr (add|del) (\S+)\/\d+ dev kube-ipvs0$/.exec(line);
     if (!add) return `unexpected ip batch line: ${line}`;
     if (!this.linkExists) return 'Cannot find device "kube-ipvs0"';
+    if (this.refuseBind && add[1] === 'add') return 'RTNETLINK answers: Operation not permitted';
     const list = this.addresses.get('kube-ipvs0') ?? [];
     const ip = add[2] ?? '';
     if (add[1] === 'add' && list.includes(ip)) return 'Error: ipv4: Address already assigned.';

@@ -98,13 +98,19 @@ test('samples are distinct recorded virtual servers, none from an empty record',
 });
 
 /** A host whose pieces can each be broken. */
-function host(broken: 'link' | 'jump' | 'set' | 'server' | undefined) {
+function host(broken: 'link' | 'address' | 'jump' | 'set' | 'server' | undefined) {
   const calls: string[] = [];
   const ok = (stdout = ''): Promise<ExecResult> => Promise.resolve({ stdout, stderr: '', code: 0 });
   const fail = (file: string) => Promise.reject(new ExecError(file, 1, '', 'no', 'exit status 1'));
   const run = (file: string, args: readonly string[]): Promise<ExecResult> => {
     calls.push([file, ...args].join(' '));
-    if (file === 'ip') return broken === 'link' ? fail(file) : ok();
+    if (file === 'ip') {
+      if (broken === 'link') return fail(file);
+      // `ip -o addr show dev kube-ipvs0 to ADDRESS/32` prints the address's line, nothing when unbound.
+      return ok(
+        args.includes('to') && broken !== 'address' ? '5: kube-ipvs0    inet 10.96.0.10/32 ...\n' : '',
+      );
+    }
     if (file === 'iptables-nft') return broken === 'jump' && args.includes('PREROUTING') ? fail(file) : ok();
     if (file === 'ipset')
       return ok(broken === 'set' ? IPSET_TERSE.replace('entries: 2', 'entries: 0') : IPSET_TERSE);
@@ -116,11 +122,11 @@ function host(broken: 'link' | 'jump' | 'set' | 'server' | undefined) {
 
 test('findTampering: nothing changed, then each piece broken in turn is named', async () => {
   const tools = iptablesTools('nft', 'IPv4');
-  const record = { servers: SERVERS, sets: SETS };
+  const record = { servers: SERVERS, sets: SETS, bound: ['10.96.0.10', '10.96.0.11'] };
   const intact = host(undefined);
   assert.equal(await findTampering(intact.run, tools, 'IPv4', record, () => 0), undefined);
   assert.deepEqual(intact.calls, [
-    'ip link show kube-ipvs0',
+    'ip -o addr show dev kube-ipvs0 to 10.96.0.10/32',
     'iptables-nft -w 5 -t nat -C OUTPUT -m comment --comment kubernetes service portals -j KUBE-SERVICES',
     'iptables-nft -w 5 -t nat -C PREROUTING -m comment --comment kubernetes service portals -j KUBE-SERVICES',
     'ipset list -t',
@@ -128,10 +134,20 @@ test('findTampering: nothing changed, then each piece broken in turn is named', 
   ]);
   const expected = {
     link: 'kube-ipvs0 is gone',
+    address: '10.96.0.10 is no longer bound to kube-ipvs0',
     jump: 'the jump from nat PREROUTING to KUBE-SERVICES is gone',
     set: 'ipset KUBE-CLUSTER-IP holds 0 members, our last sync left 2',
     server: 'virtual server TCP 10.96.0.10:80 is gone from the IPVS table',
   } as const;
   for (const [broken, message] of Object.entries(expected) as [keyof typeof expected, string][])
     assert.equal(await findTampering(host(broken).run, tools, 'IPv4', record, () => 0), message);
+});
+
+test('findTampering: with no address bound, the link itself is looked at', async () => {
+  const tools = iptablesTools('nft', 'IPv4');
+  const record = { servers: new Map(), sets: new Map(), bound: [] };
+  const intact = host(undefined);
+  assert.equal(await findTampering(intact.run, tools, 'IPv4', record, () => 0), undefined);
+  assert.equal(intact.calls[0], 'ip link show kube-ipvs0');
+  assert.equal(await findTampering(host('link').run, tools, 'IPv4', record, () => 0), 'kube-ipvs0 is gone');
 });

@@ -334,6 +334,72 @@ describe('IPVS proxier syncs', () => {
   });
 });
 
+describe('IPVS integrity check', () => {
+  /** A proxier whose clock the test moves. */
+  function timed() {
+    let clock = 1_000_000;
+    const kernel = new FakeKernel();
+    const host = new FakeHost({ sysctls: SYSCTLS });
+    const proxier = createIpvsProxier(OPTIONS, {
+      run: kernel.run,
+      sysctl: host.sysctl,
+      kernelRelease: '6.1.0-37-amd64',
+      now: () => clock,
+      random: () => 0,
+    });
+    const model = modelWith('IPv4', []);
+    model.setNode(node({ name: NODE, ips: ['192.168.1.10'], podCIDRs: ['10.244.1.0/24'] }));
+    const advance = (ms: number) => {
+      clock += ms;
+    };
+    return { kernel, proxier, model, advance };
+  }
+
+  test("kube-ipvs0 made again without this family's addresses (the other family's repair) is found", async () => {
+    const { kernel, proxier, model, advance } = timed();
+    web(model, [A]);
+    await proxier.sync({ snapshot: model.snapshot(), full: true });
+    assert.equal(await proxier.rulesIntact(), true);
+    await kernel.run('ip', ['link', 'del', 'kube-ipvs0']);
+    await kernel.run('ip', ['link', 'add', 'kube-ipvs0', 'type', 'dummy']);
+    advance(60_000);
+    assert.equal(await proxier.rulesIntact(), false);
+    const repaired = await proxier.sync({ snapshot: model.snapshot(), full: false });
+    assert.equal(repaired.full, true);
+    assert.deepEqual(kernel.bound(), ['10.96.0.10']);
+    assert.equal(await proxier.rulesIntact(), true);
+  });
+
+  test('a sync that could not bind an address is tried again after 5 s, then less often', async () => {
+    const { kernel, proxier, model, advance } = timed();
+    web(model, [A]);
+    await proxier.sync({ snapshot: model.snapshot(), full: true });
+    // The link goes between two syncs and the next one only adds a Service: its bind fails.
+    await kernel.run('ip', ['link', 'del', 'kube-ipvs0']);
+    model.upsertService(
+      service({ name: 'api', clusterIPs: ['10.96.0.11'], ports: [{ name: 'http', port: 80 }] }),
+    );
+    await proxier.sync({ snapshot: model.snapshot(), full: false });
+    advance(1_000);
+    assert.equal(await proxier.rulesIntact(), true, 'not before 5 s');
+    advance(4_000);
+    assert.equal(await proxier.rulesIntact(), false, 'after 5 s');
+    // Still failing (the link is made again, but say the kernel refuses): the retry backs off.
+    kernel.refuseBind = true;
+    await proxier.sync({ snapshot: model.snapshot(), full: false });
+    advance(5_000);
+    assert.equal(await proxier.rulesIntact(), true, 'the second retry waits 10 s');
+    advance(5_000);
+    assert.equal(await proxier.rulesIntact(), false);
+    kernel.refuseBind = false;
+    const repaired = await proxier.sync({ snapshot: model.snapshot(), full: false });
+    assert.equal(repaired.full, true);
+    assert.deepEqual(kernel.bound().sort(), ['10.96.0.10', '10.96.0.11']);
+    advance(60_000);
+    assert.equal(await proxier.rulesIntact(), true);
+  });
+});
+
 describe('IPVS cleanup', () => {
   test('removes our virtual servers, kube-ipvs0 and the sets; leaves foreign virtual servers', async () => {
     const { kernel, proxier, model } = setup();
