@@ -1,7 +1,8 @@
 // The VM lane `make test-vm` runs (and `make test` with it): one boot of Debian's stock kernel
 // (vm.ts), and inside it the tests this machine's kernel cannot run: IPVS schedulers, the mode
 // switches with TCP and SCTP traffic in every mode (the smoke run of the iptables and nftables
-// modes on the Debian kernel), and the traffic scenarios in IPVS mode. Deadlines in the test
+// modes on the Debian kernel), the traffic scenarios in IPVS mode, and its tool faults and
+// restarts. Deadlines in the test
 // support are scaled for software emulation. Exits with the tests' status.
 import { fileURLToPath } from 'node:url';
 import { IS_ROOT } from '../support/netns.ts';
@@ -13,6 +14,7 @@ const ALL_FILES = [
   'test/vm/lane/ipvs-schedulers.ts',
   'test/vm/lane/modes.ts',
   'test/vm/lane/ipvs-traffic.ts',
+  'test/vm/lane/ipvs-faults.ts',
 ];
 /** `VM_LANE_FILES=test/vm/lane/modes.ts make test-vm` runs a part of the lane. */
 const FILES = process.env['VM_LANE_FILES']?.split(/[\s,]+/).filter(Boolean) ?? ALL_FILES;

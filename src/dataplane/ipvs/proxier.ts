@@ -339,9 +339,12 @@ export function createIpvsProxier(
       log.error('Failed to bind addresses to kube-ipvs0', error, { ipFamily: family });
     }
 
-    // 3. Virtual and real servers. ipvsadm continues after a failing line: errors are logged and
-    // the next sync reads the kernel again (upstream logs single failures and carries on).
+    // 3. Virtual and real servers. ipvsadm continues after a failing line, and so does the sync
+    // (the rules and the sweep below still apply); then the sync fails, so it is retried with
+    // back-off like a failing iptables-restore, and /healthz turns 503 if it keeps failing.
+    // Upstream logs such failures and carries on until its next sync; issue 15 asks for more.
     let ipvsFailed = false;
+    let ipvsError: unknown;
     // Desired again while draining: the diff deleted and re-added them fresh.
     if (graceful.keys().size > 0)
       for (const vs of desired.virtualServers.values())
@@ -351,6 +354,7 @@ export function createIpvsProxier(
       await graceful.remove(diff.removedRealServers.filter(({ vs, rs }) => !graceful.has(vs, rs)));
     } catch (error) {
       ipvsFailed = true;
+      ipvsError = error;
       log.error('Failed to apply IPVS virtual servers', error, { ipFamily: family });
     }
 
@@ -383,13 +387,20 @@ export function createIpvsProxier(
         await ipvsadmRestore(run, stale.map(deleteServiceLine).join(''));
       } catch (error) {
         ipvsFailed = true;
+        ipvsError ??= error;
         log.error('Failed to delete stale IPVS virtual servers', error, { ipFamily: family });
       }
       for (const vs of stale) graceful.forgetService(vs);
     }
 
+    if (ipvsFailed) {
+      const message = ipvsError instanceof Error ? ipvsError.message : String(ipvsError);
+      throw new Error(`ipvsadm failed, the virtual servers are not all applied: ${message}`, {
+        cause: ipvsError,
+      });
+    }
     firstSync = false;
-    lastSyncIncomplete = ipvsFailed || bindErrors > 0;
+    lastSyncIncomplete = bindErrors > 0;
     incompleteInRow = lastSyncIncomplete ? incompleteInRow + 1 : 0;
     if (lastSyncIncomplete)
       incompleteRetryAt = now() + Math.min(INCOMPLETE_RETRY_MS * 2 ** (incompleteInRow - 1), syncPeriodMs);

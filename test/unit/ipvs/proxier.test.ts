@@ -317,14 +317,21 @@ describe('IPVS proxier syncs', () => {
     assert.ok(kernel.calls.includes('ipvsadm -S -n'));
   });
 
-  test('ipvsadm errors are logged and repaired by the next sync, which reads the kernel', async () => {
+  test('ipvsadm errors fail the sync (what else changed is applied); the retry reads the kernel and repairs', async () => {
     const { kernel, proxier, model } = setup();
     web(model, [A]);
     await proxier.sync({ snapshot: model.snapshot(), full: true });
     // Someone deletes our service behind our back; our record does not know.
     kernel.services.delete('-t 10.96.0.10:80');
     web(model, [A, B]);
-    await proxier.sync({ snapshot: model.snapshot(), full: false });
+    model.upsertService(
+      service({ name: 'api', clusterIPs: ['10.96.0.11'], ports: [{ name: 'http', port: 80 }] }),
+    );
+    await assert.rejects(
+      proxier.sync({ snapshot: model.snapshot(), full: false }),
+      /ipvsadm failed, the virtual servers are not all applied: ipvsadm -R: Service not defined/,
+    );
+    assert.ok(kernel.bound().includes('10.96.0.11'), 'the addresses were bound before');
     const repaired = await proxier.sync({ snapshot: model.snapshot(), full: false });
     assert.equal(repaired.full, true);
     assert.deepEqual(
