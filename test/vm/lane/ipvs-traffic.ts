@@ -8,6 +8,7 @@ import { test, type TestContext } from 'node:test';
 import type { Cluster } from '../../support/cluster.ts';
 import { pollUntil, stopProcess } from '../../support/netns.ts';
 import { endpointSlice, service, type EndpointSpec } from '../../support/objects.ts';
+import { TrafficWatch } from '../../support/traffic-watch.ts';
 import { UdpClient } from '../../support/udp-client-process.ts';
 import { defineTrafficSuite } from '../../e2e/traffic-scenarios.ts';
 import { ipvsSkipReason } from './kernel.ts';
@@ -32,6 +33,11 @@ async function realServers(cluster: Cluster, vip: string, port: number): Promise
   }
   return rows;
 }
+
+/** The restart tests' Services: new connections to one, a long-lived one to the other. */
+const RESTART_VIP = '10.96.9.100';
+const RESTART_HOLD_VIP = '10.96.9.101';
+const RESTART_HOLD_PORT = 9092;
 
 /** A Service of the tampering test's own (the traffic suite deletes its `web` on the way). */
 const TAMPER_VIP = '10.96.9.90';
@@ -271,10 +277,67 @@ function ipvsExtras(c: () => Cluster, skip: string | false): void {
   });
 }
 
+/**
+ * SIGKILL and SIGTERM restarts keep an established connection and serve new ones throughout (what
+ * test/e2e/restart.test.ts checks for iptables and nftables). The IPVS table, the sets and the
+ * rules stay in the kernel while the process is away; its first sync after the restart finds them
+ * as it left them. Last on this cluster: a restart starts a new log.
+ */
+function ipvsRestarts(c: () => Cluster, skip: string | false): void {
+  test('ipvs: SIGKILL and SIGTERM restarts: traffic never stops', { skip }, async (t: TestContext) => {
+    const cl = c();
+    const stopHold = await cl.topology.startEchoServer('a', 'a-restart', { hold: [RESTART_HOLD_PORT] });
+    const a = cl.topology.pod('a');
+    const ep = [{ ip: a.ipv4, node: a.node, pod: 'a' }];
+    const create = async (name: string, ip: string, port: number) => {
+      await cl.api.create(
+        service({ name, clusterIPs: [ip], ports: [{ name: 'http', port: 80, targetPort: port }] }),
+      );
+      await cl.api.create(endpointSlice({ service: name, ports: [{ name: 'http', port }], endpoints: ep }));
+    };
+    await create('restart', RESTART_VIP, 8080);
+    await create('restart-hold', RESTART_HOLD_VIP, RESTART_HOLD_PORT);
+    const client = cl.topology.pod('client').ns;
+    await pollUntil('the restart Service to answer', async () => {
+      const [o] = await cl.topology.probe(client, { host: RESTART_VIP, port: 80, timeoutMs: 500 });
+      return o?.ok ? true : undefined;
+    });
+    // Emulation is slow: fewer, more patient connections than on this machine's own kernel.
+    const traffic = await TrafficWatch.start(client, {
+      vip: RESTART_VIP,
+      holdVip: RESTART_HOLD_VIP,
+      intervalMs: 200,
+      connectTimeoutMs: 3000,
+    });
+    try {
+      for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
+        const since = Date.now();
+        await cl.stopProxy(signal);
+        await pollUntil('twenty connections while the proxy is away', () =>
+          traffic.startedSince(since) >= 20 ? true : undefined,
+        );
+        await cl.restartProxy('ipvs');
+        await traffic.throughout(t, `${signal} and restart in IPVS mode`, since);
+      }
+    } finally {
+      await traffic.stop();
+      await stopHold();
+    }
+  });
+}
+
 // Emulation runs every tool tens of times slower, and the integrity check spaces itself by its
 // own cost (at most 2 % of a core): a fifth of a core here keeps it at about every 5 s.
 defineTrafficSuite(
   'ipvs',
-  { tag: 'kpv', args: [], env: { KUBE_PROXY_CHECK_COST_FACTOR: '5' }, extra: ipvsExtras },
+  {
+    tag: 'kpv',
+    args: [],
+    env: { KUBE_PROXY_CHECK_COST_FACTOR: '5' },
+    extra: (c, skip) => {
+      ipvsExtras(c, skip);
+      ipvsRestarts(c, skip);
+    },
+  },
   ipvsSkipReason(),
 );
