@@ -293,7 +293,7 @@ export function createIpvsProxier(
     recordedServers = undefined;
     recordedSets = undefined;
     recordedBound = undefined;
-    lastSyncIncomplete = true;
+    lastSyncIncomplete = false; // a sync that throws is retried by the runner, not by the check
 
     if (full) {
       await ensureBase(run, t, IPVS_OWNER);
