@@ -24,12 +24,15 @@ export class TrafficWatch {
   readonly #results: { t: number; ok: boolean }[] = [];
   #heldOutput = '';
   readonly #processes: ChildProcess[] = [];
+  readonly #connectTimeoutMs: number;
 
-  private constructor() {}
+  private constructor(connectTimeoutMs: number) {
+    this.#connectTimeoutMs = connectTimeoutMs;
+  }
 
   /** Starts both from `client` and waits until the long-lived connection has its first echo. */
   static async start(client: Netns, options: TrafficWatchOptions): Promise<TrafficWatch> {
-    const watch = new TrafficWatch();
+    const watch = new TrafficWatch(options.connectTimeoutMs);
     const script = [
       "const net = require('node:net');",
       'setInterval(() => { const t = Date.now();',
@@ -54,7 +57,12 @@ export class TrafficWatch {
     ]);
     watch.#processes.push(held);
     held.stdout?.on('data', (d: Buffer) => (watch.#heldOutput += d.toString()));
-    await pollUntil('the held connection', () => (/ping-\d+/.test(watch.#heldOutput) ? true : undefined));
+    try {
+      await pollUntil('the held connection', () => (/ping-\d+/.test(watch.#heldOutput) ? true : undefined));
+    } catch (error) {
+      await watch.stop();
+      throw error;
+    }
     return watch;
   }
 
@@ -74,8 +82,11 @@ export class TrafficWatch {
     );
     assert.ok(!this.#heldOutput.includes('CLOSED'), `the established connection survived ${what}`);
     const end = Date.now();
+    // A connection is logged when it closes: one started before `end` may fail only after its
+    // timeout, later than quicker ones started after `end`.
+    const settled = end + this.#connectTimeoutMs + 500;
     await pollUntil('prober results past the event', () =>
-      this.#results.some((r) => r.t > end) ? true : undefined,
+      Date.now() > settled && this.#results.some((r) => r.t > end) ? true : undefined,
     );
     const window = this.#results.filter((r) => r.t >= since && r.t <= end);
     const failed = window.filter((r) => !r.ok);

@@ -7,6 +7,7 @@
 import { longToolOptions } from '../common/long-tool.ts';
 import { log } from '../../log/log.ts';
 import type { Runner } from '../xtables/index.ts';
+import { ExecError } from '../../util/exec.ts';
 import { rsKey, vsKey, type RealServer, type VirtualServer } from './desired.ts';
 import { deleteRealServerLine, parseIpvsList, realServerLine, type KernelVirtualServer } from './ipvsadm.ts';
 
@@ -29,11 +30,35 @@ export interface GracefulOptions {
   readonly intervalMs: number;
 }
 
-/** Runs an `ipvsadm -R` batch; ipvsadm keeps going after a failing line, so stderr is the error. */
+/**
+ * Lines of an `ipvsadm -R` batch the kernel refused (an existing or missing server, a protocol the
+ * kernel lacks): the tool went through its whole input. Any other failure (killed, hung, unable
+ * to start or to reach the kernel, its own parse error, which stops it mid-batch) is the tool's.
+ */
+export class IpvsadmLineErrors extends Error {
+  constructor(stderr: string) {
+    super(`ipvsadm -R: ${stderr}`);
+    this.name = 'IpvsadmLineErrors';
+  }
+}
+
+/**
+ * ipvsadm's exit status when the batch's last line failed: it carries on after a failing line,
+ * prints why, and exits with the last line's result (-1).
+ */
+const LAST_LINE_FAILED = 255;
+
+/** Runs an `ipvsadm -R` batch; refused lines throw IpvsadmLineErrors, a failed tool its error. */
 export async function ipvsadmRestore(run: Runner, text: string): Promise<void> {
   if (text === '') return;
-  const result = await run('ipvsadm', ['-R'], { input: text, ...longToolOptions() });
-  if (result.stderr.trim() !== '') throw new Error(`ipvsadm -R: ${result.stderr.trim()}`);
+  let stderr: string;
+  try {
+    stderr = (await run('ipvsadm', ['-R'], { input: text, ...longToolOptions() })).stderr;
+  } catch (error) {
+    if (!(error instanceof ExecError) || error.code !== LAST_LINE_FAILED) throw error;
+    stderr = error.stderr;
+  }
+  if (stderr.trim() !== '') throw new IpvsadmLineErrors(stderr.trim());
 }
 
 export class GracefulTermination {
@@ -78,6 +103,8 @@ export class GracefulTermination {
     const needCounts = items.some((item) => item.vs.protocol === 'TCP');
     const listed = needCounts ? (table ?? (await this.#list())) : new Map<string, KernelVirtualServer>();
     let text = '';
+    /** Drains begun by this batch: kept only once their weight 0 is in the kernel. */
+    const started: string[] = [];
     for (const item of items) {
       const key = drainKey(item.vs, item.rs);
       if (item.vs.protocol !== 'TCP') {
@@ -99,6 +126,7 @@ export class GracefulTermination {
       if (!this.#draining.has(key)) {
         if (found.weight !== 0) text += realServerLine('-e', item.vs, item.rs, 0);
         this.#draining.set(key, item);
+        started.push(key);
         log.v(2).info('Real server draining (weight 0)', {
           virtualServer: vsKey(item.vs),
           realServer: rsKey(item.rs),
@@ -107,7 +135,13 @@ export class GracefulTermination {
         });
       }
     }
-    await ipvsadmRestore(this.#options.run, text);
+    try {
+      await ipvsadmRestore(this.#options.run, text);
+    } catch (error) {
+      // Not draining as far as the kernel knows: the next sync finds them removed again.
+      for (const key of started) this.#draining.delete(key);
+      throw error;
+    }
   }
 
   async #list(): Promise<Map<string, KernelVirtualServer>> {

@@ -30,7 +30,7 @@ import {
   type Runner,
 } from '../xtables/index.ts';
 import { DesiredCache, desiredState, vsKey, type IpvsDesired } from './desired.ts';
-import { GracefulTermination, drainKey, ipvsadmRestore } from './graceful.ts';
+import { GracefulTermination, IpvsadmLineErrors, drainKey, ipvsadmRestore } from './graceful.ts';
 import {
   applyIpvsSysctls,
   ensureInterface,
@@ -175,6 +175,7 @@ export function createIpvsProxier(
   let tools: IptablesTools | undefined;
   let needFull = true;
   let firstSync = true;
+  let resetWeightsNext = false;
   let lastKernelRead = -Infinity;
   const cache = new DesiredCache();
   /** What the last successful sync left, undefined when unknown. */
@@ -314,7 +315,7 @@ export function createIpvsProxier(
     const rules = renderIpvsRules({ options: opts, desired });
     const ipsets = renderIpsetRestore(family, desired.sets, kernel.sets, full);
     const diff = diffIpvs(kernel.servers, desired.virtualServers, {
-      resetWeights: firstSync,
+      resetWeights: firstSync || resetWeightsNext,
       draining: graceful.keys(),
     });
     const renderSeconds = (performance.now() - renderStart) / 1000;
@@ -339,12 +340,20 @@ export function createIpvsProxier(
       log.error('Failed to bind addresses to kube-ipvs0', error, { ipFamily: family });
     }
 
-    // 3. Virtual and real servers. ipvsadm continues after a failing line, and so does the sync
-    // (the rules and the sweep below still apply); then the sync fails, so it is retried with
-    // back-off like a failing iptables-restore, and /healthz turns 503 if it keeps failing.
-    // Upstream logs such failures and carries on until its next sync; issue 15 asks for more.
-    let ipvsFailed = false;
-    let ipvsError: unknown;
+    // 3. Virtual and real servers. ipvsadm carries on after a line the kernel refuses, and so
+    // does the sync (the rules and the sweep below still apply). Refused lines are logged and
+    // the sync counts as incomplete: the integrity check brings a full sync after 5 s, backing
+    // off while they stay (upstream logs them and waits for its next sync; a line refused for
+    // good, say an SCTP Service on a kernel without IPVS SCTP, must not mark the node unhealthy).
+    // A failed tool (killed, hung, unable to run) fails the sync once the rest is applied: it
+    // is retried with back-off like a failing iptables-restore, and /healthz turns 503 if it
+    // keeps failing.
+    const ipvsOutcome: { lineErrors: number; toolError?: unknown } = { lineErrors: 0 };
+    const ipvsFailure = (what: string, error: unknown): void => {
+      log.error(what, error, { ipFamily: family });
+      if (error instanceof IpvsadmLineErrors) ipvsOutcome.lineErrors++;
+      else ipvsOutcome.toolError ??= error;
+    };
     // Desired again while draining: the diff deleted and re-added them fresh.
     if (graceful.keys().size > 0)
       for (const vs of desired.virtualServers.values())
@@ -353,9 +362,7 @@ export function createIpvsProxier(
       await ipvsadmRestore(run, diff.text);
       await graceful.remove(diff.removedRealServers.filter(({ vs, rs }) => !graceful.has(vs, rs)));
     } catch (error) {
-      ipvsFailed = true;
-      ipvsError = error;
-      log.error('Failed to apply IPVS virtual servers', error, { ipFamily: family });
+      ipvsFailure('Failed to apply IPVS virtual servers', error);
     }
 
     // 4. Rules, when they changed or a full sync rewrites them.
@@ -386,21 +393,23 @@ export function createIpvsProxier(
       try {
         await ipvsadmRestore(run, stale.map(deleteServiceLine).join(''));
       } catch (error) {
-        ipvsFailed = true;
-        ipvsError ??= error;
-        log.error('Failed to delete stale IPVS virtual servers', error, { ipFamily: family });
+        ipvsFailure('Failed to delete stale IPVS virtual servers', error);
       }
       for (const vs of stale) graceful.forgetService(vs);
     }
 
-    if (ipvsFailed) {
-      const message = ipvsError instanceof Error ? ipvsError.message : String(ipvsError);
+    // What failed left some real servers at a weight of ours (a drain's 0, forgotten above as
+    // desired again): the next sync sets every desired one to 1, as the first sync does.
+    const { lineErrors, toolError } = ipvsOutcome;
+    resetWeightsNext = toolError !== undefined || lineErrors > 0;
+    if (toolError !== undefined) {
+      const message = toolError instanceof Error ? toolError.message : JSON.stringify(toolError);
       throw new Error(`ipvsadm failed, the virtual servers are not all applied: ${message}`, {
-        cause: ipvsError,
+        cause: toolError,
       });
     }
     firstSync = false;
-    lastSyncIncomplete = bindErrors > 0;
+    lastSyncIncomplete = bindErrors > 0 || lineErrors > 0;
     incompleteInRow = lastSyncIncomplete ? incompleteInRow + 1 : 0;
     if (lastSyncIncomplete)
       incompleteRetryAt = now() + Math.min(INCOMPLETE_RETRY_MS * 2 ** (incompleteInRow - 1), syncPeriodMs);

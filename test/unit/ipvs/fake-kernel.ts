@@ -43,6 +43,8 @@ export class FakeKernel {
   failRestore = false;
   /** Make every address add fail (a kernel that refuses it). */
   refuseBind = false;
+  /** Make `ipvsadm -R` fail as a tool (exit 1, nothing applied), like a crash or a missing module. */
+  failIpvsadm = false;
   timeouts: string[] = [];
 
   readonly run: ToolRunner = (file, args, options) => {
@@ -105,6 +107,7 @@ export class FakeKernel {
       return ok();
     }
     if (args[0] !== '-R') return fail(command, 'unexpected ipvsadm call');
+    if (this.failIpvsadm) return fail(command, 'injected failure');
     const errors: string[] = [];
     for (const line of input.split('\n')) {
       if (line === '') continue;

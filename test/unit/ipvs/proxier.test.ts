@@ -317,8 +317,18 @@ describe('IPVS proxier syncs', () => {
     assert.ok(kernel.calls.includes('ipvsadm -S -n'));
   });
 
-  test('ipvsadm errors fail the sync (what else changed is applied); the retry reads the kernel and repairs', async () => {
-    const { kernel, proxier, model } = setup();
+  test('lines ipvsadm refuses are logged, the sync carries on; the check brings a full sync that repairs', async () => {
+    let clock = 1_000_000;
+    const kernel = new FakeKernel();
+    const proxier = createIpvsProxier(OPTIONS, {
+      run: kernel.run,
+      sysctl: new FakeHost({ sysctls: SYSCTLS }).sysctl,
+      kernelRelease: '6.1.0-37-amd64',
+      now: () => clock,
+      random: () => 0,
+    });
+    const model = modelWith('IPv4', []);
+    model.setNode(node({ name: NODE, ips: ['192.168.1.10'], podCIDRs: ['10.244.1.0/24'] }));
     web(model, [A]);
     await proxier.sync({ snapshot: model.snapshot(), full: true });
     // Someone deletes our service behind our back; our record does not know.
@@ -327,17 +337,67 @@ describe('IPVS proxier syncs', () => {
     model.upsertService(
       service({ name: 'api', clusterIPs: ['10.96.0.11'], ports: [{ name: 'http', port: 80 }] }),
     );
-    await assert.rejects(
-      proxier.sync({ snapshot: model.snapshot(), full: false }),
-      /ipvsadm failed, the virtual servers are not all applied: ipvsadm -R: Service not defined/,
-    );
-    assert.ok(kernel.bound().includes('10.96.0.11'), 'the addresses were bound before');
+    await proxier.sync({ snapshot: model.snapshot(), full: false });
+    assert.ok(kernel.services.has('-t 10.96.0.11:80'), 'the other lines were applied');
+    assert.ok(kernel.bound().includes('10.96.0.11'));
+    clock += 5_000;
+    assert.equal(await proxier.rulesIntact(), false, 'the check asks for a full sync');
     const repaired = await proxier.sync({ snapshot: model.snapshot(), full: false });
     assert.equal(repaired.full, true);
     assert.deepEqual(
       [...(kernel.services.get('-t 10.96.0.10:80')?.dests.keys() ?? [])],
       ['10.244.1.5:8080', '10.244.2.7:8080'],
     );
+  });
+
+  test('an ipvsadm that fails as a tool fails the sync after the rest is applied; the retry repairs', async () => {
+    const { kernel, proxier, model } = setup();
+    web(model, [A]);
+    await proxier.sync({ snapshot: model.snapshot(), full: true });
+    kernel.failIpvsadm = true;
+    model.upsertService(
+      service({ name: 'api', clusterIPs: ['10.96.0.11'], ports: [{ name: 'http', port: 80 }] }),
+    );
+    await assert.rejects(
+      proxier.sync({ snapshot: model.snapshot(), full: false }),
+      /ipvsadm failed, the virtual servers are not all applied: .*injected failure/,
+    );
+    assert.ok(kernel.bound().includes('10.96.0.11'), 'the addresses were bound before');
+    assert.equal(kernel.services.has('-t 10.96.0.11:80'), false);
+    kernel.failIpvsadm = false;
+    const repaired = await proxier.sync({ snapshot: model.snapshot(), full: false });
+    assert.equal(repaired.full, true);
+    assert.ok(kernel.services.has('-t 10.96.0.11:80'));
+  });
+
+  test('a drain whose weight 0 ipvsadm could not write is tried again by the next sync', async () => {
+    const { kernel, proxier, model } = setup();
+    web(model, [A, B]);
+    await proxier.sync({ snapshot: model.snapshot(), full: true });
+    kernel.setConnections('-t 10.96.0.10:80', '10.244.2.7:8080', 1, 0);
+    kernel.failIpvsadm = true;
+    web(model, [A]);
+    await assert.rejects(proxier.sync({ snapshot: model.snapshot(), full: false }));
+    assert.equal(proxier.graceful.keys().size, 0, 'not draining as far as the kernel knows');
+    kernel.failIpvsadm = false;
+    await proxier.sync({ snapshot: model.snapshot(), full: false });
+    assert.equal(kernel.services.get('-t 10.96.0.10:80')?.dests.get('10.244.2.7:8080')?.weight, 0);
+    assert.deepEqual([...proxier.graceful.keys()], ['10.96.0.10:80/TCP/10.244.2.7:8080']);
+  });
+
+  test('a draining server that comes back while ipvsadm fails gets weight 1 from the retry', async () => {
+    const { kernel, proxier, model } = setup();
+    web(model, [A, B]);
+    await proxier.sync({ snapshot: model.snapshot(), full: true });
+    kernel.setConnections('-t 10.96.0.10:80', '10.244.2.7:8080', 3, 0);
+    web(model, [A]);
+    await proxier.sync({ snapshot: model.snapshot(), full: false });
+    kernel.failIpvsadm = true;
+    web(model, [A, B]);
+    await assert.rejects(proxier.sync({ snapshot: model.snapshot(), full: false }));
+    kernel.failIpvsadm = false;
+    await proxier.sync({ snapshot: model.snapshot(), full: false });
+    assert.equal(kernel.services.get('-t 10.96.0.10:80')?.dests.get('10.244.2.7:8080')?.weight, 1);
   });
 });
 
