@@ -225,6 +225,9 @@ export interface VmOptions {
   readonly onOutput?: (chunk: string) => void;
 }
 
+/** The guest's CPU model (KUBE_PROXY_VM_CPU overrides it). */
+export const VM_CPU = 'max';
+
 /** Boots the kernel and runs `command` (a shell command line) inside; resolves with its status. */
 export function runInVm(kernel: KernelFiles, command: string, options: VmOptions = {}): Promise<VmResult> {
   const started = Date.now();
@@ -232,7 +235,7 @@ export function runInVm(kernel: KernelFiles, command: string, options: VmOptions
     '-accel',
     'tcg,thread=multi',
     '-cpu',
-    'max',
+    process.env['KUBE_PROXY_VM_CPU'] ?? VM_CPU,
     '-smp',
     String(options.cpus ?? 2),
     '-m',
