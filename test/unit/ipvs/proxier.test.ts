@@ -47,6 +47,26 @@ function setup(extra: Partial<IpvsProxierOptions> = {}, release = '6.1.0-37-amd6
   return { kernel, host, proxier, model };
 }
 
+/** A proxier whose clock the test moves. */
+function timed() {
+  let clock = 1_000_000;
+  const kernel = new FakeKernel();
+  const host = new FakeHost({ sysctls: SYSCTLS });
+  const proxier = createIpvsProxier(OPTIONS, {
+    run: kernel.run,
+    sysctl: host.sysctl,
+    kernelRelease: '6.1.0-37-amd64',
+    now: () => clock,
+    random: () => 0,
+  });
+  const model = modelWith('IPv4', []);
+  model.setNode(node({ name: NODE, ips: ['192.168.1.10'], podCIDRs: ['10.244.1.0/24'] }));
+  const advance = (ms: number) => {
+    clock += ms;
+  };
+  return { kernel, proxier, model, advance };
+}
+
 function web(model: ProxyModel, endpoints: EndpointSpec[], protocol: 'TCP' | 'UDP' = 'TCP'): void {
   model.upsertService(
     service({
@@ -318,17 +338,7 @@ describe('IPVS proxier syncs', () => {
   });
 
   test('lines ipvsadm refuses are logged, the sync carries on; the check brings a full sync that repairs', async () => {
-    let clock = 1_000_000;
-    const kernel = new FakeKernel();
-    const proxier = createIpvsProxier(OPTIONS, {
-      run: kernel.run,
-      sysctl: new FakeHost({ sysctls: SYSCTLS }).sysctl,
-      kernelRelease: '6.1.0-37-amd64',
-      now: () => clock,
-      random: () => 0,
-    });
-    const model = modelWith('IPv4', []);
-    model.setNode(node({ name: NODE, ips: ['192.168.1.10'], podCIDRs: ['10.244.1.0/24'] }));
+    const { kernel, proxier, model, advance } = timed();
     web(model, [A]);
     await proxier.sync({ snapshot: model.snapshot(), full: true });
     // Someone deletes our service behind our back; our record does not know.
@@ -340,7 +350,7 @@ describe('IPVS proxier syncs', () => {
     await proxier.sync({ snapshot: model.snapshot(), full: false });
     assert.ok(kernel.services.has('-t 10.96.0.11:80'), 'the other lines were applied');
     assert.ok(kernel.bound().includes('10.96.0.11'));
-    clock += 5_000;
+    advance(5_000);
     assert.equal(await proxier.rulesIntact(), false, 'the check asks for a full sync');
     const repaired = await proxier.sync({ snapshot: model.snapshot(), full: false });
     assert.equal(repaired.full, true);
@@ -402,26 +412,6 @@ describe('IPVS proxier syncs', () => {
 });
 
 describe('IPVS integrity check', () => {
-  /** A proxier whose clock the test moves. */
-  function timed() {
-    let clock = 1_000_000;
-    const kernel = new FakeKernel();
-    const host = new FakeHost({ sysctls: SYSCTLS });
-    const proxier = createIpvsProxier(OPTIONS, {
-      run: kernel.run,
-      sysctl: host.sysctl,
-      kernelRelease: '6.1.0-37-amd64',
-      now: () => clock,
-      random: () => 0,
-    });
-    const model = modelWith('IPv4', []);
-    model.setNode(node({ name: NODE, ips: ['192.168.1.10'], podCIDRs: ['10.244.1.0/24'] }));
-    const advance = (ms: number) => {
-      clock += ms;
-    };
-    return { kernel, proxier, model, advance };
-  }
-
   test("kube-ipvs0 made again without this family's addresses (the other family's repair) is found", async () => {
     const { kernel, proxier, model, advance } = timed();
     web(model, [A]);
