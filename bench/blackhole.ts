@@ -86,6 +86,10 @@ async function main(): Promise<number> {
       const logFrom = cluster.logs().length;
       say(`run ${String(run)}: black hole for ${String(seconds)} s (${mode} mode)`);
       const restore = await blackholeApiServer(cluster.topology.node1.ns);
+      // Counted before the path returns (nothing reaches the API server while the hole is
+      // there): a watch served in the moment between the restore and a later count would be
+      // missed, and the run would wait for its natural end.
+      let from = 0;
       try {
         // The Service is created half-way: its events are queued on the server's side of dead
         // connections, as in a real outage.
@@ -93,11 +97,11 @@ async function main(): Promise<number> {
         await web(`blackhole-${String(run)}`, ip);
         await hold((seconds * 1000) / 2);
         if ((await answers(ip)) === true) throw new Error('the Service answered during the black hole');
+        from = await requestCount(cluster.api);
       } finally {
         await restore();
       }
       const returned = Date.now();
-      const from = await requestCount(cluster.api);
       say('path back; waiting for the Service created during the black hole and for every watch');
       const watchesBack = pollUntil(
         'every watch served again',
