@@ -141,12 +141,14 @@ export async function servicesChainPosition(
 export class KernelWatch {
   private lines: { at: number; text: string }[] = [];
   private readonly child: ChildProcess;
+  private waiters: (() => void)[] = [];
 
   private constructor(child: ChildProcess) {
     this.child = child;
     if (!child.stdout) throw new Error('bench: nft monitor has no stdout');
     createInterface({ input: child.stdout }).on('line', (text) => {
       this.lines.push({ at: performance.now(), text });
+      for (const wake of this.waiters.splice(0)) wake();
     });
   }
 
@@ -173,6 +175,25 @@ export class KernelWatch {
   find(needle: string): number | undefined {
     for (const line of this.lines) if (line.text.includes(needle)) return line.at;
     return undefined;
+  }
+
+  /**
+   * Resolves when the next notification arrives or after `ms`: the caller is woken by the
+   * notification itself, so neither a polling interval nor the polling's CPU (which competes
+   * with kube-proxy and nft for the two cores) is in the figure.
+   */
+  next(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((wake) => wake !== done);
+        resolve();
+      }, ms);
+      const done = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.waiters.push(done);
+    });
   }
 
   async stop(): Promise<void> {

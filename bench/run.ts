@@ -191,7 +191,7 @@ async function timeChange(
           missed: watch !== undefined && at === undefined,
         };
       }
-    } else await sleep(2);
+    } else await watch.next(250 - (now - lastPoll));
     if (now - started > timeoutMs)
       throw new Error(
         `bench: ${change.added.ip} of ${change.printable} not in the kernel after ${timeoutMs} ms`,
