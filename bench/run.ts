@@ -56,6 +56,8 @@ export interface BenchOptions {
   readonly minSyncPeriod: string;
   readonly seed: number;
   readonly affinity: number;
+  /** --ports: every Service with this many ports; undefined: the mixed default. */
+  readonly portsPerService: number | undefined;
   readonly out: string;
   readonly cpuProf: string | undefined;
   readonly nodeOptions: string | undefined;
@@ -80,6 +82,7 @@ function parseOptions(argv: readonly string[]): BenchOptions {
       'min-sync-period': { type: 'string', default: '100ms' },
       seed: { type: 'string', default: '1' },
       affinity: { type: 'string', default: '0.03' },
+      ports: { type: 'string', default: 'mixed' },
       out: { type: 'string', default: join(HERE, 'results.json') },
       'cpu-prof': { type: 'string' },
       'node-options': { type: 'string' },
@@ -124,6 +127,7 @@ function parseOptions(argv: readonly string[]): BenchOptions {
     minSyncPeriod: values['min-sync-period'],
     seed: int('seed', values.seed, 0),
     affinity: fraction('affinity', values.affinity),
+    portsPerService: values.ports === 'mixed' ? undefined : int('ports', values.ports, 1),
     out: values.out,
     cpuProf: values['cpu-prof'],
     nodeOptions: values['node-options'],
@@ -342,6 +346,7 @@ async function benchMode(mode: BenchMode, options: BenchOptions, figures: Figure
         endpointsPerService: m,
         seed: options.seed,
         affinity: options.affinity,
+        portsPerService: options.portsPerService,
         probe,
       });
       await cluster.startApi(writeManifest(cluster, 'baseline', small));
@@ -358,6 +363,7 @@ async function benchMode(mode: BenchMode, options: BenchOptions, figures: Figure
       endpointsPerService: m,
       seed: options.seed,
       affinity: options.affinity,
+      portsPerService: options.portsPerService,
       probe,
     });
     say(

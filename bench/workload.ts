@@ -19,6 +19,8 @@ export interface WorkloadOptions {
   readonly seed?: number;
   /** Share of Services with ClientIP affinity (default 0.03). */
   readonly affinity?: number;
+  /** Ports of every Service; default mixed: 1 (70 %), 2 (20 %) or 3 (10 %). */
+  readonly portsPerService?: number | undefined;
   /** Adds the probe Service, named so that it sorts (and its rules come) after every other one. */
   readonly probe?: ProbeTarget;
 }
@@ -160,7 +162,7 @@ export function generateWorkload(options: WorkloadOptions): Workload {
     const name = serviceName(i);
     const clusterIP = ipv4(CLUSTER_IP_BASE + 16 + i);
     const r = random();
-    const portCount = r < 0.7 ? 1 : r < 0.9 ? 2 : 3;
+    const portCount = options.portsPerService ?? (r < 0.7 ? 1 : r < 0.9 ? 2 : 3);
     const ports: Port[] = [];
     for (let p = 0; p < portCount; p++) {
       // The second port of some Services is UDP (DNS-like); the first is always TCP.
