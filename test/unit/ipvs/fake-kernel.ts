@@ -45,6 +45,8 @@ export class FakeKernel {
   refuseBind = false;
   /** Make `ipvsadm -R` fail as a tool (exit 1, nothing applied), like a crash or a missing module. */
   failIpvsadm = false;
+  /** `ipset restore` fails as a tool (exit 1), applying nothing. */
+  failIpset = false;
   timeouts: string[] = [];
 
   readonly run: ToolRunner = (file, args, options) => {
@@ -172,6 +174,7 @@ export class FakeKernel {
           .join('\n'),
       );
     if (args[0] !== 'restore') return fail(command, 'unexpected ipset call');
+    if (this.failIpset) return fail(command, 'injected failure');
     for (const line of input.split('\n')) {
       const [op, name = '', member = ''] = line.split(' ');
       if (op === 'create') this.sets.set(name, this.sets.get(name) ?? new Set());

@@ -380,6 +380,28 @@ describe('IPVS proxier syncs', () => {
     assert.ok(kernel.services.has('-t 10.96.0.11:80'));
   });
 
+  test('an ipset restore that fails fails the sync before any virtual server; the retry applies all', async () => {
+    const { kernel, proxier, model } = setup();
+    web(model, [A]);
+    await proxier.sync({ snapshot: model.snapshot(), full: true });
+    kernel.failIpset = true;
+    model.upsertService(
+      service({ name: 'api', clusterIPs: ['10.96.0.11'], ports: [{ name: 'http', port: 80 }] }),
+    );
+    await assert.rejects(proxier.sync({ snapshot: model.snapshot(), full: false }), /injected failure/);
+    const inSets = (): boolean =>
+      [...kernel.sets.values()].some((members) => [...members].some((m) => m.startsWith('10.96.0.11,')));
+    assert.equal(inSets(), false);
+    // The rules match the sets, so nothing after the sets is written while they are stale.
+    assert.equal(kernel.services.has('-t 10.96.0.11:80'), false);
+    assert.ok(kernel.services.has('-t 10.96.0.10:80'), 'the other Service is untouched');
+    kernel.failIpset = false;
+    const repaired = await proxier.sync({ snapshot: model.snapshot(), full: false });
+    assert.equal(repaired.full, true);
+    assert.ok(inSets(), 'the new cluster IP is in its set');
+    assert.ok(kernel.services.has('-t 10.96.0.11:80'));
+  });
+
   test('a drain whose weight 0 ipvsadm could not write is tried again by the next sync', async () => {
     const { kernel, proxier, model } = setup();
     web(model, [A, B]);
