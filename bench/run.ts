@@ -26,6 +26,7 @@ import {
   servicesChainPosition,
 } from './kernel.ts';
 import { figure, formatTable, median, percentile, type Figure } from './results.ts';
+import { TreeMemory } from './tree-memory.ts';
 import {
   endpointChange,
   generateWorkload,
@@ -382,6 +383,7 @@ async function benchMode(mode: BenchMode, options: BenchOptions, figures: Figure
 
     // Cold start and the first (full) sync.
     const startedAt = cluster.startProxy(start);
+    const tree = new TreeMemory(cluster.proxyPid);
     const first = await cluster.waitForSync('first sync', 0, isIPv4Full, timeout);
     add('cold-start', first.seenAt - startedAt);
     say(
@@ -509,6 +511,14 @@ async function benchMode(mode: BenchMode, options: BenchOptions, figures: Figure
     const memory = cluster.memory();
     add('rss-peak', memory.peakMiB);
     add('rss-steady', memory.rssMiB);
+    const treePeak = tree.stop();
+    add('tree-rss-peak', treePeak.treeMiB);
+    say(
+      `  (tree peak: kube-proxy ${treePeak.proxyMiB.toFixed(0)} MiB + its tools ${treePeak.childrenMiB.toFixed(0)} MiB; ` +
+        `largest tool seen ${treePeak.childPeakMiB.toFixed(0)} MiB; ${String(treePeak.samples)} samples; ` +
+        `its tools at the end, idle: ${treePeak.lastChildrenMiB.toFixed(0)} MiB)` +
+        (treePeak.peakTools.length > 0 ? `\n  (tools at the peak: ${treePeak.peakTools.join('; ')})` : ''),
+    );
     await cluster.stopProxy();
   } finally {
     await cluster.destroy();
