@@ -196,6 +196,14 @@ async function main(): Promise<void> {
     );
     const chains = await ns.exec('nft', ['list', 'chains', 'ip']);
     console.log(`chains in table: ${chains.stdout.split('\n').filter((l) => l.includes('chain ')).length}`);
+    // Tampering the element check sees at once, whatever the size (the deep look is not due).
+    await ns.exec('nft', ['flush', 'map', 'ip', 'kube-proxy', 'service-ips']);
+    const tampered = performance.now();
+    const seen = await proxier.rulesIntact?.();
+    console.log(
+      `after 'nft flush map ip kube-proxy service-ips' the next check says intact=${String(seen)} ` +
+        `in ${(performance.now() - tampered).toFixed(0)} ms`,
+    );
   } finally {
     await cleanupNetns();
   }

@@ -1,18 +1,23 @@
 // The nftables mode's rule-integrity check (issue 15: outside interference detected within
-// seconds). What nft 1.0.6 can tell us costs very different amounts:
+// seconds). What nft 1.0.6 can tell us costs very different amounts (10k Services x 10 endpoints
+// on the project's test machine, `bench/nft-scale.ts` and scratch runs):
 //
 // - `nft list chains <family>` reads tables and chains only: ~15 ms whatever the number of
 //   Services. It sees a deleted table (`nft delete table`, `nft flush ruleset`) or base chain.
-// - Anything about rules or elements (`list chain`, `get element`) makes nft fetch every set
-//   and element of the table first: 0.2 s at 1k Services, 2.6-3.5 s at 10k on the project's
-//   test machine. Every 5 s that would be most of a core at 10k.
+// - `nft -c -f -` with `delete element` lines (check mode: the kernel prepares the transaction,
+//   says whether every element is there, and throws it away) reads the sets' definitions but
+//   not their elements: 20-35 ms at 10k. It sees an emptied map or a deleted element, with the
+//   probability of the sample.
+// - Anything that lists rules or elements (`list chain`, `get element`) makes nft fetch every
+//   set and element of the table first: 0.2 s at 1k Services, 3-3.8 s at 10k. Every check
+//   would be most of a core at 10k.
 // - `nft monitor` would report every change with the process that made it, but it holds the
 //   whole table in memory (27 MiB at 1k Services, 228 MiB at 10k), and while it listens a full
 //   sync of 300k elements took 7.5 s instead of 3.2 s and the monitor lost events.
 //
-// So the cheap listing runs at every check, and the deep one (one chain's rules plus a sample of
-// dispatch elements, one nft run) at every check too while it is cheap, and otherwise only after
-// 50 times its own last duration (common/check-schedule.ts): at most 2 % of a core.
+// So the chain listing and the element check run at every check, and the deep look (one chain's
+// rules, one nft run) at every check too while it is cheap, and otherwise only after 50 times its
+// own last duration (common/check-schedule.ts): at most 2 % of a core.
 import type { IPFamily } from '../../model/types.ts';
 import { ExecError } from '../../util/exec.ts';
 import { effective, type Ledger } from './ledger.ts';
@@ -20,13 +25,13 @@ import { nftFamily, TABLE } from './names.ts';
 import { BASE_CHAINS } from './skeleton.ts';
 export { CheckSchedule as DeepCheckSchedule } from '../common/check-schedule.ts';
 
-/** Dispatch elements looked up by one deep check. */
+/** Dispatch elements checked at every check. */
 export const SAMPLED_ELEMENTS = 4;
 
 /** The chains a working table must have: the hooks, and the dispatch every Service goes through. */
 export const REQUIRED_CHAINS: readonly string[] = [...BASE_CHAINS.map((chain) => chain.name), 'services'];
 
-/** The maps whose emptying would send Service traffic nowhere; the deep check samples them. */
+/** The maps whose emptying would send Service traffic nowhere; every check samples them. */
 const SAMPLED_MAPS = ['service-ips', 'service-nodeports'] as const;
 
 /** The deep checks, in turn: a chain and what its listing must contain. */
@@ -89,21 +94,25 @@ export function sampleElements(
 }
 
 /**
- * The deep check's `nft -f -` input: one chain listing, then the sampled elements. nft 1.0.6
- * takes only one `list` per input (a second fails as if the chain did not exist), but `get
- * element` lines after it work; all of them share one fetch of the table.
+ * The input of `nft -c -f -` that fails with "No such file or directory" unless every sampled
+ * element is there: in check mode nothing is deleted, and nft needs only the sets' definitions.
  */
-export function deepScript(
+export function elementCheckScript(
+  family: IPFamily,
+  samples: readonly { readonly set: string; readonly key: string }[],
+): string {
+  const table = `${nftFamily(family)} ${TABLE}`;
+  return samples.map(({ set, key }) => `delete element ${table} ${set} { ${key} }\n`).join('');
+}
+
+/** The deep look, chains in turn: the arguments of the listing, and what it must contain. */
+export function deepListing(
   family: IPFamily,
   turn: number,
-  samples: readonly { readonly set: string; readonly key: string }[],
-): { readonly script: string; readonly mustContain: RegExp } {
+): { readonly args: readonly string[]; readonly mustContain: RegExp } {
   const deep = DEEP_CHAINS[turn % DEEP_CHAINS.length] ?? DEEP_CHAINS[0];
   if (!deep) throw new Error('no deep integrity check defined');
-  const table = `${nftFamily(family)} ${TABLE}`;
-  const lines = [`list chain ${table} ${deep.chain}`];
-  for (const { set, key } of samples) lines.push(`get element ${table} ${set} { ${key} }`);
-  return { script: `${lines.join('\n')}\n`, mustContain: deep.mustContain };
+  return { args: ['list', 'chain', nftFamily(family), TABLE, deep.chain], mustContain: deep.mustContain };
 }
 
 /** nft's answer for a chain, set or element that is not there (the deep check's finding). */

@@ -16,7 +16,8 @@ import {
   cheapIntact,
   cheapListing,
   DeepCheckSchedule,
-  deepScript,
+  deepListing,
+  elementCheckScript,
   isMissing,
   sampleElements,
   SAMPLED_ELEMENTS,
@@ -215,22 +216,30 @@ export async function createNftablesProxier(
         // which says nothing about our rules (the daemon logs it and asks again next time).
         throw new Error(`nft ${cheapListing(family).join(' ')} failed`, { cause: error });
       }
+      const samples = intact
+        ? sampleElements(record.ledger, SAMPLED_ELEMENTS, deps.random ?? Math.random)
+        : [];
+      if (samples.length > 0) {
+        try {
+          // Exits 1 when any sampled element is missing; deletes nothing (check mode).
+          await run('nft', ['-c', '-f', '-'], {
+            input: elementCheckScript(family, samples),
+            timeoutMs: 10_000,
+          });
+        } catch (error) {
+          if (!isMissing(error)) throw new Error('nft integrity check failed', { cause: error });
+          intact = false;
+        }
+      }
       const now = deps.now ?? (() => performance.now());
       const start = now();
       if (intact && deepCheck.due(start)) {
-        const { script, mustContain } = deepScript(
-          family,
-          deepCheck.turn,
-          sampleElements(record.ledger, SAMPLED_ELEMENTS, deps.random ?? Math.random),
-        );
+        const { args, mustContain } = deepListing(family, deepCheck.turn);
         try {
-          // Exits 1 when a chain or any sampled element is missing.
-          intact = mustContain.test(
-            (await run('nft', ['-f', '-'], { input: script, timeoutMs: 60_000 })).stdout,
-          );
+          intact = mustContain.test((await run('nft', args, { timeoutMs: 60_000 })).stdout);
         } catch (error) {
           deepCheck.ran(start, now());
-          // A missing chain or element is what we look for; any other failure is nft's own.
+          // A missing chain is what we look for; any other failure is nft's own.
           if (!isMissing(error)) throw new Error('nft integrity check failed', { cause: error });
           intact = false;
         }

@@ -9,7 +9,8 @@ import {
   cheapListing,
   chainsOfTable,
   DeepCheckSchedule,
-  deepScript,
+  deepListing,
+  elementCheckScript,
   REQUIRED_CHAINS,
   sampleElements,
 } from '../../../src/dataplane/nftables/integrity.ts';
@@ -61,24 +62,28 @@ test('cheap check: our table with every hook chain and the dispatch chain, in it
   assert.equal(chainsOfTable('table ip kube-proxy {\n}', 'IPv4')?.size, 0, 'an empty table is still there');
 });
 
-test('deep check: one chain listing then the sampled elements, chains in turn', () => {
-  const samples = [{ set: 'service-ips', key: '10.96.0.10 . tcp . 80' }];
-  const first = deepScript('IPv4', 0, samples);
-  assert.equal(
-    first.script,
-    'list chain ip kube-proxy nat-prerouting\nget element ip kube-proxy service-ips { 10.96.0.10 . tcp . 80 }\n',
-  );
+test('deep look: one chain listing, chains in turn; the element check deletes in check mode', () => {
+  const first = deepListing('IPv4', 0);
+  assert.deepEqual(first.args, ['list', 'chain', 'ip', 'kube-proxy', 'nat-prerouting']);
   assert.equal(first.mustContain.test(NAT_PREROUTING), true);
   assert.equal(
     first.mustContain.test(NAT_PREROUTING.replace('\t\tjump services\n', '')),
     false,
     'jump removed',
   );
-  const second = deepScript('IPv6', 1, []);
-  assert.equal(second.script, 'list chain ip6 kube-proxy services\n');
+  const second = deepListing('IPv6', 1);
+  assert.deepEqual(second.args, ['list', 'chain', 'ip6', 'kube-proxy', 'services']);
   assert.equal(second.mustContain.test(SERVICES), true);
   assert.equal(second.mustContain.test(SERVICES.replace(/\t\tip daddr.*\n/, '')), false, 'services flushed');
-  assert.equal(deepScript('IPv4', 2, []).script, 'list chain ip kube-proxy nat-prerouting\n');
+  assert.deepEqual(deepListing('IPv4', 2).args, first.args);
+  assert.equal(
+    elementCheckScript('IPv4', [
+      { set: 'service-ips', key: '10.96.0.10 . tcp . 80' },
+      { set: 'service-nodeports', key: 'tcp . 30080' },
+    ]),
+    'delete element ip kube-proxy service-ips { 10.96.0.10 . tcp . 80 }\n' +
+      'delete element ip kube-proxy service-nodeports { tcp . 30080 }\n',
+  );
 });
 
 test('element samples come from the dispatch maps, without repeats, and are empty for an empty table', () => {
@@ -126,10 +131,13 @@ function scriptedNft(state: { table: boolean; chainRules: boolean; elements: boo
     if (args[0] === '--version') return ok('nftables v1.0.6 (Lester Gooch #5)');
     if (args[0] === 'list' && args[1] === 'chains')
       return ok(state.table ? chainsListing('ip', REQUIRED_CHAINS) : chainsListing('ip6', REQUIRED_CHAINS));
-    if (input.startsWith('list chain ')) {
+    if (args[0] === '-c') {
+      if (!state.table || !state.elements) return missing(file);
+      return ok();
+    }
+    if (args[0] === 'list' && args[1] === 'chain') {
       if (!state.table) return missing(file);
-      if (input.includes('get element') && !state.elements) return missing(file);
-      const listing = input.includes('nat-prerouting') ? NAT_PREROUTING : SERVICES;
+      const listing = args.includes('nat-prerouting') ? NAT_PREROUTING : SERVICES;
       return ok(state.chainRules ? listing : listing.replace(/\t\t(jump|ip daddr).*\n/, ''));
     }
     return ok();
@@ -154,18 +162,26 @@ for (const broken of ['table', 'chainRules', 'elements'] as const) {
     assert.equal((await proxier.sync({ snapshot: snapshot([WEB]), full: false })).full, true);
     assert.equal((await proxier.sync({ snapshot: snapshot([WEB]), full: false })).full, false);
     assert.equal(await proxier.rulesIntact?.(), true);
-    const deep = calls.filter((c) => c.input.startsWith('list chain '));
-    assert.equal(deep.length, 1, 'a cheap deep check ran at the first check');
-    assert.match(
-      deep[0]?.input ?? '',
-      /get element ip kube-proxy service-ips \{ 10\.96\.0\.10 \. tcp \. 80 \}/,
+    const deep = calls.filter((c) => c.args[0] === 'list' && c.args[1] === 'chain');
+    assert.equal(deep.length, 1, 'a cheap deep look ran at the first check');
+    const elementChecks = calls.filter((c) => c.args[0] === '-c');
+    assert.deepEqual(
+      elementChecks.map((c) => c.args),
+      [['-c', '-f', '-']],
+      'the element check runs at every check',
     );
-    // The deep check "took" 2.5 s: due again 125 s after it ended; until then only the cheap one.
+    assert.match(
+      elementChecks.map((c) => c.input).join(''),
+      /^delete element ip kube-proxy service-ips \{ 10\.96\.0\.10 \. tcp \. 80 \}\n$/,
+    );
+    // The deep look "took" 2.5 s: due again 125 s after it ended; until then only the cheap
+    // listing and the element check.
     assert.equal(await proxier.rulesIntact?.(), true);
-    assert.equal(calls.filter((c) => c.input.startsWith('list chain ')).length, 1, 'not due');
+    assert.equal(calls.filter((c) => c.args[0] === 'list' && c.args[1] === 'chain').length, 1, 'not due');
+    assert.equal(calls.filter((c) => c.args[0] === '-c').length, 2);
     state[broken] = false;
-    if (broken !== 'table') {
-      assert.equal(await proxier.rulesIntact?.(), true, 'the cheap check cannot see rules or elements');
+    if (broken === 'chainRules') {
+      assert.equal(await proxier.rulesIntact?.(), true, 'only the deep look sees rules');
       clock += 125_000;
     }
     assert.equal(await proxier.rulesIntact?.(), false);
