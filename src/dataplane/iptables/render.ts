@@ -19,6 +19,7 @@ import {
   KUBE_SERVICES,
   NAT_CHAINS,
   endpointChainName,
+  hashesForFullRender,
   isServiceChainName,
   serviceChainNames,
 } from './chains.ts';
@@ -376,6 +377,10 @@ function renderServicePort(state: ServicePortState, ctx: Context): Fragment {
 
 /** Renders the restore input for one family. Pure; `previous` is only read and extended. */
 export function renderIptables(input: RenderInput): RenderOutput {
+  return input.full ? hashesForFullRender(input.options.family, () => renderAll(input)) : renderAll(input);
+}
+
+function renderAll(input: RenderInput): RenderOutput {
   const { snapshot, options } = input;
   if (snapshot.family !== options.family) {
     throw new Error(
