@@ -115,8 +115,8 @@ for (const mode of ['iptables', 'nftables', 'userspace'] as const) {
 }
 
 // nftables mode: smaller tampering than a flushed ruleset, each caught by the integrity check's
-// deep look (a chain's rules and a sample of dispatch elements), which runs at every check while
-// the table is small (integrity.ts says when it runs less often).
+// check-mode deletions (a sample of dispatch elements, the fixed chains' rules by handle) at any
+// size, or by its deep look (integrity.ts says when that runs).
 const NFT_TAMPERING: readonly { readonly what: string; readonly args: readonly string[] }[] = [
   { what: 'the service map emptied', args: ['flush', 'map', 'ip', 'kube-proxy', 'service-ips'] },
   {

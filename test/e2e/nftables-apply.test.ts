@@ -239,6 +239,39 @@ describe('nftables transactions in a real kernel', { skip: kernelSkipReason() },
     assert.equal(await proxier.rulesIntact?.(), false, 'table gone');
   });
 
+  test('the check finds a removed jump by its handle without listing rules again', async () => {
+    const nsj = await createNetns(`${prefix}jump`);
+    const calls: string[][] = [];
+    const run = (file: string, args: readonly string[], options?: Parameters<Netns['exec']>[2]) => {
+      calls.push([...args]);
+      return nsj.exec(file, args, options);
+    };
+    // Every deep look "takes" 100 s here, as at a very large table: due again only 5000 s later.
+    let reads = 0;
+    let clock = 0;
+    const now = () => (clock += reads++ % 2 === 0 ? 5_000 : 100_000);
+    const proxier = await createNftablesProxier(OPTIONS_V4, { run, now });
+    await proxier.sync({ snapshot: services(2), full: true });
+    assert.equal(await proxier.rulesIntact?.(), true, 'the first check learns the handles');
+    assert.equal(await proxier.rulesIntact?.(), true, 'the real kernel knows every handle (no false alarm)');
+    const deepLooks = () => calls.filter((args) => args[0] === '-a').length;
+    assert.equal(deepLooks(), 1);
+    const listing = (await nsj.exec('nft', ['-a', 'list', 'chain', 'ip', 'kube-proxy', 'nat-prerouting']))
+      .stdout;
+    const handle = /jump services # handle (\d+)/.exec(listing)?.[1];
+    assert.ok(handle, listing);
+    await nsj.exec('nft', ['delete', 'rule', 'ip', 'kube-proxy', 'nat-prerouting', 'handle', handle]);
+    assert.equal(await proxier.rulesIntact?.(), false, 'the jump is gone');
+    assert.equal(deepLooks(), 1, 'found without the deep look');
+    assert.equal((await proxier.sync({ snapshot: services(2), full: false })).full, true, 'repaired in full');
+    assert.match(
+      (await nsj.exec('nft', ['list', 'chain', 'ip', 'kube-proxy', 'nat-prerouting'])).stdout,
+      /jump services/,
+    );
+    assert.equal(await proxier.rulesIntact?.(), true);
+    assert.equal(deepLooks(), 2, 'the new handles are learned at once');
+  });
+
   test('cleanup deletes both tables and tolerates their absence', async () => {
     const nsc = await createNetns(`${prefix}clean`);
     const run = (file: string, args: readonly string[], options?: Parameters<Netns['exec']>[2]) =>

@@ -4,25 +4,30 @@
 //
 // - `nft list chains <family>` reads tables and chains only: ~15 ms whatever the number of
 //   Services. It sees a deleted table (`nft delete table`, `nft flush ruleset`) or base chain.
-// - `nft -c -f -` with `delete element` lines (check mode: the kernel prepares the transaction,
-//   says whether every element is there, and throws it away) reads the sets' definitions but
-//   not their elements: 20-35 ms at 10k. It sees an emptied map or a deleted element, with the
-//   probability of the sample.
-// - Anything that lists rules or elements (`list chain`, `get element`) makes nft fetch every
-//   set and element of the table first: 0.2 s at 1k Services, 3-3.8 s at 10k. Every check
-//   would be most of a core at 10k.
+// - `nft -c -f -` (check mode: the kernel prepares the transaction, says whether every object it
+//   names is there, and throws it away) with `delete element` lines and `delete rule ... handle N`
+//   lines reads the sets' and chains' definitions but not the elements: 25-50 ms at 10k. It sees
+//   an emptied map or a deleted element (with the probability of the sample), and any removed
+//   rule of the chains a partial sync never rewrites (a flushed hook chain, a deleted jump): the
+//   kernel numbers a table's rules from a counter and never reuses a number, so a handle that is
+//   still there is the very rule we wrote.
+// - Anything that lists rules or elements (`list chain`, `list table`, `get element`) makes nft
+//   fetch every set and element of the table first: 0.2 s at 1k Services, 3-4 s at 10k, even
+//   with `-t` (which only leaves the elements out of the output). Every check would be most of
+//   a core at 10k.
 // - `nft monitor` would report every change with the process that made it, but it holds the
 //   whole table in memory (27 MiB at 1k Services, 228 MiB at 10k), and while it listens a full
 //   sync of 300k elements took 7.5 s instead of 3.2 s and the monitor lost events.
 //
-// So the chain listing and the element check run at every check, and the deep look (one chain's
-// rules, one nft run) at every check too while it is cheap, and otherwise only after 50 times its
-// own last duration (common/check-schedule.ts): at most 2 % of a core.
+// So the chain listing and the check-mode deletions run at every check. The deep look (the whole
+// table's rules with their handles, one nft run) learns the handles after every full sync (which
+// rewrites those chains), and otherwise runs at every check while it is cheap and else only after
+// 50 times its own last duration (common/check-schedule.ts): at most 2 % of a core.
 import type { IPFamily } from '../../model/types.ts';
 import { ExecError } from '../../util/exec.ts';
 import { effective, type Ledger } from './ledger.ts';
 import { nftFamily, TABLE } from './names.ts';
-import { BASE_CHAINS } from './skeleton.ts';
+import { BASE_CHAINS, CLUSTER_IPS_CHECK, type Skeleton } from './skeleton.ts';
 export { CheckSchedule as DeepCheckSchedule } from '../common/check-schedule.ts';
 
 /** Dispatch elements checked at every check. */
@@ -33,12 +38,6 @@ export const REQUIRED_CHAINS: readonly string[] = [...BASE_CHAINS.map((chain) =>
 
 /** The maps whose emptying would send Service traffic nowhere; every check samples them. */
 const SAMPLED_MAPS = ['service-ips', 'service-nodeports'] as const;
-
-/** The deep checks, in turn: a chain and what its listing must contain. */
-const DEEP_CHAINS: readonly { readonly chain: string; readonly mustContain: RegExp }[] = [
-  { chain: 'nat-prerouting', mustContain: /\bjump services\b/ },
-  { chain: 'services', mustContain: /\bvmap @service-ips\b/ },
-];
 
 export function cheapListing(family: IPFamily): readonly string[] {
   return ['list', 'chains', nftFamily(family)];
@@ -93,26 +92,95 @@ export function sampleElements(
   return picked;
 }
 
-/**
- * The input of `nft -c -f -` that fails with "No such file or directory" unless every sampled
- * element is there: in check mode nothing is deleted, and nft needs only the sets' definitions.
- */
-export function elementCheckScript(
-  family: IPFamily,
-  samples: readonly { readonly set: string; readonly key: string }[],
-): string {
-  const table = `${nftFamily(family)} ${TABLE}`;
-  return samples.map(({ set, key }) => `delete element ${table} ${set} { ${key} }\n`).join('');
+/** A rule of ours by its kernel handle. */
+export interface RuleHandle {
+  readonly chain: string;
+  readonly handle: number;
 }
 
-/** The deep look, chains in turn: the arguments of the listing, and what it must contain. */
-export function deepListing(
+/**
+ * The chains a partial sync never rewrites, with the number of rules a full sync writes in each:
+ * every hook chain and fixed regular chain except cluster-ips-check (rewritten when the service
+ * CIDRs change).
+ */
+export function staticRuleCounts(skeleton: Skeleton): ReadonlyMap<string, number> {
+  const counts = new Map<string, number>();
+  for (const chain of [...skeleton.baseChains, ...skeleton.chains])
+    if (chain.name !== CLUSTER_IPS_CHECK) counts.set(chain.name, chain.rules.length);
+  return counts;
+}
+
+/** The deep look: every chain's rules with their handles; `-t` leaves the elements out. */
+export function deepListing(family: IPFamily): readonly string[] {
+  return ['-a', '-t', 'list', 'table', nftFamily(family), TABLE];
+}
+
+const NON_CHAIN_BLOCK =
+  /^(set|map|flowtable|counter|quota|limit|secmark|synproxy|ct (helper|timeout|expectation)) \S+ \{( # handle \d+)?$/;
+
+/** The rule handles of each chain in a `nft -a list table` output, in order. */
+export function ruleHandlesOf(listing: string): Map<string, number[]> {
+  const chains = new Map<string, number[]>();
+  let current: number[] | undefined;
+  for (const raw of listing.split('\n')) {
+    const line = raw.trim();
+    const chain = /^chain (\S+) \{/.exec(line)?.[1];
+    if (chain !== undefined) {
+      current = [];
+      chains.set(chain, current);
+      continue;
+    }
+    // The end of a chain, or the start of a set, map or named object (`counter x { # handle 9`).
+    if (line === '}' || NON_CHAIN_BLOCK.test(line)) {
+      current = undefined;
+      continue;
+    }
+    const handle = current ? /# handle (\d+)$/.exec(line)?.[1] : undefined;
+    if (handle !== undefined) current?.push(Number(handle));
+  }
+  return chains;
+}
+
+/**
+ * Judges the deep listing against what the last full sync wrote: every static chain must hold
+ * exactly its rules. Intact: the handles the cheap checks then look for; else what is wrong.
+ */
+export function judgeDeepListing(
+  listing: string,
+  expected: ReadonlyMap<string, number>,
+):
+  | { readonly intact: true; readonly handles: readonly RuleHandle[] }
+  | { readonly intact: false; readonly problem: string } {
+  const found = ruleHandlesOf(listing);
+  const handles: RuleHandle[] = [];
+  for (const [chain, count] of expected) {
+    const rules = found.get(chain);
+    if (rules === undefined) return { intact: false, problem: `chain ${chain} is gone` };
+    if (rules.length !== count)
+      return {
+        intact: false,
+        problem: `chain ${chain} holds ${rules.length} rules, kube-proxy wrote ${count}`,
+      };
+    for (const handle of rules) handles.push({ chain, handle });
+  }
+  return { intact: true, handles };
+}
+
+/**
+ * The input of `nft -c -f -` that fails with "No such file or directory" unless every sampled
+ * element and every rule is there: in check mode nothing is deleted, and nft needs only the
+ * sets' and chains' definitions.
+ */
+export function checkModeScript(
   family: IPFamily,
-  turn: number,
-): { readonly args: readonly string[]; readonly mustContain: RegExp } {
-  const deep = DEEP_CHAINS[turn % DEEP_CHAINS.length] ?? DEEP_CHAINS[0];
-  if (!deep) throw new Error('no deep integrity check defined');
-  return { args: ['list', 'chain', nftFamily(family), TABLE, deep.chain], mustContain: deep.mustContain };
+  samples: readonly { readonly set: string; readonly key: string }[],
+  rules: readonly RuleHandle[],
+): string {
+  const table = `${nftFamily(family)} ${TABLE}`;
+  return (
+    samples.map(({ set, key }) => `delete element ${table} ${set} { ${key} }\n`).join('') +
+    rules.map(({ chain, handle }) => `delete rule ${table} ${chain} handle ${handle}\n`).join('')
+  );
 }
 
 /** nft's answer for a chain, set or element that is not there (the deep check's finding). */

@@ -15,13 +15,17 @@ import { NftSession, NftSessionError, SESSION_MAX_SCRIPT_BYTES } from './session
 import {
   cheapIntact,
   cheapListing,
+  checkModeScript,
   DeepCheckSchedule,
   deepListing,
-  elementCheckScript,
   isMissing,
+  judgeDeepListing,
   sampleElements,
   SAMPLED_ELEMENTS,
+  staticRuleCounts,
+  type RuleHandle,
 } from './integrity.ts';
+import { buildSkeleton } from './skeleton.ts';
 import { log } from '../../log/log.ts';
 
 export type Runner = (file: string, args: readonly string[], options?: ExecOptions) => Promise<ExecResult>;
@@ -106,6 +110,12 @@ export async function checkNftablesSupport(run: Runner, deps: NftablesProxierDep
   return output.trim();
 }
 
+/** The script lines an nft error points at (`/dev/stdin:LINE:...`), in order. */
+function missingLines(error: unknown): number[] {
+  const stderr = error instanceof ExecError ? error.stderr : '';
+  return [...stderr.matchAll(/\/dev\/stdin:(\d+):/g)].map((match) => Number(match[1]));
+}
+
 /** nft's error text, plus the script line(s) it points at (`/dev/stdin:LINE:...`). */
 export function describeNftFailure(error: unknown, script: string): string {
   const stderr = error instanceof ExecError ? error.stderr : '';
@@ -172,6 +182,11 @@ export async function createNftablesProxier(
   const family: IPFamily = options.family;
   let session: NftSession | undefined;
   const deepCheck = new DeepCheckSchedule();
+  // What the last full sync wrote into the chains partial syncs leave alone, and the handles the
+  // deep look found for those rules (undefined until it has looked since that sync).
+  let fullSyncs = 0;
+  let staticRules: ReadonlyMap<string, number> = new Map();
+  let ruleHandles: readonly RuleHandle[] | undefined;
 
   /** A partial sync through the session; false when the session could not take it. */
   async function viaSession(script: string): Promise<boolean> {
@@ -207,46 +222,68 @@ export async function createNftablesProxier(
     async rulesIntact(): Promise<boolean> {
       const record = previous;
       if (record === undefined || busy) return true;
-      let intact: boolean;
+      const generation = fullSyncs;
+      // What is wrong with the rules and chains (partial syncs never touch them), and with the
+      // sampled elements (a partial sync may remove one meanwhile, legitimately).
+      let ruleProblem: string | undefined;
+      let elementProblem: string | undefined;
       try {
         const listing = (await run('nft', cheapListing(family), { timeoutMs: 10_000 })).stdout;
-        intact = cheapIntact(listing, family);
+        if (!cheapIntact(listing, family)) ruleProblem = 'the table or one of its hook chains is gone';
       } catch (error) {
         // No table of this family at all is an empty listing, not an error: nft itself failed,
         // which says nothing about our rules (the daemon logs it and asks again next time).
         throw new Error(`nft ${cheapListing(family).join(' ')} failed`, { cause: error });
       }
-      const samples = intact
-        ? sampleElements(record.ledger, SAMPLED_ELEMENTS, deps.random ?? Math.random)
-        : [];
-      if (samples.length > 0) {
+      const samples =
+        ruleProblem === undefined
+          ? sampleElements(record.ledger, SAMPLED_ELEMENTS, deps.random ?? Math.random)
+          : [];
+      const handles = ruleProblem === undefined ? (ruleHandles ?? []) : [];
+      if (samples.length + handles.length > 0) {
         try {
-          // Exits 1 when any sampled element is missing; deletes nothing (check mode).
+          // Exits 1 when any sampled element or rule is missing; deletes nothing (check mode).
           await run('nft', ['-c', '-f', '-'], {
-            input: elementCheckScript(family, samples),
+            input: checkModeScript(family, samples, handles),
             timeoutMs: 10_000,
           });
         } catch (error) {
           if (!isMissing(error)) throw new Error('nft integrity check failed', { cause: error });
-          intact = false;
+          // nft names the failing lines: the elements come first, then the rules.
+          const lines = missingLines(error);
+          if (lines.some((line) => line > samples.length))
+            ruleProblem = `some of the ${handles.length} rules of the fixed chains are gone`;
+          else elementProblem = 'a sampled dispatch element is gone';
         }
       }
       const now = deps.now ?? (() => performance.now());
       const start = now();
-      if (intact && deepCheck.due(start)) {
-        const { args, mustContain } = deepListing(family, deepCheck.turn);
+      // Right after a full sync the handles are unknown: the deep look learns them at once.
+      const healthy = ruleProblem === undefined && elementProblem === undefined;
+      if (healthy && (ruleHandles === undefined || deepCheck.due(start))) {
+        const expected = staticRules;
+        let listing: string | undefined;
         try {
-          intact = mustContain.test((await run('nft', args, { timeoutMs: 60_000 })).stdout);
+          listing = (await run('nft', deepListing(family), { timeoutMs: 60_000 })).stdout;
         } catch (error) {
           deepCheck.ran(start, now());
-          // A missing chain is what we look for; any other failure is nft's own.
+          // A missing table is what we look for; any other failure is nft's own.
           if (!isMissing(error)) throw new Error('nft integrity check failed', { cause: error });
-          intact = false;
+          ruleProblem = 'the table is gone';
         }
-        if (intact) deepCheck.ran(start, now());
+        if (listing !== undefined) {
+          deepCheck.ran(start, now());
+          const verdict = judgeDeepListing(listing, expected);
+          if (!verdict.intact) ruleProblem = verdict.problem;
+          else if (generation === fullSyncs) ruleHandles = verdict.handles;
+        }
       }
-      // A sync that started meanwhile wrote a new record: it is the one to judge next time.
-      if (intact || previous !== record) return true;
+      // A full sync that started meanwhile rewrote everything: it is the one to judge next time.
+      // A partial one wrote a new record, which may lack a sampled element; it leaves rules alone.
+      if (generation !== fullSyncs) return true;
+      const problem = ruleProblem ?? (previous === record ? elementProblem : undefined);
+      if (problem === undefined) return true;
+      log.warn('nftables rules changed by someone else', { ipFamily: family, problem });
       previous = undefined;
       deepCheck.reset();
       return false;
@@ -257,6 +294,11 @@ export async function createNftablesProxier(
       try {
         const full = request.full || previous === undefined;
         options = withCurrentNodePorts(options, deps.nodePortIPs);
+        if (full) {
+          fullSyncs++;
+          ruleHandles = undefined;
+          staticRules = staticRuleCounts(buildSkeleton(options));
+        }
         const renderStart = performance.now();
         const result = render(previous, request.snapshot, options, full);
         // The old record is spent either way; it comes back only as `next` after success.

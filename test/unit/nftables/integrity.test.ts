@@ -1,6 +1,7 @@
 // The nftables proxier's rule-integrity check (integrity.ts): a cheap listing of the table's
-// chains at every check, and a deep one (a chain's rules and a sample of dispatch elements)
-// whenever its own cost allows. When either fails, the record is dropped and the next sync is
+// chains and a check-mode deletion of sampled dispatch elements and of the fixed chains' rules
+// (by handle) at every check, and a deep one (the table's rules with their handles) after every
+// full sync and whenever its own cost allows. When either fails, the record is dropped and the next sync is
 // full (issue 15: nftables mode used to trust its record forever after `nft flush ruleset`).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -8,14 +9,19 @@ import {
   cheapIntact,
   cheapListing,
   chainsOfTable,
+  checkModeScript,
   DeepCheckSchedule,
   deepListing,
-  elementCheckScript,
+  judgeDeepListing,
   REQUIRED_CHAINS,
+  ruleHandlesOf,
   sampleElements,
+  staticRuleCounts,
 } from '../../../src/dataplane/nftables/integrity.ts';
+import { buildSkeleton, CLUSTER_IPS_CHECK } from '../../../src/dataplane/nftables/skeleton.ts';
 import { newLedger, setOf } from '../../../src/dataplane/nftables/ledger.ts';
 import { createNftablesProxier } from '../../../src/dataplane/nftables/proxier.ts';
+import { render } from '../../../src/dataplane/nftables/render.ts';
 import { ExecError, type ExecOptions, type ExecResult } from '../../../src/util/exec.ts';
 import { OPTIONS_V4, port, snapshot } from './fixtures.ts';
 
@@ -31,21 +37,31 @@ const chainsListing = (family: string, chains: readonly string[]): string =>
     '}',
   ].join('\n');
 
-const NAT_PREROUTING = [
-  'table ip kube-proxy {',
-  '\tchain nat-prerouting {',
-  '\t\ttype nat hook prerouting priority dstnat; policy accept;',
-  '\t\tjump services',
-  '\t}',
-  '}',
-].join('\n');
-const SERVICES = [
-  'table ip kube-proxy {',
-  '\tchain services {',
-  '\t\tip daddr . meta l4proto . th dport vmap @service-ips',
-  '\t}',
-  '}',
-].join('\n');
+const EXPECTED = staticRuleCounts(buildSkeleton(OPTIONS_V4));
+
+/**
+ * `nft -a -t list table ip kube-proxy` as nft prints it, with `expected` rules in each chain
+ * (handles counted from `first`), a service chain and a map between them.
+ */
+function tableListing(expected: ReadonlyMap<string, number>, first = 100): string {
+  let handle = first;
+  const lines = ['table ip kube-proxy { # handle 7', '\tcomment "rules for kube-proxy"'];
+  lines.push(
+    '\tmap service-ips { # handle 3',
+    '\t\ttype ipv4_addr . inet_proto . inet_service : verdict',
+    '\t}',
+  );
+  for (const [chain, count] of expected) {
+    lines.push(`\tchain ${chain} { # handle ${handle++}`);
+    if (chain === 'nat-prerouting')
+      lines.push('\t\ttype nat hook prerouting priority dstnat; policy accept;');
+    for (let i = 0; i < count; i++) lines.push(`\t\tjump services # handle ${handle++}`);
+    lines.push('\t}');
+  }
+  lines.push('\tcounter hits { # handle 88', '\t\tpackets 0 bytes 0', '\t}');
+  lines.push('\tchain service-X-default/web/tcp/http { # handle 90', '\t\tcounter # handle 91', '\t}', '}');
+  return lines.join('\n');
+}
 
 test('cheap check: our table with every hook chain and the dispatch chain, in its family only', () => {
   assert.deepEqual(cheapListing('IPv6'), ['list', 'chains', 'ip6']);
@@ -62,27 +78,41 @@ test('cheap check: our table with every hook chain and the dispatch chain, in it
   assert.equal(chainsOfTable('table ip kube-proxy {\n}', 'IPv4')?.size, 0, 'an empty table is still there');
 });
 
-test('deep look: one chain listing, chains in turn; the element check deletes in check mode', () => {
-  const first = deepListing('IPv4', 0);
-  assert.deepEqual(first.args, ['list', 'chain', 'ip', 'kube-proxy', 'nat-prerouting']);
-  assert.equal(first.mustContain.test(NAT_PREROUTING), true);
+test('deep look: the whole table, terse; every fixed chain must hold exactly what a full sync wrote', () => {
+  assert.deepEqual(deepListing('IPv6'), ['-a', '-t', 'list', 'table', 'ip6', 'kube-proxy']);
+  assert.equal(EXPECTED.get('nat-prerouting'), 1);
+  assert.equal(EXPECTED.get('services'), 2);
+  assert.equal(EXPECTED.has(CLUSTER_IPS_CHECK), false, 'a partial sync rewrites it when the CIDRs change');
+  const listing = tableListing(EXPECTED);
+  const found = ruleHandlesOf(listing);
+  assert.deepEqual(found.get('service-X-default/web/tcp/http'), [91]);
+  assert.equal(found.has('service-ips'), false, 'a map is no chain');
+  const verdict = judgeDeepListing(listing, EXPECTED);
+  assert.ok(verdict.intact);
+  const total = [...EXPECTED.values()].reduce((a, b) => a + b, 0);
+  assert.equal(verdict.handles.length, total);
+  const jumpGone = listing.replace(/\n\t\tjump services # handle \d+(?=\n\t\}\n\tchain nat-output)/, '');
+  assert.notEqual(jumpGone, listing);
+  assert.deepEqual(judgeDeepListing(jumpGone, EXPECTED), {
+    intact: false,
+    problem: 'chain nat-prerouting holds 0 rules, kube-proxy wrote 1',
+  });
+  assert.deepEqual(judgeDeepListing(listing.replace('chain services {', 'chain other {'), EXPECTED), {
+    intact: false,
+    problem: 'chain services is gone',
+  });
   assert.equal(
-    first.mustContain.test(NAT_PREROUTING.replace('\t\tjump services\n', '')),
-    false,
-    'jump removed',
-  );
-  const second = deepListing('IPv6', 1);
-  assert.deepEqual(second.args, ['list', 'chain', 'ip6', 'kube-proxy', 'services']);
-  assert.equal(second.mustContain.test(SERVICES), true);
-  assert.equal(second.mustContain.test(SERVICES.replace(/\t\tip daddr.*\n/, '')), false, 'services flushed');
-  assert.deepEqual(deepListing('IPv4', 2).args, first.args);
-  assert.equal(
-    elementCheckScript('IPv4', [
-      { set: 'service-ips', key: '10.96.0.10 . tcp . 80' },
-      { set: 'service-nodeports', key: 'tcp . 30080' },
-    ]),
+    checkModeScript(
+      'IPv4',
+      [
+        { set: 'service-ips', key: '10.96.0.10 . tcp . 80' },
+        { set: 'service-nodeports', key: 'tcp . 30080' },
+      ],
+      [{ chain: 'nat-prerouting', handle: 12 }],
+    ),
     'delete element ip kube-proxy service-ips { 10.96.0.10 . tcp . 80 }\n' +
-      'delete element ip kube-proxy service-nodeports { tcp . 30080 }\n',
+      'delete element ip kube-proxy service-nodeports { tcp . 30080 }\n' +
+      'delete rule ip kube-proxy nat-prerouting handle 12\n',
   );
 });
 
@@ -119,12 +149,18 @@ test('the deep check runs at every check while cheap, else after 50 times its co
   assert.equal(schedule.due(100_000), true, 'after a repair the next check looks deep at once');
 });
 
+const JUMP_OF_NAT_PREROUTING =
+  /(chain nat-prerouting \{ # handle \d+\n\t\ttype[^\n]*\n)\t\tjump services # handle \d+\n/;
+
 /** A runner that answers the proxier's nft commands from a few switches. */
 function scriptedNft(state: { table: boolean; chainRules: boolean; elements: boolean }) {
   const calls: { args: readonly string[]; input: string }[] = [];
   const ok = (stdout = ''): Promise<ExecResult> => Promise.resolve({ stdout, stderr: '', code: 0 });
-  const missing = (file: string) =>
-    Promise.reject(new ExecError(file, 1, '', 'Error: No such file or directory', 'exit status 1'));
+  const missing = (file: string, line = 1) =>
+    Promise.reject(
+      new ExecError(file, 1, '', `/dev/stdin:${line}:1-5: Error: No such file or directory`, 'exit status 1'),
+    );
+  const listing = tableListing(EXPECTED);
   const run = (file: string, args: readonly string[], options?: ExecOptions): Promise<ExecResult> => {
     const input = typeof options?.input === 'string' ? options.input : [...(options?.input ?? [])].join('');
     calls.push({ args, input });
@@ -132,13 +168,16 @@ function scriptedNft(state: { table: boolean; chainRules: boolean; elements: boo
     if (args[0] === 'list' && args[1] === 'chains')
       return ok(state.table ? chainsListing('ip', REQUIRED_CHAINS) : chainsListing('ip6', REQUIRED_CHAINS));
     if (args[0] === '-c') {
-      if (!state.table || !state.elements) return missing(file);
+      if (!state.table) return missing(file);
+      const lines = input.split('\n');
+      const jump = lines.findIndex((line) => line.startsWith('delete rule ip kube-proxy nat-prerouting '));
+      if (!state.chainRules && jump >= 0) return missing(file, jump + 1);
+      if (!state.elements) return missing(file, 1);
       return ok();
     }
-    if (args[0] === 'list' && args[1] === 'chain') {
+    if (args[0] === '-a') {
       if (!state.table) return missing(file);
-      const listing = args.includes('nat-prerouting') ? NAT_PREROUTING : SERVICES;
-      return ok(state.chainRules ? listing : listing.replace(/\t\t(jump|ip daddr).*\n/, ''));
+      return ok(state.chainRules ? listing : listing.replace(JUMP_OF_NAT_PREROUTING, '$1'));
     }
     return ok();
   };
@@ -158,40 +197,90 @@ for (const broken of ['table', 'chainRules', 'elements'] as const) {
       random: () => 0,
       now: () => (clock += 2_500), // each check's start and end: 5 s apart, as the daemon runs them
     });
+    const deepLooks = () => calls.filter((c) => c.args[0] === '-a').length;
+    const checks = () => calls.filter((c) => c.args[0] === '-c');
     assert.equal(await proxier.rulesIntact?.(), true, 'no record yet: nothing to distrust');
     assert.equal((await proxier.sync({ snapshot: snapshot([WEB]), full: false })).full, true);
     assert.equal((await proxier.sync({ snapshot: snapshot([WEB]), full: false })).full, false);
     assert.equal(await proxier.rulesIntact?.(), true);
-    const deep = calls.filter((c) => c.args[0] === 'list' && c.args[1] === 'chain');
-    assert.equal(deep.length, 1, 'a cheap deep look ran at the first check');
-    const elementChecks = calls.filter((c) => c.args[0] === '-c');
+    assert.equal(deepLooks(), 1, 'the first check after a full sync learns the handles');
     assert.deepEqual(
-      elementChecks.map((c) => c.args),
+      checks().map((c) => c.args),
       [['-c', '-f', '-']],
       'the element check runs at every check',
     );
     assert.match(
-      elementChecks.map((c) => c.input).join(''),
+      checks()[0]?.input ?? '',
       /^delete element ip kube-proxy service-ips \{ 10\.96\.0\.10 \. tcp \. 80 \}\n$/,
+      'no handles known yet',
     );
-    // The deep look "took" 2.5 s: due again 125 s after it ended; until then only the cheap
-    // listing and the element check.
+    // The deep look "took" 2.5 s: due again 125 s after it ended; until then the cheap listing
+    // and the check-mode deletion of the sampled elements and of every fixed rule.
     assert.equal(await proxier.rulesIntact?.(), true);
-    assert.equal(calls.filter((c) => c.args[0] === 'list' && c.args[1] === 'chain').length, 1, 'not due');
-    assert.equal(calls.filter((c) => c.args[0] === '-c').length, 2);
+    assert.equal(deepLooks(), 1, 'not due');
+    assert.equal(checks().length, 2);
+    const rules = (checks()[1]?.input ?? '').split('\n').filter((line) => line.startsWith('delete rule '));
+    assert.equal(
+      rules.length,
+      [...EXPECTED.values()].reduce((a, b) => a + b, 0),
+    );
+    assert.ok(
+      rules.some((rule) => /^delete rule ip kube-proxy nat-prerouting handle \d+$/.test(rule)),
+      rules.join('\n'),
+    );
+    // A partial sync leaves the fixed chains alone: the handles stay known.
+    await proxier.sync({ snapshot: snapshot([]), full: false });
+    await proxier.sync({ snapshot: snapshot([WEB]), full: false });
     state[broken] = false;
-    if (broken === 'chainRules') {
-      assert.equal(await proxier.rulesIntact?.(), true, 'only the deep look sees rules');
-      clock += 125_000;
-    }
-    assert.equal(await proxier.rulesIntact?.(), false);
+    assert.equal(await proxier.rulesIntact?.(), false, 'found by the cheap check, the deep look not due');
+    assert.equal(deepLooks(), 1);
     assert.equal(
       (await proxier.sync({ snapshot: snapshot([WEB]), full: false })).full,
       true,
       'the record was dropped',
     );
+    state[broken] = true;
+    assert.equal(await proxier.rulesIntact?.(), true);
+    assert.equal(deepLooks(), 2, 'after the repair the handles are learned again');
   });
 }
+
+test('rulesIntact: the deep look finds a rule removed before it learned the handles', async () => {
+  const state = { table: true, chainRules: false, elements: true };
+  const { run } = scriptedNft(state);
+  const proxier = await createNftablesProxier(OPTIONS_V4, { run, skipKernelCheck: true, random: () => 0 });
+  await proxier.sync({ snapshot: snapshot([WEB]), full: true });
+  assert.equal(await proxier.rulesIntact?.(), false);
+});
+
+test('rulesIntact: a partial sync during the check hides a missing element, never a missing rule', async () => {
+  for (const broken of ['elements', 'chainRules'] as const) {
+    const state = { table: true, chainRules: true, elements: true };
+    const { run } = scriptedNft(state);
+    const held: { proxier?: Awaited<ReturnType<typeof createNftablesProxier>> } = {};
+    let racing = false;
+    const racer = async (
+      file: string,
+      args: readonly string[],
+      options?: ExecOptions,
+    ): Promise<ExecResult> => {
+      // The check-mode run takes long enough for a partial sync to land meanwhile.
+      if (racing && args[0] === '-c') await held.proxier?.sync({ snapshot: snapshot([WEB]), full: false });
+      return run(file, args, options);
+    };
+    const proxier = await createNftablesProxier(OPTIONS_V4, {
+      run: racer,
+      skipKernelCheck: true,
+      random: () => 0,
+    });
+    held.proxier = proxier;
+    await proxier.sync({ snapshot: snapshot([WEB]), full: true });
+    assert.equal(await proxier.rulesIntact?.(), true);
+    state[broken] = false;
+    racing = true;
+    assert.equal(await proxier.rulesIntact?.(), broken === 'elements', broken);
+  }
+});
 
 test('rulesIntact: nft failing for another reason is an error of the check, not a repair', async () => {
   const state = { table: true, chainRules: true, elements: true };
@@ -211,4 +300,55 @@ test('rulesIntact: nft failing for another reason is an error of the check, not 
     false,
     'the record stays',
   );
+});
+
+test('no partial sync touches the fixed chains, so their handles outlive it', () => {
+  // A sequence of partial syncs that create and delete every kind of Service (class chains,
+  // affinity, source ranges, node ports, eTP=Local) and change the service CIDRs.
+  const kinds = [
+    port({ name: 'a', port: 80, clusterIP: '10.96.0.1', endpoints: [{ ip: '10.244.1.1' }] }),
+    port({ name: 'b', port: 80, clusterIP: '10.96.0.2', nodePort: 30002, endpoints: [] }),
+    port({
+      port: 80,
+      name: 'c',
+      clusterIP: '10.96.0.3',
+      nodePort: 30003,
+      loadBalancerVIPs: ['192.0.2.3'],
+      sourceRanges: ['198.51.100.0/24'],
+      externalLocal: true,
+      endpoints: [{ ip: '10.244.1.3', local: true }],
+    }),
+    port({
+      port: 80,
+      name: 'd',
+      clusterIP: '10.96.0.4',
+      externalIPs: ['192.0.2.4'],
+      affinitySeconds: 60,
+      endpoints: [{ ip: '10.244.1.4' }],
+    }),
+  ];
+  const steps = [
+    snapshot([]),
+    snapshot(kinds),
+    snapshot(kinds.slice(2), { serviceCIDRs: ['10.96.0.0/16'] }),
+    snapshot(kinds.slice(0, 1)),
+    snapshot([]),
+  ];
+  let state = render(undefined, snapshot([]), OPTIONS_V4, true).next;
+  const fixed = [...EXPECTED.keys()];
+  for (const [i, step] of steps.entries()) {
+    const result = render(state, step, OPTIONS_V4, false);
+    const touching = result.script
+      .split('\n')
+      .filter((line) =>
+        fixed.some((chain) =>
+          new RegExp(`^(flush|add|delete|insert|replace) (chain|rule) ip kube-proxy ${chain}( |$)`).test(
+            line,
+          ),
+        ),
+      );
+    assert.deepEqual(touching, [], `step ${i}`);
+    assert.ok(result.script.length > 0 || i === 0, `step ${i} wrote something`);
+    state = result.next;
+  }
 });
