@@ -25,8 +25,11 @@ export interface ToolFaultSetup {
   readonly mode: ProxyModeUnderTest;
   readonly label: string;
   readonly tag: string;
-  /** The tools that fail or hang (the rest of what the mode runs works). */
-  readonly tools: readonly string[];
+  /**
+   * The tools that fail, one at a time (the rest of what the mode runs works); the first also
+   * hangs (the stall watchdog is the same for every tool: src/dataplane/common/long-tool.ts).
+   */
+  readonly tools: readonly [string, ...string[]];
   /** Per tool, a bash condition on its arguments outside which it never fails. */
   readonly onlyWhen?: Readonly<Record<string, string>>;
   /** The flag that sets the mode's syncPeriod (`--iptables-sync-period`, `--ipvs-sync-period`). */
@@ -96,55 +99,56 @@ export function defineToolFaults(setup: ToolFaultSetup, skip: string | false): v
       await cleanupNetns();
     });
 
-    test('a failing tool: old rules keep working, retried with back-off, 503 after 2 × syncPeriod, then recovered', async (t: TestContext) => {
-      const old = await addService();
-      await pollUntil('the first Service to answer', async () => ((await answers(old)) ? true : undefined));
-      f().set('fail');
-      const failedBefore = logCount(/Failed to sync proxy rules/);
-      const fresh = await addService();
-      const failing = Date.now();
-      await pollUntil(
-        'three failed, retried syncs',
-        () => (logCount(/Failed to sync proxy rules/) >= failedBefore + 3 ? true : undefined),
-        15_000,
-      );
-      assert.ok(
-        c()
-          .logs()
-          .some((line) => /Failed to sync proxy rules/.test(line) && /injected failure/.test(line)),
-        'the log says what the tool said',
-      );
-      assert.equal(await answers(old), true, 'the rules already in the kernel still carry traffic');
-      assert.equal(await answers(fresh), false, 'the change is not half-applied');
-      await pollUntil('/healthz 503', async () => ((await healthz()) === 503 ? true : undefined), 45_000);
-      const unhealthyAfter = (Date.now() - failing) / 1000;
-      t.diagnostic(`/healthz 503 ${unhealthyAfter.toFixed(1)} s after the failures began`);
-      assert.ok(unhealthyAfter >= 2 * SYNC_PERIOD_S - 1, 'not before 2 × syncPeriod');
+    for (const tool of setup.tools)
+      test(`a failing ${tool}: old rules keep working, retried with back-off, 503 after 2 × syncPeriod, then recovered`, async (t: TestContext) => {
+        const old = await addService();
+        await pollUntil('the first Service to answer', async () => ((await answers(old)) ? true : undefined));
+        f().set('fail', tool);
+        const failedBefore = logCount(/Failed to sync proxy rules/);
+        const fresh = await addService();
+        const failing = Date.now();
+        await pollUntil(
+          'three failed, retried syncs',
+          () => (logCount(/Failed to sync proxy rules/) >= failedBefore + 3 ? true : undefined),
+          15_000,
+        );
+        assert.ok(
+          c()
+            .logs()
+            .some((line) => /Failed to sync proxy rules/.test(line) && /injected failure/.test(line)),
+          'the log says what the tool said',
+        );
+        assert.equal(await answers(old), true, 'the rules already in the kernel still carry traffic');
+        assert.equal(await answers(fresh), false, 'the change is not half-applied');
+        await pollUntil('/healthz 503', async () => ((await healthz()) === 503 ? true : undefined), 45_000);
+        const unhealthyAfter = (Date.now() - failing) / 1000;
+        t.diagnostic(`/healthz 503 ${unhealthyAfter.toFixed(1)} s after the failures began`);
+        assert.ok(unhealthyAfter >= 2 * SYNC_PERIOD_S - 1, 'not before 2 × syncPeriod');
 
-      // Clear the fault right after a failure: a retry after a whole syncPeriod would take 10 s.
-      const failures = logCount(/Failed to sync proxy rules/);
-      await pollUntil('one more failure', () =>
-        logCount(/Failed to sync proxy rules/) > failures ? true : undefined,
-      );
-      f().set('');
-      const cleared = Date.now();
-      await pollUntil(
-        'the change once the tool works again',
-        async () => ((await answers(fresh)) ? true : undefined),
-        10_000,
-        20,
-      );
-      const recovery = Date.now() - cleared;
-      t.diagnostic(`recovered ${String(recovery)} ms after the fault cleared`);
-      assert.ok(
-        recovery < 6000 * TIMEOUT_SCALE,
-        `recovered in ${String(recovery)} ms (goal: about 1 s; syncPeriod ${String(SYNC_PERIOD_S)} s)`,
-      );
-      await pollUntil('/healthz 200', async () => ((await healthz()) === 200 ? true : undefined), 5000);
-    });
+        // Clear the fault right after a failure: a retry after a whole syncPeriod would take 10 s.
+        const failures = logCount(/Failed to sync proxy rules/);
+        await pollUntil('one more failure', () =>
+          logCount(/Failed to sync proxy rules/) > failures ? true : undefined,
+        );
+        f().set('');
+        const cleared = Date.now();
+        await pollUntil(
+          'the change once the tool works again',
+          async () => ((await answers(fresh)) ? true : undefined),
+          10_000,
+          20,
+        );
+        const recovery = Date.now() - cleared;
+        t.diagnostic(`recovered ${String(recovery)} ms after the fault cleared`);
+        assert.ok(
+          recovery < 6000 * TIMEOUT_SCALE,
+          `recovered in ${String(recovery)} ms (goal: about 1 s; syncPeriod ${String(SYNC_PERIOD_S)} s)`,
+        );
+        await pollUntil('/healthz 200', async () => ((await healthz()) === 200 ? true : undefined), 5000);
+      });
 
     test('a hung tool is killed for lack of progress, never by a fixed deadline, and the retry programs the change', async (t: TestContext) => {
-      f().set('hang-once');
+      f().set('hang-once', setup.tools[0]);
       const fresh = await addService();
       const hungAt = Date.now();
       await pollUntil(

@@ -1,6 +1,7 @@
 // Tool faults on demand (issue 15): wrappers for the tools kube-proxy runs, put first in its PATH.
 // Each wrapper reads one control file: `fail` (exit 1 with "injected failure"), `hang-once` (the
-// next run blocks forever without using CPU, later ones pass), or nothing (run the real tool).
+// next run blocks forever without using CPU, later ones pass), or nothing (run the real tool);
+// `fail:ipset` and `hang-once:ipset` concern that tool alone.
 // Used by test/e2e/faults-tools.test.ts and the VM lane's IPVS faults.
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,14 +11,14 @@ import { join } from 'node:path';
 export type ToolFault = '' | 'fail' | 'hang-once';
 
 /** A wrapper script for `real` that obeys the control file when `onlyWhen` holds, else runs it. */
-function wrapper(real: string, control: string, onlyWhen: string): string {
+function wrapper(tool: string, real: string, control: string, onlyWhen: string): string {
   return [
     '#!/bin/bash',
     `if ${onlyWhen}; then`,
     `  case "$(cat ${control} 2>/dev/null)" in`,
-    '    fail) cat >/dev/null; echo "injected failure" >&2; exit 1 ;;',
+    `    fail|fail:${tool}) cat >/dev/null; echo "injected failure" >&2; exit 1 ;;`,
     // Blocked without using CPU, like a tool stuck in the kernel or on a lock.
-    `    hang-once) : > ${control}; exec sleep 3600 ;;`,
+    `    hang-once|hang-once:${tool}) : > ${control}; exec sleep 3600 ;;`,
     '  esac',
     'fi',
     `exec ${real} "$@"`,
@@ -28,7 +29,8 @@ function wrapper(real: string, control: string, onlyWhen: string): string {
 export interface FaultTools {
   /** The directory to put first in PATH. */
   readonly dir: string;
-  set(fault: ToolFault): void;
+  /** The fault for every wrapped tool, or for `tool` alone. */
+  set(fault: ToolFault, tool?: string): void;
   remove(): void;
 }
 
@@ -50,12 +52,13 @@ export function faultTools(
       .toString()
       .trim();
     const path = join(dir, tool);
-    writeFileSync(path, wrapper(real, control, onlyWhen[tool] ?? 'true'));
+    writeFileSync(path, wrapper(tool, real, control, onlyWhen[tool] ?? 'true'));
     chmodSync(path, 0o755);
   }
   return {
     dir,
-    set: (fault) => writeFileSync(control, fault),
+    set: (fault, tool) =>
+      writeFileSync(control, fault !== '' && tool !== undefined ? `${fault}:${tool}` : fault),
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
 }

@@ -1,5 +1,6 @@
 // Issue 15 in IPVS mode, on the VM lane's kernel: the tool faults every mode passes
-// (test/e2e/tool-faults-suite.ts) with `ipvsadm -R` failing and hanging. (Its restarts run on the
+// (test/e2e/tool-faults-suite.ts) with `ipvsadm -R` failing and hanging, and `ipset restore`
+// (every sync's first write: the sets the iptables rules match) failing. (Its restarts run on the
 // traffic suite's cluster, in ipvs-traffic.ts.)
 import { defineToolFaults } from '../../e2e/tool-faults-suite.ts';
 import { ipvsSkipReason } from './kernel.ts';
@@ -13,9 +14,9 @@ defineToolFaults(
     mode: 'ipvs',
     label: 'ipvs',
     tag: 'kpvf',
-    tools: ['ipvsadm'],
-    // Only the batches that change the IPVS table fail or hang; listings pass.
-    onlyWhen: { ipvsadm: '[ "$1" = -R ]' },
+    tools: ['ipvsadm', 'ipset'],
+    // Only the batches that change the IPVS table or the sets fail or hang; listings pass.
+    onlyWhen: { ipvsadm: '[ "$1" = -R ]', ipset: '[ "$1" = restore ]' },
     syncPeriodFlag: '--ipvs-sync-period',
     env: ENV,
   },
