@@ -2,7 +2,7 @@
 // full sync of SERVICES x ENDPOINTS, then single-endpoint changes, first each through a fresh
 // `nft -f -`, then through the long-lived `nft -i` session the daemon uses (issue 16, goal 3): the
 // proxier's own share of one change, without the API server and the watch. Prints figures;
-// asserts nothing. Usage: node bench/nft-scale.ts [services] [endpoints] [changes]
+// asserts nothing. Usage: node bench/nft-scale.ts [services] [endpoints] [changes] [piece sizes]
 import { spawn } from 'node:child_process';
 import { performance, PerformanceObserver } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
@@ -16,6 +16,8 @@ import { OPTIONS_V4, port, snapshot } from '../test/unit/nftables/fixtures.ts';
 const services = Number(process.argv[2] ?? 10_000);
 const perService = Number(process.argv[3] ?? 10);
 const changes = Number(process.argv[4] ?? 20);
+/** Service ports per transaction of the first sync in pieces to compare with one transaction. */
+const pieceSizes = (process.argv[5] ?? '500,1000,2000,5000').split(',').map(Number);
 
 function ipv4(n: number): string {
   return [24, 16, 8, 0].map((shift) => (n >>> shift) & 255).join('.');
@@ -95,6 +97,29 @@ async function main(): Promise<void> {
     const dry = render(undefined, first, OPTIONS_V4, true);
     const coldMs = performance.now() - cold;
     const lines = dry.script.split('\n').length;
+    // The first sync into a kernel without our table: one transaction, then in pieces of
+    // several sizes (pieces.ts), each into an emptied table, with each nft's peak memory.
+    const peaks: number[] = [];
+    const timed = (f: string, a: readonly string[], o?: Parameters<typeof ns.exec>[2]) =>
+      f === 'nft' && a[0] === '-f'
+        ? ns.exec('/usr/bin/time', ['-f', 'maxrss=%M', f, ...a], o).then((result) => {
+            peaks.push(Number(/maxrss=(\d+)/.exec(result.stderr)?.[1] ?? 0) / 1024);
+            return result;
+          })
+        : ns.exec(f, a, o);
+    for (const size of [Infinity, ...pieceSizes]) {
+      await ns.exec('nft', ['delete', 'table', 'ip', 'kube-proxy']).catch(() => undefined);
+      peaks.length = 0;
+      const cold = await createNftablesProxier(OPTIONS_V4, { run: timed, firstSyncPiece: size });
+      const t = performance.now();
+      const result = await cold.sync({ snapshot: first, full: true });
+      console.log(
+        `first sync into an empty kernel, ${size === Infinity ? 'one transaction' : `pieces of ${String(size)} service ports`}: ` +
+          `${(performance.now() - t).toFixed(0)} ms (render ${(result.renderSeconds * 1000).toFixed(0)} ms, ` +
+          `nft ${(result.applySeconds * 1000).toFixed(0)} ms; ${String(peaks.length)} nft runs, ` +
+          `the largest nft peak ${Math.max(...peaks).toFixed(0)} MiB)`,
+      );
+    }
     const start = performance.now();
     const full = await proxier.sync({ snapshot: first, full: true });
     const fullMs = performance.now() - start;

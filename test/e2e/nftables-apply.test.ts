@@ -6,8 +6,9 @@ import { after, before, describe, test } from 'node:test';
 import { cleanupNftables } from '../../src/dataplane/nftables/cleanup.ts';
 import { nodePortIPs, type NftablesOptions } from '../../src/dataplane/nftables/options.ts';
 import { createNftablesProxier } from '../../src/dataplane/nftables/proxier.ts';
+import { firstSyncPieces } from '../../src/dataplane/nftables/pieces.ts';
 import { describeState, render, type NftState } from '../../src/dataplane/nftables/render.ts';
-import type { ProxySnapshot } from '../../src/model/types.ts';
+import type { ProxySnapshot, ServicePortState } from '../../src/model/types.ts';
 import { cleanupNetns, createNetns, kernelSkipReason, uniquePrefix, type Netns } from '../support/netns.ts';
 import { OPTIONS_V4, OPTIONS_V6, port, snapshot } from '../unit/nftables/fixtures.ts';
 
@@ -50,6 +51,23 @@ async function readElements(ns: Netns, family: 'ip' | 'ip6'): Promise<Record<str
         Array.isArray(element) ? `${text(element[0] as Json)} : ${text(element[1] as Json)}` : text(element),
       )
       .sort();
+  }
+  return Object.fromEntries(Object.entries(out).sort((a, b) => (a[0] < b[0] ? -1 : 1)));
+}
+
+/** Every chain's rules (nft's JSON of each rule, handles left out), chains sorted by name. */
+async function readRules(ns: Netns, family: 'ip' | 'ip6'): Promise<Record<string, string[]>> {
+  const listing = JSON.parse(
+    (await ns.exec('nft', ['-j', 'list', 'table', family, 'kube-proxy'])).stdout,
+  ) as {
+    nftables: Record<string, Json>[];
+  };
+  const out: Record<string, string[]> = {};
+  for (const item of listing.nftables) {
+    const chain = item['chain'] as { name: string } | undefined;
+    if (chain) out[chain.name] ??= [];
+    const rule = item['rule'] as { chain: string; expr: Json } | undefined;
+    if (rule) (out[rule.chain] ??= []).push(JSON.stringify(rule.expr));
   }
   return Object.fromEntries(Object.entries(out).sort((a, b) => (a[0] < b[0] ? -1 : 1)));
 }
@@ -270,6 +288,93 @@ describe('nftables transactions in a real kernel', { skip: kernelSkipReason() },
     );
     assert.equal(await proxier.rulesIntact?.(), true);
     assert.equal(deepLooks(), 2, 'the new handles are learned at once');
+  });
+
+  test('a first sync into an empty kernel goes in pieces, each holding whole Services only', async () => {
+    const nsp = await createNetns(`${prefix}piece`);
+    // Eight copies of the mixed Services above (node ports, source ranges, affinity, eTP=Local,
+    // no endpoints, SCTP), plus Services of two and three ports.
+    const copyOf = (state: ServicePortState, copy: number): ServicePortState => {
+      const sp = state.servicePort;
+      const name = `${sp.id.name}-${String(copy)}`;
+      const service = `${sp.id.namespace}/${name}`;
+      const printable = sp.id.portName ? `${service}:${sp.id.portName}` : service;
+      const shift = (ip: string) => ip.replace(/^(\d+\.\d+)\.\d+\./, `$1.${String(10 + copy)}.`);
+      return {
+        ...state,
+        servicePort: {
+          ...sp,
+          id: { ...sp.id, name, service, printable, key: `${printable}/${sp.id.protocol}` },
+          clusterIP: shift(sp.clusterIP),
+          nodePort: sp.nodePort > 0 ? sp.nodePort + copy : 0,
+          externalIPs: sp.externalIPs.map(shift),
+          loadBalancerVIPs: sp.loadBalancerVIPs.map(shift),
+        },
+      };
+    };
+    const states = Array.from({ length: 8 }, (_, copy) =>
+      [...services(0).servicePorts.values()].map((state) => copyOf(state, copy)),
+    ).flat();
+    for (const ports of [2, 3])
+      for (let p = 0; p < ports; p++)
+        states.push(
+          port({
+            name: `multi-${String(ports)}`,
+            portName: `p${String(p)}`,
+            clusterIP: `10.96.30.${String(ports)}`,
+            port: 8000 + p,
+            endpoints: [{ ip: '10.244.4.4' }],
+          }),
+        );
+    const whole = snapshot(states);
+    const pieces = firstSyncPieces(whole, 7);
+    assert.ok(pieces.length >= 5, `${String(pieces.length)} pieces`);
+    const seen: Record<string, string[]>[] = [];
+    const seenRules: Record<string, string[]>[] = [];
+    const calls: string[][] = [];
+    const run = async (file: string, args: readonly string[], options?: Parameters<Netns['exec']>[2]) => {
+      calls.push([...args]);
+      const result = await nsp.exec(file, args, options);
+      if (args.includes('-f') && !args.includes('-c')) {
+        seen.push(await readElements(nsp, 'ip'));
+        seenRules.push(await readRules(nsp, 'ip'));
+      }
+      return result;
+    };
+    const proxier = await createNftablesProxier(OPTIONS_V4, { run, firstSyncPiece: 7 });
+    const result = await proxier.sync({ snapshot: whole, full: true });
+    assert.equal(result.full, true);
+    assert.equal(seen.length, pieces.length, 'one transaction per piece');
+    // After each piece the kernel holds exactly what one transaction of those whole Services
+    // writes: no Service is there in part.
+    const reference = await createNetns(`${prefix}pieceref`);
+    for (const [i, piece] of pieces.entries()) {
+      await load(reference, render(undefined, piece, OPTIONS_V4, true).script);
+      assert.deepEqual(seenRules[i], await readRules(reference, 'ip'), `rules after piece ${String(i)}`);
+      assert.deepEqual(
+        seen[i],
+        intended(render(undefined, piece, OPTIONS_V4, true).next, OPTIONS_V4),
+        `piece ${String(i)}`,
+      );
+    }
+    // The first piece echoed the handles of the fixed rules: the check uses them at once,
+    // without listing the table.
+    assert.equal(await proxier.rulesIntact?.(), true);
+    assert.equal(calls.filter((args) => args[0] === '-a').length, 0, 'no deep look');
+    assert.ok(calls.some((args) => args[0] === '--echo'));
+    // The record is the whole snapshot's: the next change is a small partial sync.
+    const next = await proxier.sync({ snapshot: services(0), full: false });
+    assert.equal(next.full, false);
+    assert.deepEqual(
+      await readElements(nsp, 'ip'),
+      intended(render(undefined, services(0), OPTIONS_V4, true).next, OPTIONS_V4),
+    );
+    // A table that is there (a restart) is replaced in one transaction.
+    seen.length = 0;
+    const restarted = await createNftablesProxier(OPTIONS_V4, { run, firstSyncPiece: 7 });
+    await restarted.sync({ snapshot: whole, full: true });
+    assert.equal(seen.length, 1, 'one transaction over an existing table');
+    assert.deepEqual(seen[0], intended(render(undefined, whole, OPTIONS_V4, true).next, OPTIONS_V4));
   });
 
   test('cleanup deletes both tables and tolerates their absence', async () => {

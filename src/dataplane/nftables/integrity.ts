@@ -167,6 +167,36 @@ export function judgeDeepListing(
 }
 
 /**
+ * The handles of the fixed chains' rules in the `nft --echo --handle` output of the transaction
+ * that wrote them (`add rule ip kube-proxy nat-prerouting jump services # handle 12`);
+ * undefined unless every chain's rules are all there.
+ */
+export function handlesFromEcho(
+  echo: string,
+  family: IPFamily,
+  expected: ReadonlyMap<string, number>,
+): readonly RuleHandle[] | undefined {
+  const prefix = `add rule ${nftFamily(family)} ${TABLE} `;
+  const found = new Map<string, number[]>();
+  for (const line of echo.split('\n')) {
+    if (!line.startsWith(prefix)) continue;
+    const chain = line.slice(prefix.length).split(' ', 1)[0] ?? '';
+    const handle = /# handle (\d+)$/.exec(line)?.[1];
+    if (!expected.has(chain) || handle === undefined) continue;
+    const list = found.get(chain) ?? [];
+    list.push(Number(handle));
+    found.set(chain, list);
+  }
+  const handles: RuleHandle[] = [];
+  for (const [chain, count] of expected) {
+    const list = found.get(chain) ?? [];
+    if (list.length !== count) return undefined;
+    for (const handle of list) handles.push({ chain, handle });
+  }
+  return handles;
+}
+
+/**
  * The input of `nft -c -f -` that fails with "No such file or directory" unless every sampled
  * element and every rule is there: in check mode nothing is deleted, and nft needs only the
  * sets' and chains' definitions.

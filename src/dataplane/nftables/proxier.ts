@@ -13,11 +13,13 @@ import { validateOptions, type NftablesOptions } from './options.ts';
 import { render, type NftState } from './render.ts';
 import { NftSession, NftSessionError, SESSION_MAX_SCRIPT_BYTES } from './session.ts';
 import {
+  chainsOfTable,
   cheapIntact,
   cheapListing,
   checkModeScript,
   DeepCheckSchedule,
   deepListing,
+  handlesFromEcho,
   isMissing,
   judgeDeepListing,
   sampleElements,
@@ -26,6 +28,8 @@ import {
   type RuleHandle,
 } from './integrity.ts';
 import { buildSkeleton } from './skeleton.ts';
+import { FIRST_SYNC_PIECE, firstSyncPieces } from './pieces.ts';
+import type { ProxySnapshot } from '../../model/types.ts';
 import { log } from '../../log/log.ts';
 
 export type Runner = (file: string, args: readonly string[], options?: ExecOptions) => Promise<ExecResult>;
@@ -53,6 +57,11 @@ export interface NftablesProxierDeps {
   readonly random?: () => number;
   /** The integrity check's clock in ms (tests move it); default performance.now. */
   readonly now?: () => number;
+  /**
+   * Service ports per transaction of a first sync into a kernel without our table (pieces.ts);
+   * default FIRST_SYNC_PIECE, Infinity for one transaction (benchmarks, tests).
+   */
+  readonly firstSyncPiece?: number;
 }
 
 export type NftablesProxier = Backend;
@@ -182,6 +191,7 @@ export async function createNftablesProxier(
   const family: IPFamily = options.family;
   let session: NftSession | undefined;
   const deepCheck = new DeepCheckSchedule();
+  const pieceSize = deps.firstSyncPiece ?? FIRST_SYNC_PIECE;
   // What the last full sync wrote into the chains partial syncs leave alone, and the handles the
   // deep look found for those rules (undefined until it has looked since that sync).
   let fullSyncs = 0;
@@ -202,6 +212,87 @@ export async function createNftablesProxier(
       session = undefined;
       return false;
     }
+  }
+
+  /** Whether the kernel has no table of ours (a first start of the node); false when unsure. */
+  async function tableAbsent(): Promise<boolean> {
+    try {
+      return (
+        chainsOfTable((await run('nft', cheapListing(family), { timeoutMs: 10_000 })).stdout, family) ===
+        undefined
+      );
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * The first sync into a kernel without our table, one transaction per piece (pieces.ts): every
+   * Service is all there or not there at every moment, and no `nft` holds the whole cluster.
+   */
+  async function firstSyncInPieces(
+    snapshot: ProxySnapshot,
+    dumpDir: string | undefined,
+  ): Promise<SyncResult> {
+    const pieces = firstSyncPieces(snapshot, pieceSize);
+    log.info('First sync into a kernel without our table, in pieces', {
+      ipFamily: family,
+      servicePorts: snapshot.servicePorts.size,
+      transactions: pieces.length,
+    });
+    let state: NftState | undefined;
+    let renderMs = 0;
+    let applyMs = 0;
+    let scriptBytes = 0;
+    let elementOps = 0;
+    let learned: readonly RuleHandle[] | undefined;
+    // Dumped, the pieces in order make one script that gives the same table in one transaction.
+    const dumped: string[] = [];
+    for (const [i, piece] of pieces.entries()) {
+      const renderStart = performance.now();
+      const result = render(state, piece, options, i === 0);
+      const script = result.script;
+      const applyStart = performance.now();
+      renderMs += applyStart - renderStart;
+      // The first piece, the fixed part alone, echoes its rules' handles (integrity.ts).
+      const args = i === 0 ? ['--echo', '--handle', '-f', '-'] : ['-f', '-'];
+      let echo = '';
+      if (!result.empty) {
+        try {
+          echo = (await run('nft', args, { input: script, ...longToolOptions() })).stdout;
+        } catch (error) {
+          throw new Error(describeNftFailure(error, script), { cause: error });
+        }
+      }
+      if (i === 0) learned = handlesFromEcho(echo, family, staticRules);
+      applyMs += performance.now() - applyStart;
+      scriptBytes += script.length;
+      elementOps += result.stats.elementOps;
+      if (dumpDir !== undefined) dumped.push(script);
+      state = result.next;
+    }
+    if (dumpDir !== undefined) dumpRules(join(dumpDir, `nftables-${family}.rules`), dumped.join(''));
+    if (state === undefined) throw new Error('nftables first sync: no pieces');
+    // The next partial sync diffs against the whole snapshot, as after a one-transaction sync.
+    previous = { ...state, generation: snapshot.generation };
+    ruleHandles = learned;
+    // Known handles make the deep look due on its schedule only. Listing the table costs about
+    // what loading it did, so that stands in for the cost of a deep look not yet run.
+    if (learned) {
+      const end = (deps.now ?? (() => performance.now()))();
+      deepCheck.ran(end - applyMs, end);
+    }
+    return {
+      full: true,
+      renderSeconds: renderMs / 1000,
+      applySeconds: applyMs / 1000,
+      details: {
+        servicePorts: snapshot.servicePorts.size,
+        changedServicePorts: snapshot.servicePorts.size,
+        elementOps,
+        scriptBytes,
+      },
+    };
   }
 
   return {
@@ -299,6 +390,9 @@ export async function createNftablesProxier(
           ruleHandles = undefined;
           staticRules = staticRuleCounts(buildSkeleton(options));
         }
+        const dumpDir = process.env[DUMP_RULES_ENV];
+        if (previous === undefined && request.snapshot.servicePorts.size > pieceSize && (await tableAbsent()))
+          return await firstSyncInPieces(request.snapshot, dumpDir);
         const renderStart = performance.now();
         const result = render(previous, request.snapshot, options, full);
         // The old record is spent either way; it comes back only as `next` after success.
@@ -307,7 +401,6 @@ export async function createNftablesProxier(
         let renderMs = renderOnlyMs;
         const applyStart = performance.now();
         // The text is generated while nft reads it: that time is rendering, not applying.
-        const dumpDir = process.env[DUMP_RULES_ENV];
         const dumped: string[] | undefined = full && dumpDir ? [] : undefined;
         let scriptBytes = 0;
         const timed = watchedPieces(result.chunks(), (ms, piece) => {

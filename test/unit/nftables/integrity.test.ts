@@ -12,6 +12,7 @@ import {
   checkModeScript,
   DeepCheckSchedule,
   deepListing,
+  handlesFromEcho,
   judgeDeepListing,
   REQUIRED_CHAINS,
   ruleHandlesOf,
@@ -351,4 +352,31 @@ test('no partial sync touches the fixed chains, so their handles outlive it', ()
     assert.ok(result.script.length > 0 || i === 0, `step ${i} wrote something`);
     state = result.next;
   }
+});
+
+test('the handles of the fixed rules come from the echo of the transaction that wrote them', () => {
+  const expected = new Map([
+    ['nat-prerouting', 1],
+    ['services', 2],
+  ]);
+  const echo = [
+    'add table ip kube-proxy { comment "rules for kube-proxy" ; } # handle 4',
+    'add chain ip kube-proxy nat-prerouting { type nat hook prerouting priority dstnat; policy accept; } # handle 1',
+    'add rule ip kube-proxy nat-prerouting jump services # handle 9',
+    'add rule ip kube-proxy services ip daddr . meta l4proto . th dport vmap @service-ips # handle 10',
+    'add rule ip kube-proxy services meta l4proto . th dport vmap @service-nodeports # handle 11',
+    'add rule ip kube-proxy cluster-ips-check ip daddr 10.96.0.0/12 drop # handle 12',
+    'add rule ip6 kube-proxy services counter # handle 13',
+    '# new generation 5 by process 77 (nft)',
+  ].join('\n');
+  assert.deepEqual(handlesFromEcho(echo, 'IPv4', expected), [
+    { chain: 'nat-prerouting', handle: 9 },
+    { chain: 'services', handle: 10 },
+    { chain: 'services', handle: 11 },
+  ]);
+  assert.equal(
+    handlesFromEcho(echo.replace(/.*handle 11\n/, ''), 'IPv4', expected),
+    undefined,
+    'a rule missing from the echo: the deep look learns them instead',
+  );
 });
