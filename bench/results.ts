@@ -34,6 +34,10 @@ export const FIGURES = {
   'churn-rate': ['1/s', 'churn writes per second actually achieved'],
   'rss-peak': ['MiB', 'VmHWM of kube-proxy at the end of the run'],
   'rss-steady': ['MiB', 'VmRSS of kube-proxy when idle after the churn'],
+  'tree-rss-peak-start': [
+    'MiB',
+    'tree-rss-peak from the start to the end of the first syncs of both families',
+  ],
   'tree-rss-peak': ['MiB', 'highest VmRSS of kube-proxy plus its tool children, sampled every 50 ms'],
   'cold-start': ['ms', 'kube-proxy process start to its first full sync done'],
   'connect-p50': ['ms', 'TCP connect through the rules to the Service whose rules come last, median'],

@@ -393,6 +393,12 @@ async function benchMode(mode: BenchMode, options: BenchOptions, figures: Figure
     add('first-sync-render', first.renderMs);
     add('first-sync-apply', first.applyMs);
     await cluster.waitForSync('first IPv6 sync', 0, (s) => s.family === 'IPv6', timeout);
+    const coldTree = tree.peak;
+    add('tree-rss-peak-start', coldTree.treeMiB);
+    say(
+      `  (tree peak until the first syncs: kube-proxy ${coldTree.proxyMiB.toFixed(0)} MiB + its tools ` +
+        `${coldTree.childrenMiB.toFixed(0)} MiB; largest tool seen ${coldTree.childPeakMiB.toFixed(0)} MiB)`,
+    );
     const dumpPath = join(dumpDir, `${mode}-IPv4.rules`);
     const firstText = await waitForDump(dumpPath, first.seenAt, timeout);
     copyFileSync(dumpPath, join(dumpDir, 'first.rules'));

@@ -115,6 +115,12 @@ export class TreeMemory {
     };
   }
 
+  /** The peak so far (sampling goes on). */
+  get peak(): TreeMemoryPeak {
+    this.sample();
+    return this.#peak;
+  }
+
   stop(): TreeMemoryPeak {
     clearInterval(this.#timer);
     this.sample();

@@ -242,35 +242,44 @@ export async function createNftablesProxier(
     });
     let state: NftState | undefined;
     let renderMs = 0;
-    let applyMs = 0;
     let scriptBytes = 0;
     let elementOps = 0;
     let learned: readonly RuleHandle[] | undefined;
     // Dumped, the pieces in order make one script that gives the same table in one transaction.
     const dumped: string[] = [];
-    for (const [i, piece] of pieces.entries()) {
-      const renderStart = performance.now();
-      const result = render(state, piece, options, i === 0);
-      const script = result.script;
-      const applyStart = performance.now();
-      renderMs += applyStart - renderStart;
-      // The first piece, the fixed part alone, echoes its rules' handles (integrity.ts).
-      const args = i === 0 ? ['--echo', '--handle', '-f', '-'] : ['-f', '-'];
-      let echo = '';
-      if (!result.empty) {
-        try {
-          echo = (await run('nft', args, { input: script, ...longToolOptions() })).stdout;
-        } catch (error) {
-          throw new Error(describeNftFailure(error, script), { cause: error });
-        }
+    /** One piece's transaction; the first, the fixed part alone, echoes its rules' handles. */
+    const apply = async (first: boolean, script: string): Promise<void> => {
+      const args = first ? ['--echo', '--handle', '-f', '-'] : ['-f', '-'];
+      let echo: string;
+      try {
+        echo = (await run('nft', args, { input: script, ...longToolOptions() })).stdout;
+      } catch (error) {
+        throw new Error(describeNftFailure(error, script), { cause: error });
       }
-      if (i === 0) learned = handlesFromEcho(echo, family, staticRules);
-      applyMs += performance.now() - applyStart;
-      scriptBytes += script.length;
-      elementOps += result.stats.elementOps;
-      if (dumpDir !== undefined) dumped.push(script);
-      state = result.next;
+      if (first) learned = handlesFromEcho(echo, family, staticRules);
+    };
+    const start = performance.now();
+    // The next piece is rendered while nft applies this one; the transactions go in order.
+    let applying: Promise<void> = Promise.resolve();
+    try {
+      for (const [i, piece] of pieces.entries()) {
+        const renderStart = performance.now();
+        const result = render(state, piece, options, i === 0);
+        const script = result.script;
+        renderMs += performance.now() - renderStart;
+        scriptBytes += script.length;
+        elementOps += result.stats.elementOps;
+        if (dumpDir !== undefined) dumped.push(script);
+        state = result.next;
+        await applying;
+        applying = result.empty ? Promise.resolve() : apply(i === 0, script);
+      }
+      await applying;
+    } catch (error) {
+      applying.catch(() => undefined); // a render failed while a transaction ran: its outcome is moot
+      throw error;
     }
+    const applyMs = performance.now() - start - renderMs;
     if (dumpDir !== undefined) dumpRules(join(dumpDir, `nftables-${family}.rules`), dumped.join(''));
     if (state === undefined) throw new Error('nftables first sync: no pieces');
     // The next partial sync diffs against the whole snapshot, as after a one-transaction sync.
