@@ -66,7 +66,7 @@ State (one of):
   --mode iptables|nftables|ipvs|userspace with -f: the proxy mode (default: from --config / --proxy-mode)
 
   --kernel                 with the running proxy: check that each quoted rule or element is in
-                           the kernel (iptables-save per table; nft get element per element)
+                           the kernel (iptables-save per table; nft -c delete element per element)
   --conntrack              with the running proxy: list the flows conntrack already tracks for
                            this tuple, and flag those DNATed to an endpoint that no longer exists
 

@@ -1,5 +1,5 @@
 // `explain --kernel`: is each rule and element the explanation quotes in the kernel? A scoped
-// read of what the path names only (one iptables-save per table; one `nft get element` per
+// read of what the path names only (one iptables-save per table; one check-mode `nft -c` per
 // quoted element), by the mode's verifier. The explanation itself stays the engine's; this only
 // marks its path steps.
 import type { ModeVerifier } from '../dataplane/common/verify.ts';

@@ -6,7 +6,7 @@
 // endpoint in its slot where a fresh render numbers them in order), and their slots are
 // checked to be dense, since a hole means connections that find no endpoint. Affinity sets are
 // dynamic and skipped.
-import { ExecError } from '../../util/exec.ts';
+import { isMissing } from './integrity.ts';
 import { joinHostPort } from '../../util/ip.ts';
 import type { DriftItem, KernelComparison, ModeVerifier } from '../common/verify.ts';
 import type { ServicePort } from '../../model/types.ts';
@@ -94,8 +94,11 @@ function missing(a: readonly string[], b: readonly string[]): string[] {
 }
 
 export const nftablesVerifier: ModeVerifier = {
-  // One `nft get element` per quoted element: it answers 1 ("No such file or directory") when the
-  // element is not there. Rules are not checked: `nft list` spells them its own way.
+  // One check-mode deletion per quoted element (`nft -c -f -`: the kernel prepares it and throws
+  // it away): it fails with "No such file or directory" when the element is not there. nft then
+  // reads the sets' definitions only: 25-40 ms at 10k Services, where `nft get element` fetched
+  // every element of the table first (3 s). The quoted elements are map elements as the kernel
+  // lists them, exact keys. Rules are not checked: `nft list` spells them its own way.
   async confirm({ family, steps, run }) {
     const nftFamily = family === 'IPv4' ? 'ip' : 'ip6';
     const out: (boolean | undefined)[] = [];
@@ -106,12 +109,13 @@ export const nftablesVerifier: ModeVerifier = {
       }
       const key = splitElement(step.element.text).key;
       try {
-        await run('nft', ['get', 'element', nftFamily, 'kube-proxy', step.element.set, `{ ${key} }`], {
+        await run('nft', ['-c', '-f', '-'], {
+          input: `delete element ${nftFamily} kube-proxy ${step.element.set} { ${key} }\n`,
           timeoutMs: 10_000,
         });
         out.push(true);
       } catch (error) {
-        if (!(error instanceof ExecError) || error.code !== 1) throw error;
+        if (!isMissing(error)) throw error;
         out.push(false);
       }
     }
