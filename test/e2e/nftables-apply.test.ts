@@ -35,15 +35,23 @@ function text(value: Json): string {
   throw new Error(`unexpected ${JSON.stringify(value)}`);
 }
 
-/** Elements of every non-empty set and map of our table, in render.ts's text form, sorted. */
-async function readElements(ns: Netns, family: 'ip' | 'ip6'): Promise<Record<string, string[]>> {
+/** Our table as `nft -j` lists it. */
+async function listTable(ns: Netns, family: 'ip' | 'ip6'): Promise<Record<string, Json>[]> {
   const listing = JSON.parse(
     (await ns.exec('nft', ['-j', 'list', 'table', family, 'kube-proxy'])).stdout,
   ) as {
     nftables: Record<string, Json>[];
   };
+  return listing.nftables;
+}
+
+const byName = (out: Record<string, string[]>): Record<string, string[]> =>
+  Object.fromEntries(Object.entries(out).sort((a, b) => (a[0] < b[0] ? -1 : 1)));
+
+/** Elements of every non-empty set and map of our table, in render.ts's text form, sorted. */
+async function readElements(ns: Netns, family: 'ip' | 'ip6'): Promise<Record<string, string[]>> {
   const out: Record<string, string[]> = {};
-  for (const item of listing.nftables) {
+  for (const item of await listTable(ns, family)) {
     const set = (item['set'] ?? item['map']) as { name: string; elem?: Json[]; flags?: Json } | undefined;
     if (!set?.elem || set.name.startsWith('affinity-')) continue;
     out[set.name] = set.elem
@@ -52,31 +60,26 @@ async function readElements(ns: Netns, family: 'ip' | 'ip6'): Promise<Record<str
       )
       .sort();
   }
-  return Object.fromEntries(Object.entries(out).sort((a, b) => (a[0] < b[0] ? -1 : 1)));
+  return byName(out);
 }
 
 /** Every chain's rules (nft's JSON of each rule, handles left out), chains sorted by name. */
 async function readRules(ns: Netns, family: 'ip' | 'ip6'): Promise<Record<string, string[]>> {
-  const listing = JSON.parse(
-    (await ns.exec('nft', ['-j', 'list', 'table', family, 'kube-proxy'])).stdout,
-  ) as {
-    nftables: Record<string, Json>[];
-  };
   const out: Record<string, string[]> = {};
-  for (const item of listing.nftables) {
+  for (const item of await listTable(ns, family)) {
     const chain = item['chain'] as { name: string } | undefined;
     if (chain) out[chain.name] ??= [];
     const rule = item['rule'] as { chain: string; expr: Json } | undefined;
     if (rule) (out[rule.chain] ??= []).push(JSON.stringify(rule.expr));
   }
-  return Object.fromEntries(Object.entries(out).sort((a, b) => (a[0] < b[0] ? -1 : 1)));
+  return byName(out);
 }
 
 function intended(state: NftState, options: NftablesOptions): Record<string, string[]> {
   const elements = { ...describeState(state).elements };
   const fixed = nodePortIPs(options);
   if (fixed.length > 0) elements['nodeport-ips'] = fixed;
-  return Object.fromEntries(Object.entries(elements).sort((a, b) => (a[0] < b[0] ? -1 : 1)));
+  return byName(elements);
 }
 
 async function load(ns: Netns, script: string): Promise<void> {
