@@ -11,6 +11,11 @@ export interface ExecOptions {
    * as one string).
    */
   readonly input?: string | Iterable<string>;
+  /**
+   * Called once the pipe has taken the whole of a string `input` (the tool may still be working
+   * on it): a caller can then use the CPU without starving the pipe.
+   */
+  readonly onInputTaken?: () => void;
   /** Kill the tool after this many milliseconds. Default 60 s; ignored with `stallTimeoutMs`. */
   readonly timeoutMs?: number;
   /**
@@ -148,7 +153,7 @@ export function execTool(
     // A tool that exits before reading all of stdin gives EPIPE; its exit status tells the story.
     child.stdin.on('error', () => undefined);
     const input = options.input ?? '';
-    if (typeof input === 'string') child.stdin.end(input);
+    if (typeof input === 'string') child.stdin.end(input, () => options.onInputTaken?.());
     else
       writePieces(child.stdin, input[Symbol.iterator](), (error) => {
         // Killed before its stdin closes, so the tool never sees an end of input and never

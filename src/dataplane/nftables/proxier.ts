@@ -247,19 +247,34 @@ export async function createNftablesProxier(
     let learned: readonly RuleHandle[] | undefined;
     // Dumped, the pieces in order make one script that gives the same table in one transaction.
     const dumped: string[] = [];
-    /** One piece's transaction; the first, the fixed part alone, echoes its rules' handles. */
-    const apply = async (first: boolean, script: string): Promise<void> => {
+    /**
+     * One piece's transaction; the first, the fixed part alone, echoes its rules' handles.
+     * `taken`: nft has read the whole script (or is done); rendering the next piece from then on
+     * leaves nft's own work, most of it after reading, to run beside it on another core. (The
+     * pipe is fed by this process's event loop, which a render would otherwise hold up.)
+     */
+    const apply = (first: boolean, script: string): { done: Promise<void>; taken: Promise<void> } => {
+      let markTaken = (): void => undefined;
+      const takenEvent = new Promise<void>((resolve) => (markTaken = resolve));
       const args = first ? ['--echo', '--handle', '-f', '-'] : ['-f', '-'];
-      let echo: string;
-      try {
-        echo = (await run('nft', args, { input: script, ...longToolOptions() })).stdout;
-      } catch (error) {
-        throw new Error(describeNftFailure(error, script), { cause: error });
-      }
-      if (first) learned = handlesFromEcho(echo, family, staticRules);
+      const done = (async () => {
+        let echo: string;
+        try {
+          echo = (await run('nft', args, { input: script, onInputTaken: markTaken, ...longToolOptions() }))
+            .stdout;
+        } catch (error) {
+          throw new Error(describeNftFailure(error, script), { cause: error });
+        }
+        if (first) learned = handlesFromEcho(echo, family, staticRules);
+      })();
+      const settled = done.then(
+        () => undefined,
+        () => undefined,
+      );
+      return { done, taken: Promise.race([takenEvent, settled]) };
     };
     const start = performance.now();
-    // The next piece is rendered while nft applies this one; the transactions go in order.
+    // The next piece is rendered while nft works on this one; the transactions go in order.
     let applying: Promise<void> = Promise.resolve();
     try {
       for (const [i, piece] of pieces.entries()) {
@@ -272,7 +287,10 @@ export async function createNftablesProxier(
         if (dumpDir !== undefined) dumped.push(script);
         state = result.next;
         await applying;
-        applying = result.empty ? Promise.resolve() : apply(i === 0, script);
+        if (result.empty) continue;
+        const transaction = apply(i === 0, script);
+        applying = transaction.done;
+        await transaction.taken;
       }
       await applying;
     } catch (error) {
