@@ -109,3 +109,17 @@ test('processCpuMs reads this process and is undefined for a process that does n
   assert.equal(typeof processCpuMs(process.pid), 'number');
   assert.equal(processCpuMs(2 ** 30), undefined);
 });
+
+test('onInputTaken fires once the pipe has taken the whole input, before the tool is done', async () => {
+  let takenAt = 0;
+  const start = Date.now();
+  // The tool reads everything, then works on for a while: the input is taken long before it ends.
+  const result = await execTool('sh', ['-c', 'wc -c; sleep 0.5; echo done'], {
+    input: 'x'.repeat(1 << 20),
+    onInputTaken: () => (takenAt = Date.now()),
+  });
+  const exitedAt = Date.now();
+  assert.match(result.stdout, /^\s*1048576\ndone\n$/);
+  assert.ok(takenAt > start, 'called');
+  assert.ok(exitedAt - takenAt >= 400, `taken ${String(exitedAt - takenAt)} ms before the exit`);
+});
